@@ -1,0 +1,1 @@
+"""mlrec: ML recommendation platform."""

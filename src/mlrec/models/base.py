@@ -1,0 +1,354 @@
+"""The :class:`Recommender` interface every algorithm implements.
+
+An algorithm implements three things:
+
+* ``_fit(matrix, progress)``: learn from the users x items training matrix;
+* ``score_histories(histories)``: scores of every item for users given only by
+  their interaction rows (this is what makes real-time personalisation possible:
+  a user's live history is scored without refitting);
+* ``_state()`` / ``_set_state(arrays)``: the learned arrays, for artifacts.
+
+Everything else (top-k selection, excluding seen items, filters, external ids,
+similar items, save/load with checksums) lives here once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from mlrec.core.errors import ModelError, ValidationError
+from mlrec.core.ids import IdMap
+from mlrec.core.interactions import Interactions, ItemInfo
+from mlrec.models.artifacts import Artifact, pack_csr, read_artifact, unpack_csr, write_artifact
+
+__all__ = ["ItemFilter", "Progress", "Recommendation", "Recommender", "top_k"]
+
+ItemFilter = Callable[[str], bool] | Iterable[str]
+"""Either a predicate on external item ids or the collection of allowed item ids."""
+
+Progress = Callable[[float], None]
+"""Called with the fraction of training done, from 0.0 to 1.0."""
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One recommended item: its external id and the model's score."""
+
+    item_id: str
+    score: float
+
+
+def top_k(
+    scores: FloatArray, k: int, exclude: sp.csr_matrix | None = None
+) -> tuple[IntArray, FloatArray]:
+    """Indices and scores of the ``k`` best columns of each row, best first.
+
+    Args:
+        scores: ``(n, n_items)`` scores; modified in place when ``exclude`` is given.
+        k: how many per row (capped at the number of columns).
+        exclude: ``(n, n_items)`` sparse matrix whose non-zeros are set to ``-inf``.
+
+    Returns:
+        ``(indices, scores)``, each ``(n, k)``; excluded items can only appear when a
+        row has fewer than ``k`` allowed items, with score ``-inf``.
+    """
+    if exclude is not None and exclude.nnz:
+        coo = exclude.tocoo()
+        scores[coo.row, coo.col] = -np.inf
+    n_items = scores.shape[1]
+    k = min(k, n_items)
+    if k <= 0:
+        return np.empty((scores.shape[0], 0), np.int64), np.empty((scores.shape[0], 0), np.float32)
+    if k < n_items:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(n_items), (scores.shape[0], 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    indices = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    return indices, np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+
+
+class Recommender(ABC):
+    """Base class of every recommendation algorithm.
+
+    Subclasses declare ``algorithm`` (the registry name) and ``Params`` (a frozen
+    dataclass of hyper-parameters with defaults: the defaults are what users get).
+
+    Example:
+        >>> model = EASE(l2=300.0).fit(train)                      # doctest: +SKIP
+        >>> model.recommend("u42", k=10)                            # doctest: +SKIP
+        >>> model.recommend_from_history(["i1", "i7"], k=10)        # doctest: +SKIP
+    """
+
+    algorithm: ClassVar[str]
+    Params: ClassVar[type[Any]]
+
+    def __init__(self, **params: Any) -> None:
+        fields = {f.name for f in dataclasses.fields(self.Params)}
+        unknown = sorted(set(params) - fields)
+        if unknown:
+            raise ValidationError(
+                f"{self.algorithm}: unknown parameter(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(fields))}"
+            )
+        self.params = self.Params(**params)
+        self.users = IdMap()
+        self.items = IdMap()
+        self.user_items: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
+        self.item_info: dict[str, ItemInfo] = {}
+        self.fitted = False
+
+    # -- to implement -------------------------------------------------------------
+
+    @abstractmethod
+    def _fit(self, matrix: sp.csr_matrix, progress: Progress) -> None:
+        """Learn from the users x items matrix (weights as given by the data)."""
+
+    @abstractmethod
+    def score_histories(self, histories: sp.csr_matrix) -> FloatArray:
+        """Scores ``(n, n_items)`` for users described only by their history rows."""
+
+    @abstractmethod
+    def _state(self) -> dict[str, npt.NDArray[Any]]:
+        """The learned arrays to save."""
+
+    @abstractmethod
+    def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        """Restore what :meth:`_state` returned."""
+
+    def score_users(self, user_indices: IntArray) -> FloatArray:
+        """Scores of known users by dense index; models with user factors override."""
+        return self.score_histories(self.user_items[user_indices])
+
+    def item_similarities(self, item_index: int) -> FloatArray:
+        """Similarity of one item to every item; default: score a one-item history."""
+        history = sp.csr_matrix(
+            ([1.0], ([0], [item_index])), shape=(1, self.n_items), dtype=np.float32
+        )
+        return self.score_histories(history)[0]
+
+    # -- shared behaviour --------------------------------------------------------
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters as a plain dict."""
+        return dataclasses.asdict(self.params)
+
+    def fit(self, interactions: Interactions, progress: Progress | None = None) -> Self:
+        """Train on ``interactions``; keeps its id maps and item metadata.
+
+        Args:
+            interactions: the training log (weights are used as given).
+            progress: optional callback with the fraction done.
+        """
+        if len(interactions) == 0:
+            raise ModelError(f"{self.algorithm}: cannot fit on an empty interaction set")
+        self.users = interactions.users
+        self.items = interactions.items
+        self.item_info = interactions.item_info
+        self.user_items = interactions.to_csr()
+        self._fit(self.user_items, progress or (lambda _fraction: None))
+        self.fitted = True
+        return self
+
+    def _require_fitted(self) -> None:
+        if not self.fitted:
+            raise ModelError(f"{self.algorithm}: the model is not fitted")
+
+    def _allowed_mask(self, item_filter: ItemFilter | None) -> npt.NDArray[np.bool_] | None:
+        if item_filter is None:
+            return None
+        mask = np.zeros(self.n_items, dtype=bool)
+        if callable(item_filter):
+            for index, item_id in enumerate(self.items.ids()):
+                mask[index] = bool(item_filter(item_id))
+        else:
+            for item_id in item_filter:
+                index = self.items.get(item_id)
+                if index is not None:
+                    mask[index] = True
+        return mask
+
+    def _select(
+        self,
+        scores: FloatArray,
+        k: int,
+        exclude: sp.csr_matrix | None,
+        item_filter: ItemFilter | None,
+    ) -> list[Recommendation]:
+        if k < 1:
+            raise ValidationError(f"k must be at least 1, got {k}")
+        mask = self._allowed_mask(item_filter)
+        if mask is not None:
+            scores[0, ~mask] = -np.inf
+        indices, best = top_k(scores, k, exclude)
+        return [
+            Recommendation(self.items.id(int(i)), float(s))
+            for i, s in zip(indices[0], best[0], strict=True)
+            if np.isfinite(s)
+        ]
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        exclude_seen: bool = True,
+        filter: ItemFilter | None = None,  # noqa: A002 - the public name users expect
+    ) -> list[Recommendation]:
+        """Top-``k`` items for a user seen in training.
+
+        Args:
+            user_id: external id of a training user.
+            k: number of items wanted.
+            exclude_seen: drop items the user interacted with in training.
+            filter: allowed item ids, or a predicate on item ids.
+
+        Raises:
+            NotFoundError: the user was not in the training data.
+        """
+        self._require_fitted()
+        user = self.users.index(user_id)
+        rows = np.asarray([user], dtype=np.int64)
+        scores = self.score_users(rows)
+        exclude = self.user_items[rows] if exclude_seen else None
+        return self._select(scores, k, exclude, filter)
+
+    def recommend_from_history(
+        self,
+        item_ids: Sequence[str],
+        k: int = 10,
+        weights: Sequence[float] | None = None,
+        exclude_seen: bool = True,
+        filter: ItemFilter | None = None,  # noqa: A002
+    ) -> list[Recommendation]:
+        """Top-``k`` items for a user known only by the items just interacted with.
+
+        Unknown item ids are ignored (they carry no signal for this model); with no
+        known item the answer is the model's scores for an empty history.
+        """
+        self._require_fitted()
+        history = self.history_matrix([list(item_ids)], [list(weights)] if weights else None)
+        scores = self.score_histories(history)
+        return self._select(scores, k, history if exclude_seen else None, filter)
+
+    def history_matrix(
+        self,
+        histories: Sequence[Sequence[str]],
+        weights: Sequence[Sequence[float]] | None = None,
+    ) -> sp.csr_matrix:
+        """Rows of interactions over this model's items, ignoring unknown item ids."""
+        rows: list[int] = []
+        cols: list[int] = []
+        data: list[float] = []
+        for row, item_ids in enumerate(histories):
+            row_weights = weights[row] if weights is not None else [1.0] * len(item_ids)
+            for item_id, weight in zip(item_ids, row_weights, strict=True):
+                index = self.items.get(item_id)
+                if index is not None:
+                    rows.append(row)
+                    cols.append(index)
+                    data.append(float(weight))
+        matrix = sp.csr_matrix(
+            (np.asarray(data, np.float32), (rows, cols)),
+            shape=(len(histories), self.n_items),
+            dtype=np.float32,
+        )
+        matrix.sum_duplicates()
+        return matrix
+
+    def recommend_batch(
+        self, user_indices: IntArray, k: int = 10, exclude_seen: bool = True, chunk: int = 512
+    ) -> tuple[IntArray, FloatArray]:
+        """Top-``k`` item indices and scores for many training users by dense index."""
+        self._require_fitted()
+        out_idx: list[IntArray] = []
+        out_scores: list[FloatArray] = []
+        for start in range(0, len(user_indices), chunk):
+            rows = user_indices[start : start + chunk]
+            scores = self.score_users(rows)
+            exclude = self.user_items[rows] if exclude_seen else None
+            idx, best = top_k(scores, k, exclude)
+            out_idx.append(idx)
+            out_scores.append(best)
+        if not out_idx:
+            return np.empty((0, k), np.int64), np.empty((0, k), np.float32)
+        return np.vstack(out_idx), np.vstack(out_scores)
+
+    def similar_items(self, item_id: str, k: int = 10) -> list[Recommendation]:
+        """The ``k`` items most similar to ``item_id`` (itself excluded)."""
+        self._require_fitted()
+        if k < 1:
+            raise ValidationError(f"k must be at least 1, got {k}")
+        index = self.items.index(item_id)
+        scores = self.item_similarities(index).astype(np.float32, copy=True)[None, :]
+        scores[0, index] = -np.inf
+        indices, best = top_k(scores, k)
+        return [
+            Recommendation(self.items.id(int(i)), float(s))
+            for i, s in zip(indices[0], best[0], strict=True)
+            if np.isfinite(s)
+        ]
+
+    # -- persistence -------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> str:
+        """Write the model as an artifact directory; returns the arrays' sha256."""
+        self._require_fitted()
+        manifest = {
+            "algorithm": self.algorithm,
+            "params": self.get_params(),
+            "users": self.users.ids(),
+            "items": self.items.ids(),
+            "item_info": {
+                item: {"title": info.title, "categories": list(info.categories)}
+                for item, info in self.item_info.items()
+            },
+        }
+        arrays = {**pack_csr("user_items", self.user_items), **self._state()}
+        return write_artifact(Path(directory), Artifact(manifest=manifest, arrays=arrays))
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact) -> Self:
+        """Rebuild a fitted model of this class from a verified artifact."""
+        manifest = artifact.manifest
+        if manifest.get("algorithm") != cls.algorithm:
+            raise ModelError(
+                f"artifact holds {manifest.get('algorithm')!r}, not {cls.algorithm!r}"
+            )
+        model = cls(**manifest.get("params", {}))
+        model.users = IdMap(manifest["users"])
+        model.items = IdMap(manifest["items"])
+        model.item_info = {
+            item: ItemInfo(info["title"], tuple(info.get("categories", ())))
+            for item, info in manifest.get("item_info", {}).items()
+        }
+        model.user_items = unpack_csr("user_items", artifact.arrays)
+        model._set_state(artifact.arrays)
+        model.fitted = True
+        return model
+
+    @classmethod
+    def load(cls, directory: str | Path, expected_sha256: str | None = None) -> Self:
+        """Load an artifact written by :meth:`save`, verifying its checksum."""
+        return cls.from_artifact(read_artifact(Path(directory), expected_sha256))
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+

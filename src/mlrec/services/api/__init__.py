@@ -1,0 +1,1 @@
+"""mlrec.services.api."""
