@@ -1,0 +1,52 @@
+# mlrec: the only entry points CI and people need. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+
+.PHONY: install run test unit lint format bench lock services-up services-down clean
+
+install: $(VENV)/.installed ## Create .venv with mlrec and everything its services and tests need.
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+lock: ## Re-resolve pinned dependencies after editing pyproject.toml.
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+run: install ## Train every algorithm on the demo data, print the evaluation table, publish the best.
+	$(BIN)/mlrec run
+
+lint: install ## ruff, mypy --strict, import-linter layer contracts.
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: install
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+test: install lint ## The whole suite: lint, unit, integration against real servers (started if needed).
+	scripts/with-services.sh $(BIN)/pytest
+
+unit: install ## Unit tests only: fast, offline, no servers.
+	$(BIN)/pytest tests/unit
+
+bench: install ## Benchmarks; each prints its figures beside its baseline and one summary line.
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/ann.py
+
+services-up:
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -1,0 +1,129 @@
+"""The model registry on SQL (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Row, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mlrec.backends.sql.engine import create_sql_engine
+from mlrec.backends.sql.schema import model_versions
+from mlrec.core.errors import NotFoundError
+from mlrec.models.registry import ModelVersion, NewModelVersion, Stage
+
+__all__ = ["SqlModelRegistry"]
+
+_REGISTER_ATTEMPTS = 5
+
+
+def _to_version(row: Row[Any]) -> ModelVersion:
+    created = row.created_at
+    if created.tzinfo is None:  # SQLite drops the zone; we always store UTC
+        created = created.replace(tzinfo=UTC)
+    return ModelVersion(
+        name=row.name,
+        version=row.version,
+        algorithm=row.algorithm,
+        artifact_sha256=row.artifact_sha256,
+        artifact_path=row.artifact_path,
+        params=dict(row.params),
+        dataset=row.dataset,
+        metrics={k: float(v) for k, v in dict(row.metrics).items()},
+        stage=Stage(row.stage),
+        created_at=created,
+    )
+
+
+class SqlModelRegistry:
+    """:class:`~mlrec.models.registry.ModelRegistry` over a SQLAlchemy engine.
+
+    The schema must exist (``upgrade_database(url)``).
+
+    Args:
+        url_or_engine: a database URL or an existing engine.
+    """
+
+    def __init__(self, url_or_engine: str | Engine) -> None:
+        self.engine = (
+            create_sql_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+        )
+
+    def register(self, model: NewModelVersion) -> ModelVersion:
+        # Two trainers may register the same name at once: the unique constraint
+        # rejects the loser, which retries with the next number.
+        for attempt in range(_REGISTER_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    latest = conn.execute(
+                        select(func.max(model_versions.c.version)).where(
+                            model_versions.c.name == model.name
+                        )
+                    ).scalar()
+                    values = {
+                        "name": model.name,
+                        "version": (latest or 0) + 1,
+                        "algorithm": model.algorithm,
+                        "artifact_sha256": model.artifact_sha256,
+                        "artifact_path": model.artifact_path,
+                        "params": model.params,
+                        "dataset": model.dataset,
+                        "metrics": model.metrics,
+                        "stage": Stage.STAGING.value,
+                        "created_at": datetime.now(UTC),
+                    }
+                    conn.execute(model_versions.insert().values(**values))
+                return self.get(model.name, int(values["version"]))
+            except IntegrityError:
+                if attempt == _REGISTER_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get(self, name: str, version: int | None = None) -> ModelVersion:
+        query = select(model_versions).where(model_versions.c.name == name)
+        if version is None:
+            query = query.order_by(model_versions.c.version.desc()).limit(1)
+        else:
+            query = query.where(model_versions.c.version == version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            what = f"{name}:{version}" if version is not None else name
+            raise NotFoundError(f"no model version {what!r} in the registry")
+        return _to_version(row)
+
+    def list(self, name: str | None = None, stage: Stage | None = None) -> list[ModelVersion]:
+        query = select(model_versions).order_by(
+            model_versions.c.created_at.desc(), model_versions.c.id.desc()
+        )
+        if name is not None:
+            query = query.where(model_versions.c.name == name)
+        if stage is not None:
+            query = query.where(model_versions.c.stage == stage.value)
+        with self.engine.connect() as conn:
+            return [_to_version(row) for row in conn.execute(query)]
+
+    def promote(self, name: str, version: int, stage: Stage = Stage.PRODUCTION) -> ModelVersion:
+        self.get(name, version)
+        with self.engine.begin() as conn:
+            if stage is Stage.PRODUCTION:
+                conn.execute(
+                    update(model_versions)
+                    .where(
+                        model_versions.c.name == name,
+                        model_versions.c.stage == Stage.PRODUCTION.value,
+                        model_versions.c.version != version,
+                    )
+                    .values(stage=Stage.ARCHIVED.value)
+                )
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.name == name, model_versions.c.version == version)
+                .values(stage=stage.value)
+            )
+        return self.get(name, version)
+
+    def production(self, name: str) -> ModelVersion | None:
+        found = self.list(name, Stage.PRODUCTION)
+        return found[0] if found else None

@@ -1,0 +1,214 @@
+"""MovieLens loaders: the 1998 ML-100K layout and the CSV layout of ml-latest(-small).
+
+Ratings become event weights (1-5, or 0.5-5 in steps of 0.5 for the CSV layout);
+user and movie ids stay the dataset's own, as strings. Titles and genres end up in
+``Interactions.item_info``.
+
+The data is research-only and ML-100K may not be redistributed: see
+:mod:`mlrec.data.registry` for the licence terms, and never commit these files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlrec.core.errors import DataError
+from mlrec.core.interactions import Interactions, ItemInfo
+from mlrec.data._parse import (
+    RawEvents,
+    Table,
+    first_line,
+    no_gc,
+    parse_floats,
+    parse_ints,
+    read_events_fast,
+    read_table,
+    require_file,
+    require_ids,
+)
+
+__all__ = [
+    "ML100K_GENRES",
+    "load_movielens_100k",
+    "load_movielens_csv",
+    "read_movielens_100k_items",
+    "read_movielens_csv_items",
+    "read_rating_events",
+]
+
+ML100K_GENRES: tuple[str, ...] = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
+"""The 19 genre flags at the end of each ``u.item`` row, in order (as in ``u.genre``)."""
+
+_NO_GENRES = "(no genres listed)"
+
+
+def _directory(path: Path | str, what: str) -> Path:
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise DataError(f"{what} directory not found: {directory}")
+    return directory
+
+
+def _read_ratings(table: Table, sep: str) -> RawEvents:
+    table.check_columns(4, sep=sep)
+    users = table.column(0)
+    items = table.column(1)
+    require_ids(table, users, "user id")
+    require_ids(table, items, "item id")
+    ratings = parse_floats(table, table.column(2), "rating")
+    timestamps = parse_ints(table, table.column(3), "timestamp")
+    return RawEvents(users, items, ratings, timestamps)
+
+
+def read_rating_events(path: Path, sep: str, *, header: str | None = None) -> RawEvents:
+    """``user<sep>item<sep>rating<sep>timestamp`` rows, fast when ids are integers.
+
+    Args:
+        path: the ratings file (u.data, u1.base, ratings.csv, ...).
+        sep: the field separator.
+        header: the first field of a header row to skip if present (``"userId"``).
+    """
+    require_file(path, "MovieLens ratings file")
+    skip = 1 if header is not None and first_line(path).split(sep)[0] == header else 0
+    fast = read_events_fast(path, sep, has_timestamp=True, skiprows=skip)
+    if fast is not None:
+        return fast
+    table = read_table(path, sep)
+    if skip:
+        table = table.drop_first()
+    return _read_ratings(table, sep)
+
+
+def _read_genre_names(path: Path) -> tuple[str, ...]:
+    if not path.is_file():
+        return ML100K_GENRES
+    table = read_table(path, "|", encoding="latin-1")
+    table.check_columns(2, sep="|")
+    names = table.column(0)
+    positions = parse_ints(table, table.column(1), "genre index")
+    ordered = [""] * len(names)
+    for row, position in enumerate(positions):
+        if not 0 <= position < len(names):
+            raise table.error(row, f"genre index {position} is out of range 0..{len(names) - 1}")
+        ordered[position] = names[row]
+    return tuple(ordered)
+
+
+def read_movielens_100k_items(directory: Path | str) -> dict[str, ItemInfo]:
+    """Titles and genres from ``u.item`` (latin-1, ``|``-separated, 19 genre flags).
+
+    Args:
+        directory: the ML-100K folder; ``u.genre`` there names the flags if present.
+
+    Returns:
+        ``{movie id: ItemInfo(title, genres)}``.
+
+    Raises:
+        DataError: ``u.item`` is missing.
+        DataFormatError: a row has too few fields or a flag that is not 0/1.
+    """
+    folder = Path(directory)
+    genres = _read_genre_names(folder / "u.genre")
+    table = read_table(require_file(folder / "u.item", "MovieLens 100K u.item"), "|", encoding="latin-1")
+    n_flags = len(genres)
+    table.check_columns(2 + n_flags, at_least=True, sep="|")
+    info: dict[str, ItemInfo] = {}
+    for row, fields in enumerate(table.rows):
+        item_id = fields[0].strip()
+        if not item_id:
+            raise table.error(row, "movie id is empty")
+        flags = fields[-n_flags:]
+        if any(flag not in ("0", "1") for flag in flags):
+            raise table.error(row, f"genre flags must be 0 or 1, found {'|'.join(flags)!r}")
+        categories = tuple(g for g, flag in zip(genres, flags, strict=True) if flag == "1")
+        info[item_id] = ItemInfo(title=fields[1].strip(), categories=categories)
+    return info
+
+
+def load_movielens_100k(path: Path | str) -> Interactions:
+    """Load MovieLens 100K from the folder holding ``u.data`` and ``u.item``.
+
+    Args:
+        path: the extracted ``ml-100k`` directory.
+
+    Returns:
+        100,000 events (943 users, 1682 items) whose weights are the 1-5 ratings,
+        with Unix-second timestamps and titles/genres in ``item_info``.
+        ``item_info`` is empty if ``u.item`` is absent.
+
+    Raises:
+        DataError: the folder or ``u.data`` is missing.
+        DataFormatError: a malformed row, with its line number.
+
+    Example:
+        >>> data = load_movielens_100k("~/.local/share/mlrec/ml-100k")  # doctest: +SKIP
+        >>> len(data), data.n_users, data.n_items  # doctest: +SKIP
+        (100000, 943, 1682)
+    """
+    directory = _directory(path, "MovieLens 100K")
+    with no_gc():
+        events = read_rating_events(directory / "u.data", "\t")
+        info = read_movielens_100k_items(directory) if (directory / "u.item").is_file() else {}
+        return events.build(info, "ml-100k")
+
+
+def read_movielens_csv_items(path: Path | str) -> dict[str, ItemInfo]:
+    """Titles and genres from a MovieLens ``movies.csv`` (``movieId,title,genres``).
+
+    Titles may be double-quoted (they contain commas); genres are ``|``-separated and
+    ``(no genres listed)`` becomes no categories.
+    """
+    table = read_table(require_file(Path(path), "MovieLens movies.csv"), ",", quoted=True)
+    if table.rows and table.rows[0][:1] == ["movieId"]:
+        table = table.drop_first()
+    table.check_columns(3, sep=",")
+    info: dict[str, ItemInfo] = {}
+    for row, (movie_id, title, genres) in enumerate(table.rows):
+        if not movie_id.strip():
+            raise table.error(row, "movieId is empty")
+        categories = () if genres in ("", _NO_GENRES) else tuple(genres.split("|"))
+        info[movie_id.strip()] = ItemInfo(title=title.strip(), categories=categories)
+    return info
+
+
+def load_movielens_csv(path: Path | str) -> Interactions:
+    """Load the CSV layout of ml-latest / ml-latest-small / ml-20m / ml-25m.
+
+    Args:
+        path: the directory holding ``ratings.csv`` (``userId,movieId,rating,timestamp``
+            with a header) and optionally ``movies.csv``.
+
+    Returns:
+        The ratings as events (ml-latest-small: 100,836 events, 610 users, 9,724
+        rated movies), with titles and genres for every movie in ``movies.csv``.
+
+    Raises:
+        DataError: the folder or ``ratings.csv`` is missing.
+        DataFormatError: a malformed row, with its line number.
+    """
+    directory = _directory(path, "MovieLens CSV")
+    with no_gc():
+        events = read_rating_events(directory / "ratings.csv", ",", header="userId")
+        movies = directory / "movies.csv"
+        info = read_movielens_csv_items(movies) if movies.is_file() else {}
+        return events.build(info, directory.name or "movielens")

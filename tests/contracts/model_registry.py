@@ -1,0 +1,92 @@
+"""Behaviour every ModelRegistry implementation must have.
+
+A test module subclasses :class:`ModelRegistryContract` and provides ``registry``.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from mlrec.core.errors import NotFoundError
+from mlrec.models.registry import ModelRegistry, NewModelVersion, Stage
+
+
+def new(name: str = "movies", sha: str = "a" * 64, **kw: object) -> NewModelVersion:
+    return NewModelVersion(
+        name=name,
+        algorithm="ease",
+        artifact_sha256=sha,
+        artifact_path=f"{name}/{sha}",
+        params={"l2": 250.0, "binary": True},
+        dataset="ml-100k",
+        metrics={"ndcg@10": 0.5},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+class ModelRegistryContract:
+    @pytest.fixture
+    def registry(self) -> ModelRegistry:
+        raise NotImplementedError
+
+    def test_register_assigns_increasing_versions_per_name(self, registry: ModelRegistry) -> None:
+        assert registry.register(new("a")).version == 1
+        assert registry.register(new("a")).version == 2
+        assert registry.register(new("b")).version == 1
+
+    def test_register_stores_every_field_in_staging(self, registry: ModelRegistry) -> None:
+        stored = registry.register(new())
+        got = registry.get("movies", stored.version)
+        assert got == stored
+        assert got.stage is Stage.STAGING
+        assert got.params == {"l2": 250.0, "binary": True}
+        assert got.metrics == {"ndcg@10": 0.5}
+        assert got.created_at.tzinfo is not None
+        assert got.ref == "movies:1"
+
+    def test_get_without_version_returns_latest(self, registry: ModelRegistry) -> None:
+        registry.register(new())
+        registry.register(new(sha="b" * 64))
+        assert registry.get("movies").artifact_sha256 == "b" * 64
+
+    def test_get_unknown_raises_not_found(self, registry: ModelRegistry) -> None:
+        with pytest.raises(NotFoundError):
+            registry.get("nope")
+        registry.register(new())
+        with pytest.raises(NotFoundError):
+            registry.get("movies", 7)
+
+    def test_promote_to_production_archives_the_previous_one(
+        self, registry: ModelRegistry
+    ) -> None:
+        registry.register(new())
+        registry.register(new())
+        registry.promote("movies", 1)
+        assert registry.production("movies").version == 1  # type: ignore[union-attr]
+        registry.promote("movies", 2)
+        assert registry.production("movies").version == 2  # type: ignore[union-attr]
+        assert registry.get("movies", 1).stage is Stage.ARCHIVED
+        assert [v.version for v in registry.list("movies", Stage.PRODUCTION)] == [2]
+
+    def test_production_is_none_before_any_promotion(self, registry: ModelRegistry) -> None:
+        registry.register(new())
+        assert registry.production("movies") is None
+
+    def test_promote_unknown_version_raises_not_found(self, registry: ModelRegistry) -> None:
+        with pytest.raises(NotFoundError):
+            registry.promote("movies", 3)
+
+    def test_list_filters_by_name_and_stage_newest_first(self, registry: ModelRegistry) -> None:
+        registry.register(new("a"))
+        registry.register(new("b"))
+        registry.register(new("a"))
+        assert [v.ref for v in registry.list("a")] == ["a:2", "a:1"]
+        assert {v.name for v in registry.list()} == {"a", "b"}
+        assert registry.list(stage=Stage.ARCHIVED) == []
+
+    def test_concurrent_registers_get_distinct_versions(self, registry: ModelRegistry) -> None:
+        with ThreadPoolExecutor(4) as pool:
+            versions = list(pool.map(lambda _: registry.register(new("c")).version, range(8)))
+        assert sorted(versions) == list(range(1, 9))

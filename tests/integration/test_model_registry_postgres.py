@@ -1,0 +1,19 @@
+import pytest
+from sqlalchemy import text
+
+from mlrec.backends.factory import open_model_registry
+from mlrec.backends.sql.engine import create_sql_engine
+from mlrec.models.registry import ModelRegistry
+from tests.contracts.model_registry import ModelRegistryContract
+
+pytestmark = pytest.mark.integration
+
+
+class TestPostgresModelRegistry(ModelRegistryContract):
+    @pytest.fixture
+    def registry(self, database_url: str) -> ModelRegistry:
+        engine = create_sql_engine(database_url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS model_versions, alembic_version"))
+        engine.dispose()
+        return open_model_registry(database_url)

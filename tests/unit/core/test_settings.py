@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from mlrec.core import ConfigurationError
+from mlrec.core.settings import CommonSettings, Environment, load_settings
+
+
+def test_defaults_are_embedded_and_derive_from_data_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path))
+    settings = load_settings(CommonSettings)
+    assert settings.environment is Environment.LOCAL
+    assert settings.redis_url is None and settings.kafka_bootstrap_servers is None
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'mlrec.db'}"
+    assert settings.resolved_models_dir == tmp_path / "models"
+
+
+def test_cors_origins_accept_json_list_or_comma_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLREC_CORS_ORIGINS", '["https://a.example", "https://b.example"]')
+    assert load_settings(CommonSettings).cors_origins == ["https://a.example", "https://b.example"]
+    monkeypatch.setenv("MLREC_CORS_ORIGINS", "https://a.example, https://b.example")
+    assert load_settings(CommonSettings).cors_origins == ["https://a.example", "https://b.example"]
+
+
+def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLREC_REDIS_URL", "http://localhost:6379")
+    with pytest.raises(ConfigurationError, match="MLREC_REDIS_URL: .*redis://"):
+        load_settings(CommonSettings)
+    monkeypatch.delenv("MLREC_REDIS_URL")
+    monkeypatch.setenv("MLREC_ENVIRONMENT", "moon")
+    with pytest.raises(ConfigurationError, match="MLREC_ENVIRONMENT"):
+        load_settings(CommonSettings)
+
+
+def test_debug_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLREC_ENVIRONMENT", "production")
+    monkeypatch.setenv("MLREC_DEBUG", "true")
+    with pytest.raises(ConfigurationError, match="MLREC_DEBUG"):
+        load_settings(CommonSettings)
