@@ -46,16 +46,31 @@ die() { printf '[services] ERROR: %s\n' "$*" >&2; exit 1; }
 
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
-pid_alive() { # pidfile -> true if the process it names exists
-  [[ -s "$1" ]] && kill -0 "$(head -n1 "$1")" 2>/dev/null
+# pidfile -> true if the process it names is alive *and* is that server: pid
+# files outlive reboots and CI clean-ups, and a recycled pid must not pass for
+# a running server.
+pid_alive() {
+  local pid pattern cmdline
+  [[ -s "$1" ]] || return 1
+  pid="$(head -n1 "$1")"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  case "$(basename "$1")" in
+    redis.pid) pattern=redis-server ;;
+    postmaster.pid) pattern=postgres ;;
+    kafka.pid) pattern=kafka.Kafka ;;
+    prometheus.pid) pattern=prometheus ;;
+    *) return 0 ;;
+  esac
+  cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" || return 1
+  [[ "$cmdline" == *"$pattern"* ]]
 }
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
-# wait_ready NAME PIDFILE LOGFILE CHECK...: poll CHECK until it succeeds; fail
-# fast if the process dies, and show the log either way so CI output is enough
-# to diagnose a broken start.
+# wait_ready NAME PIDFILE LOGFILE CHECK...: poll CHECK until it succeeds. On
+# failure show the log (so CI output alone explains a broken start) and stop
+# the half-started process, so the next `up` starts clean.
 wait_ready() {
   local name=$1 pidfile=$2 logfile=$3; shift 3
   local deadline=$((SECONDS + TIMEOUT))
@@ -64,6 +79,7 @@ wait_ready() {
       fail_with_log "$name exited during startup" "$logfile"
     fi
     if ((SECONDS >= deadline)); then
+      [[ -z "$pidfile" ]] || stop_wait "$pidfile"
       fail_with_log "$name not ready after ${TIMEOUT}s" "$logfile"
     fi
     sleep 0.2
@@ -74,6 +90,16 @@ fail_with_log() {
   printf '[services] ERROR: %s; last lines of %s:\n' "$1" "$2" >&2
   tail -n 40 "$2" >&2 2>/dev/null || true
   exit 1
+}
+
+# A server already running from $DIR must be the one the tests will be told
+# about: if its port changed since it started (recorded in <dir>/port), `down` first.
+check_running_port() { # name port
+  local started_on
+  started_on="$(cat "$DIR/$1/port" 2>/dev/null || true)"
+  [[ "$started_on" == "$2" ]] ||
+    die "$1 is already running from $DIR on port ${started_on:-?}, not $2; run 'scripts/services.sh down $1' first"
+  log "$1 already running"
 }
 
 # Refuse to start on a port someone else holds: tests would talk to a server
@@ -106,22 +132,21 @@ redis_up() {
   ensure_cmd redis-server redis-server
   local d="$DIR/redis"
   mkdir -p "$d"
-  if pid_alive "$(redis_pidfile)"; then log "redis already running"; return; fi
+  if pid_alive "$(redis_pidfile)"; then check_running_port redis "$REDIS_PORT"; return; fi
   require_free_port redis "$REDIS_PORT"
   # No persistence: test data is disposable and fsyncs only slow things down.
   redis-server --bind "$HOST" --port "$REDIS_PORT" --daemonize yes \
     --pidfile "$(redis_pidfile)" --logfile "$d/redis.log" --dir "$d" \
     --save '' --appendonly no >&2
+  echo "$REDIS_PORT" >"$d/port"
   wait_ready redis "" "$d/redis.log" pid_alive "$(redis_pidfile)"
   wait_ready redis "$(redis_pidfile)" "$d/redis.log" \
     sh -c "redis-cli -h $HOST -p $REDIS_PORT ping | grep -q PONG"
 }
 
 redis_down() {
-  local pidfile; pidfile="$(redis_pidfile)"
-  pid_alive "$pidfile" || return 0
-  redis-cli -h "$HOST" -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill "$(cat "$pidfile")"
-  stop_wait "$pidfile"
+  # SIGTERM is a clean shutdown for Redis (nothing to save: persistence is off).
+  stop_wait "$(redis_pidfile)"
 }
 
 # --- PostgreSQL --------------------------------------------------------------
@@ -164,13 +189,14 @@ max_connections = 200
 EOF
   fi
   if pid_alive "$(pg_pidfile)"; then
-    log "postgres already running"
+    check_running_port postgres "$PG_PORT"
   else
     require_free_port postgres "$PG_PORT"
     # Port and socket on the command line so MLREC_TEST_PG_PORT works on an existing data dir.
     as_pg "$bin/pg_ctl" -D "$d/data" -l "$d/postgres.log" -w -t "$TIMEOUT" \
       -o "-c listen_addresses=$HOST -p $PG_PORT -k $d" start >/dev/null ||
       fail_with_log "postgres failed to start" "$d/postgres.log"
+    echo "$PG_PORT" >"$d/port"
   fi
   wait_ready postgres "$(pg_pidfile)" "$d/postgres.log" \
     "$bin/pg_isready" -q -h "$HOST" -p "$PG_PORT"
@@ -204,9 +230,12 @@ kafka_fetch() {
   local t0 tmp; t0="$(now)"
   mkdir -p "$KAFKA_HOME"
   tmp="$(mktemp -d "$KAFKA_HOME/libs.XXXXXX")"
-  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >&2 ||
-    { rm -rf "$tmp"; die "kafka: mvn could not fetch kafka_2.13:$KAFKA_VERSION"; }
+  mvn -B -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" \
+    >"$KAFKA_HOME/mvn.log" 2>&1 || {
+    rm -rf "$tmp"
+    fail_with_log "kafka: mvn could not fetch kafka_2.13:$KAFKA_VERSION" "$KAFKA_HOME/mvn.log"
+  }
   touch "$tmp/.complete"
   rm -rf "$KAFKA_HOME/libs"
   mv "$tmp" "$KAFKA_HOME/libs"
@@ -272,22 +301,24 @@ kafka_up() {
   local d="$DIR/kafka"
   mkdir -p "$d"
   if pid_alive "$(kafka_pidfile)"; then
-    log "kafka already running"
+    check_running_port kafka "$KAFKA_PORT"
   else
     require_free_port kafka "$KAFKA_PORT"
     require_free_port kafka-controller "$KAFKA_CONTROLLER_PORT"
     kafka_config
     kafka_java_cmd
     if [[ ! -f "$d/data/meta.properties" ]]; then
-      # KRaft needs formatted storage; any base64url 16-byte id is a valid cluster id.
+      # KRaft needs formatted storage and a cluster id: 16 random bytes in
+      # base64url. Letters instead of '-'/'_' so the id never looks like an option.
       local cluster_id
-      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' 'xy' | tr -d '=')"
       "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
         -c "$d/server.properties" >"$d/format.log" 2>&1 ||
         fail_with_log "kafka storage format failed" "$d/format.log"
     fi
     nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$d/server.properties" >"$d/kafka.log" 2>&1 </dev/null &
     echo $! >"$(kafka_pidfile)"
+    echo "$KAFKA_PORT" >"$d/port"
   fi
   wait_ready kafka "$(kafka_pidfile)" "$d/kafka.log" kafka_metadata_ok
 }
@@ -327,7 +358,7 @@ prom_up() {
   local d="$DIR/prometheus"
   mkdir -p "$d/data"
   if pid_alive "$(prom_pidfile)"; then
-    log "prometheus already running"
+    check_running_port prometheus "$PROM_PORT"
   else
     require_free_port prometheus "$PROM_PORT"
     prom_config
@@ -336,6 +367,7 @@ prom_up() {
       --storage.tsdb.retention.time=2h --web.listen-address="$HOST:$PROM_PORT" \
       --web.enable-lifecycle --log.level=warn >"$d/prometheus.log" 2>&1 </dev/null &
     echo $! >"$(prom_pidfile)"
+    echo "$PROM_PORT" >"$d/port"
   fi
   wait_ready prometheus "$(prom_pidfile)" "$d/prometheus.log" \
     curl -fsS --max-time 2 "http://$HOST:$PROM_PORT/-/ready"
@@ -423,10 +455,11 @@ cmd_down() {
 }
 
 cmd_status() {
-  local s rc=0
+  local s port rc=0
   for s in "${SERVICES[@]}"; do
-    if pid_alive "$(svc_pidfile "$s")" && port_open "$(svc_port "$s")"; then
-      printf '%-10s running  pid %s  %s:%s\n' "$s" "$(head -n1 "$(svc_pidfile "$s")")" "$HOST" "$(svc_port "$s")"
+    port="$(cat "$DIR/$s/port" 2>/dev/null || svc_port "$s")"
+    if pid_alive "$(svc_pidfile "$s")" && port_open "$port"; then
+      printf '%-10s running  pid %s  %s:%s\n' "$s" "$(head -n1 "$(svc_pidfile "$s")")" "$HOST" "$port"
     else
       printf '%-10s stopped\n' "$s"
       rc=3

@@ -196,9 +196,11 @@ def evaluate(
     recommender = load_model(model)
     held_out = load_interactions(test, data_format.value)
     metrics = evaluate_model(recommender, held_out, k=k)
-    console.print(_metrics_table(f"{recommender.algorithm} on {test.name} @ {k}", [
-        (recommender.algorithm, metrics)
-    ]))
+    console.print(
+        _metrics_table(
+            f"{recommender.algorithm} on {test.name} @ {k}", [(recommender.algorithm, metrics)]
+        )
+    )
 
 
 @app.command()
@@ -263,8 +265,13 @@ def models_list(
     for v in versions:
         shown = ", ".join(f"{m}={x:.4f}" for m, x in v.metrics.items() if "@" in m)
         table.add_row(
-            v.ref, v.algorithm, v.stage.value, v.dataset, shown,
-            v.created_at.strftime("%Y-%m-%d %H:%M"), v.artifact_sha256[:12],
+            v.ref,
+            v.algorithm,
+            v.stage.value,
+            v.dataset,
+            shown,
+            v.created_at.strftime("%Y-%m-%d %H:%M"),
+            v.artifact_sha256[:12],
         )
     console.print(table)
 
@@ -282,9 +289,14 @@ def models_show(ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION")]
     name, version = _parse_ref(ref)
     found = _registry(_settings()).get(name, version)
     for key, value in (
-        ("ref", found.ref), ("algorithm", found.algorithm), ("stage", found.stage.value),
-        ("dataset", found.dataset), ("params", found.params), ("metrics", found.metrics),
-        ("artifact", found.artifact_path), ("sha256", found.artifact_sha256),
+        ("ref", found.ref),
+        ("algorithm", found.algorithm),
+        ("stage", found.stage.value),
+        ("dataset", found.dataset),
+        ("params", found.params),
+        ("metrics", found.metrics),
+        ("artifact", found.artifact_path),
+        ("sha256", found.artifact_sha256),
         ("created_at", found.created_at.isoformat()),
     ):
         console.print(f"[bold]{key:>10}[/] {value}")

@@ -58,9 +58,7 @@ class ModelRegistryContract:
         with pytest.raises(NotFoundError):
             registry.get("movies", 7)
 
-    def test_promote_to_production_archives_the_previous_one(
-        self, registry: ModelRegistry
-    ) -> None:
+    def test_promote_to_production_archives_the_previous_one(self, registry: ModelRegistry) -> None:
         registry.register(new())
         registry.register(new())
         registry.promote("movies", 1)

@@ -14,6 +14,11 @@ class TestPostgresModelRegistry(ModelRegistryContract):
     def registry(self, database_url: str) -> ModelRegistry:
         engine = create_sql_engine(database_url)
         with engine.begin() as conn:
-            conn.execute(text("DROP TABLE IF EXISTS model_versions, alembic_version"))
+            conn.execute(
+                text(
+                    "DROP TABLE IF EXISTS feature_views, feature_entities, model_versions,"
+                    " alembic_version"
+                )
+            )
         engine.dispose()
         return open_model_registry(database_url)

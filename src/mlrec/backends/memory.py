@@ -11,9 +11,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from mlrec.core.errors import NotFoundError
+from mlrec.features.definitions import Entity, FeatureView
+from mlrec.features.registry import AppliedView, RegisteredView
 from mlrec.models.registry import ModelVersion, NewModelVersion, Stage
 
-__all__ = ["InMemoryModelRegistry"]
+__all__ = ["InMemoryFeatureRegistry", "InMemoryModelRegistry"]
 
 
 class InMemoryModelRegistry:
@@ -75,3 +77,62 @@ class InMemoryModelRegistry:
     def production(self, name: str) -> ModelVersion | None:
         found = self.list(name, Stage.PRODUCTION)
         return found[0] if found else None
+
+
+class InMemoryFeatureRegistry:
+    """:class:`~mlrec.features.registry.FeatureRegistry` in dicts."""
+
+    def __init__(self) -> None:
+        self._entities: dict[str, Entity] = {}
+        self._views: dict[str, list[RegisteredView]] = {}
+        self._lock = threading.Lock()
+
+    def apply(self, entities: list[Entity], views: list[FeatureView]) -> list[AppliedView]:
+        with self._lock:
+            for entity in entities:
+                self._entities[entity.name] = entity
+            applied = []
+            for view in views:
+                history = self._views.setdefault(view.name, [])
+                previous = history[-1] if history else None
+                fingerprint = view.fingerprint()
+                if previous is not None and previous.fingerprint == fingerprint:
+                    applied.append(AppliedView(previous, False, False, previous.view.ttl_seconds))
+                    continue
+                current = RegisteredView(
+                    view=view,
+                    version=(previous.version + 1) if previous else 1,
+                    fingerprint=fingerprint,
+                    created_at=datetime.now(UTC),
+                    materialized_until=previous.materialized_until if previous else None,
+                )
+                history.append(current)
+                applied.append(
+                    AppliedView(
+                        current,
+                        previous is None,
+                        previous is not None,
+                        previous.view.ttl_seconds if previous else None,
+                    )
+                )
+            return applied
+
+    def get_view(self, name: str) -> RegisteredView:
+        with self._lock:
+            history = self._views.get(name)
+        if not history:
+            raise NotFoundError(f"unknown feature view {name!r}")
+        return history[-1]
+
+    def list_views(self) -> list[RegisteredView]:
+        with self._lock:
+            return [self._views[name][-1] for name in sorted(self._views)]
+
+    def list_entities(self) -> list[Entity]:
+        with self._lock:
+            return [self._entities[name] for name in sorted(self._entities)]
+
+    def set_materialized_until(self, name: str, timestamp: float) -> None:
+        current = self.get_view(name)
+        with self._lock:
+            self._views[name][-1] = replace(current, materialized_until=timestamp)

@@ -27,15 +27,15 @@ from mlrec.core.interactions import Interactions, ItemInfo
 __all__ = [
     "Ids",
     "RawEvents",
-    "first_line",
     "Table",
+    "first_line",
     "index_ids",
     "index_int_ids",
     "no_gc",
-    "read_events_fast",
     "parse_floats",
     "parse_ints",
     "parse_timestamps",
+    "read_events_fast",
     "read_table",
     "read_text",
     "require_file",
@@ -174,7 +174,7 @@ def read_table(path: Path, sep: str, *, encoding: str = "utf-8", quoted: bool = 
 
 
 def _read_quoted(path: Path, lines: list[str], sep: str) -> Table:
-    reader = csv.reader(lines, delimiter=sep, strict=True)
+    reader = csv.reader(lines, delimiter=sep, strict=True, skipinitialspace=True)
     rows: list[list[str]] = []
     numbers: list[int] = []
     start = 1
@@ -185,7 +185,9 @@ def _read_quoted(path: Path, lines: list[str], sep: str) -> Table:
                 numbers.append(start)
             start = reader.line_num + 1
     except csv.Error as exc:
-        raise DataFormatError(str(path), reader.line_num or start, f"bad CSV quoting: {exc}") from None
+        raise DataFormatError(
+            str(path), reader.line_num or start, f"bad CSV quoting: {exc}"
+        ) from None
     return Table(path, rows, np.asarray(numbers, dtype=np.int64))
 
 

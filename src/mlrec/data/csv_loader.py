@@ -48,8 +48,15 @@ _ITEM_NAMES = frozenset(
 _WEIGHT_NAMES = frozenset(
     {"weight", "rating", "score", "value", "count", "plays", "playcount", "play_count", "strength"}
 )
-_TIME_NAMES = frozenset({"timestamp", "time", "ts", "datetime", "date", "unix_timestamp", "event_time"})
-_ROLES = (("user", _USER_NAMES), ("item", _ITEM_NAMES), ("weight", _WEIGHT_NAMES), ("timestamp", _TIME_NAMES))
+_TIME_NAMES = frozenset(
+    {"timestamp", "time", "ts", "datetime", "date", "unix_timestamp", "event_time"}
+)
+_ROLES = (
+    ("user", _USER_NAMES),
+    ("item", _ITEM_NAMES),
+    ("weight", _WEIGHT_NAMES),
+    ("timestamp", _TIME_NAMES),
+)
 
 
 def _role(name: str) -> str | None:
@@ -68,7 +75,7 @@ def _is_number(text: str) -> bool:
 def _looks_like_header(table: Table) -> bool:
     first = table.rows[0]
     roles = [_role(field) for field in first]
-    if roles[:2] in (["user", "item"], ["item", "user"]):
+    if "user" in roles and "item" in roles:
         return True
     if len(first) >= 3 and not _is_number(first[2]):
         # A weight column whose first value is a word, while the next row has a number.

@@ -129,7 +129,9 @@ def read_movielens_100k_items(directory: Path | str) -> dict[str, ItemInfo]:
     """
     folder = Path(directory)
     genres = _read_genre_names(folder / "u.genre")
-    table = read_table(require_file(folder / "u.item", "MovieLens 100K u.item"), "|", encoding="latin-1")
+    table = read_table(
+        require_file(folder / "u.item", "MovieLens 100K u.item"), "|", encoding="latin-1"
+    )
     n_flags = len(genres)
     table.check_columns(2 + n_flags, at_least=True, sep="|")
     info: dict[str, ItemInfo] = {}

@@ -162,9 +162,7 @@ class ALS(Recommender):
     def item_similarities(self, item_index: int) -> FloatArray:
         norms = np.linalg.norm(self.item_factors, axis=1)
         norms[norms == 0] = 1.0
-        cosine = (self.item_factors @ self.item_factors[item_index]) / (
-            norms * norms[item_index]
-        )
+        cosine = (self.item_factors @ self.item_factors[item_index]) / (norms * norms[item_index])
         return np.asarray(cosine, np.float32)
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:

@@ -126,10 +126,14 @@ def read_artifact(directory: Path, expected_sha256: str | None = None) -> Artifa
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{manifest_path}: unsupported format {manifest.get('format_version')}")
     sha = file_sha256(arrays_path)
-    for label, wanted in (("manifest", manifest.get("arrays_sha256")), ("registry", expected_sha256)):
+    for label, wanted in (
+        ("manifest", manifest.get("arrays_sha256")),
+        ("registry", expected_sha256),
+    ):
         if wanted is not None and wanted != sha:
             raise ArtifactIntegrityError(
-                f"{arrays_path}: sha256 {sha[:12]}… does not match the {label} ({str(wanted)[:12]}…)"
+                f"{arrays_path}: sha256 {sha[:12]}… does not match "
+                f"the {label} ({str(wanted)[:12]}…)"
             )
     with np.load(arrays_path, allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}

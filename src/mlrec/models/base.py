@@ -209,7 +209,7 @@ class Recommender(ABC):
         user_id: str,
         k: int = 10,
         exclude_seen: bool = True,
-        filter: ItemFilter | None = None,  # noqa: A002 - the public name users expect
+        filter: ItemFilter | None = None,
     ) -> list[Recommendation]:
         """Top-``k`` items for a user seen in training.
 
@@ -235,7 +235,7 @@ class Recommender(ABC):
         k: int = 10,
         weights: Sequence[float] | None = None,
         exclude_seen: bool = True,
-        filter: ItemFilter | None = None,  # noqa: A002
+        filter: ItemFilter | None = None,
     ) -> list[Recommendation]:
         """Top-``k`` items for a user known only by the items just interacted with.
 
@@ -328,9 +328,7 @@ class Recommender(ABC):
         """Rebuild a fitted model of this class from a verified artifact."""
         manifest = artifact.manifest
         if manifest.get("algorithm") != cls.algorithm:
-            raise ModelError(
-                f"artifact holds {manifest.get('algorithm')!r}, not {cls.algorithm!r}"
-            )
+            raise ModelError(f"artifact holds {manifest.get('algorithm')!r}, not {cls.algorithm!r}")
         model = cls(**manifest.get("params", {}))
         model.users = IdMap(manifest["users"])
         model.items = IdMap(manifest["items"])
@@ -351,4 +349,3 @@ class Recommender(ABC):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
-

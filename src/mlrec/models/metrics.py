@@ -100,7 +100,9 @@ def ndcg_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int
     _check_k(k)
     if not relevant:
         return 0.0
-    dcg = sum(1.0 / math.log2(rank + 2) for rank, hit in enumerate(_hits(ranked, relevant, k)) if hit)
+    dcg = sum(
+        1.0 / math.log2(rank + 2) for rank, hit in enumerate(_hits(ranked, relevant, k)) if hit
+    )
     ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(k, len(relevant))))
     return dcg / ideal
 

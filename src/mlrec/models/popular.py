@@ -26,9 +26,7 @@ class MostPopular(Recommender):
     Params = MostPopularParams
 
     def _fit(self, matrix: sp.csr_matrix, progress: Progress) -> None:
-        self.popularity: FloatArray = np.asarray(
-            (matrix > 0).sum(axis=0), dtype=np.float32
-        ).ravel()
+        self.popularity: FloatArray = np.asarray((matrix > 0).sum(axis=0), dtype=np.float32).ravel()
         progress(1.0)
 
     def score_histories(self, histories: sp.csr_matrix) -> FloatArray:

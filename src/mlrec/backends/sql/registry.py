@@ -61,9 +61,10 @@ class SqlModelRegistry:
                             model_versions.c.name == model.name
                         )
                     ).scalar()
+                    version = (latest or 0) + 1
                     values = {
                         "name": model.name,
-                        "version": (latest or 0) + 1,
+                        "version": version,
                         "algorithm": model.algorithm,
                         "artifact_sha256": model.artifact_sha256,
                         "artifact_path": model.artifact_path,
@@ -74,7 +75,7 @@ class SqlModelRegistry:
                         "created_at": datetime.now(UTC),
                     }
                     conn.execute(model_versions.insert().values(**values))
-                return self.get(model.name, int(values["version"]))
+                return self.get(model.name, version)
             except IntegrityError:
                 if attempt == _REGISTER_ATTEMPTS - 1:
                     raise

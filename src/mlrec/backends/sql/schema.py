@@ -6,6 +6,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
     String,
@@ -13,7 +14,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-__all__ = ["metadata", "model_versions"]
+__all__ = ["feature_entities", "feature_views", "metadata", "model_versions"]
 
 metadata = MetaData()
 
@@ -32,4 +33,24 @@ model_versions = Table(
     Column("stage", String(16), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
+)
+
+feature_entities = Table(
+    "feature_entities",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("description", String(1024), nullable=False),
+)
+
+feature_views = Table(
+    "feature_views",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("fingerprint", String(32), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("materialized_until", Float, nullable=True),
+    UniqueConstraint("name", "version", name="uq_feature_views_name_version"),
 )

@@ -1,0 +1,636 @@
+"""Redis :class:`~mlrec.features.online_store.OnlineStore`: the production online store.
+
+Key layout (``P`` is ``key_prefix``; view names never start with ``_``, so the
+``P:_<kind>:`` key spaces cannot collide with a view's entity hashes):
+
+=================================  ==========  =============================================
+key                                type        content
+=================================  ==========  =============================================
+``P:<view>:<entity>``              hash        one field per feature (codec bytes) + ``_ts``
+                                               (written_at, a decimal string); PEXPIRE ttl
+``P:_index:<view>``                sorted set  entity -> written_at (counts, eviction order)
+``P:_expiry:<view>``               sorted set  entity -> expiry in server milliseconds
+``P:_recent:<view>:<entity>``      sorted set  member -> timestamp, newest ``max_len`` kept
+``P:_counters:<view>:<entity>``    hash        counter name -> float
+``P:_decayed:<view>``              sorted set  member -> log score (:mod:`mlrec.features.decay`)
+=================================  ==========  =============================================
+
+Every mutation is one Lua script (EVALSHA) per chunk of the batch, so each entity's
+write is atomic; the chunks of a batch go out in one pipelined round trip. Reads are
+one pipelined round trip of ``HMGET`` whatever the number of entities.
+
+Time: keys expire by the Redis server's clock (``PEXPIRE ttl`` on each write, so
+expiry is "server now + ttl", as the in-memory store's "clock now + ttl").
+:meth:`RedisOnlineStore.apply_ttl` sets the remaining TTL to
+``written_at + ttl - clock.now()``, so only *durations* cross between the injected
+clock and the server's: a skew between the two clocks does not matter.
+
+Failures: connection errors and timeouts (``socket_timeout``, 0.25 s by default, also
+used to connect and to wait for a pooled connection) raise
+:class:`~mlrec.core.errors.BackendUnavailableError`; nothing is retried, so a caller
+never waits longer than about two timeouts. The pool is bounded
+(``max_connections``), so an outage cannot pile up threads or sockets; broken
+connections are replaced on the next call, which is how the store reconnects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+from mlrec.core.clock import Clock, SystemClock
+from mlrec.core.errors import BackendError, BackendUnavailableError, ConfigurationError
+from mlrec.features.decay import log_score, value_at
+from mlrec.features.online_store import (
+    CounterUpdate,
+    RecentEntry,
+    RowWrite,
+    StoredRow,
+    ViewStats,
+)
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError as exc:  # pragma: no cover - redis is a core dependency
+    raise ImportError(
+        "RedisOnlineStore needs redis-py: pip install 'redis>=5' (and hiredis for speed)"
+    ) from exc
+
+__all__ = ["RedisOnlineStore"]
+
+_T = TypeVar("_T")
+_TS = "_ts"
+# Rows (or members) per script call: bounds how long one call holds the server.
+_CHUNK = 500
+# Index members removed per call when trimming expired entities during a write.
+_TRIM_PER_WRITE = 1000
+
+# Server time in milliseconds (scripts run with a frozen clock in Redis >= 7, so this
+# is the same instant PEXPIRE measures from).
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# Remove index members whose expiry (server ms) has passed, at most `limit`.
+_TRIM_FN = """
+local function trim(index, expiry, now, limit)
+  local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, limit)
+  if #dead > 0 then
+    redis.call('ZREM', index, unpack(dead))
+    redis.call('ZREM', expiry, unpack(dead))
+  end
+  return #dead
+end
+"""
+
+# KEYS: index, expiry, hash of each row. ARGV: ttl_ms, max_entities (0 = none),
+# hash key prefix, trim limit, then per row: entity, written_at, n_fields, f1, v1, ...
+_WRITE_ROWS = (
+    _NOW_MS
+    + _TRIM_FN
+    + """
+local ttl = tonumber(ARGV[1])
+local max_entities = tonumber(ARGV[2])
+local key_prefix = ARGV[3]
+trim(KEYS[1], KEYS[2], now, tonumber(ARGV[4]))
+local expires = string.format('%d', now + ttl)
+local a = 5
+for i = 3, #KEYS do
+  local key, entity, ts, n = KEYS[i], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  a = a + 3
+  local old = redis.call('HGET', key, '_ts')
+  if old and tonumber(old) > tonumber(ts) then ts = old end
+  if n > 0 then
+    redis.call('HSET', key, '_ts', ts, unpack(ARGV, a, a + 2 * n - 1))
+  else
+    redis.call('HSET', key, '_ts', ts)
+  end
+  a = a + 2 * n
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('ZADD', KEYS[1], ts, entity)
+  redis.call('ZADD', KEYS[2], expires, entity)
+end
+local evicted = 0
+if max_entities > 0 then
+  local over = redis.call('ZCARD', KEYS[1]) - max_entities
+  while over > 0 do
+    local victims = redis.call('ZRANGE', KEYS[1], 0, math.min(over, 1000) - 1)
+    for _, e in ipairs(victims) do redis.call('DEL', key_prefix .. e) end
+    redis.call('ZREM', KEYS[1], unpack(victims))
+    redis.call('ZREM', KEYS[2], unpack(victims))
+    over = over - #victims
+    evicted = evicted + #victims
+  end
+end
+return evicted
+"""
+)
+
+# KEYS: index, expiry. ARGV: hash key prefix, then entities. Returns how many existed.
+_DELETE = """
+local n = 0
+for i = 2, #ARGV do
+  local e = ARGV[i]
+  redis.call('ZREM', KEYS[1], e)
+  redis.call('ZREM', KEYS[2], e)
+  if redis.call('DEL', ARGV[1] .. e) == 1 then n = n + 1 end
+end
+return n
+"""
+
+# KEYS: index, expiry. ARGV: trim limit. Returns the live count after trimming.
+_TRIM_AND_COUNT = (
+    _NOW_MS
+    + _TRIM_FN
+    + """
+local limit = tonumber(ARGV[1])
+while trim(KEYS[1], KEYS[2], now, limit) == limit do end
+return redis.call('ZCARD', KEYS[1])
+"""
+)
+
+# apply_ttl, phase 1. KEYS: index, expiry. ARGV: hash key prefix, cutoff written_at,
+# limit. Removes up to `limit` entities written at or before the cutoff.
+_EXPIRE_OLD = """
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+for _, e in ipairs(dead) do redis.call('DEL', ARGV[1] .. e) end
+if #dead > 0 then
+  redis.call('ZREM', KEYS[1], unpack(dead))
+  redis.call('ZREM', KEYS[2], unpack(dead))
+end
+return #dead
+"""
+
+# apply_ttl, phase 2. KEYS: index, expiry. ARGV: hash key prefix, ttl seconds, clock
+# now (seconds), start rank, stop rank. Sets each entity's remaining TTL to
+# written_at + ttl - now. Returns how many entities were touched.
+_RETTL = (
+    _NOW_MS
+    + """
+local ttl, clock_now = tonumber(ARGV[2]), tonumber(ARGV[3])
+local page = redis.call('ZRANGE', KEYS[1], ARGV[4], ARGV[5], 'WITHSCORES')
+local touched = 0
+for i = 1, #page, 2 do
+  local e = page[i]
+  local remaining = math.floor((tonumber(page[i + 1]) + ttl - clock_now) * 1000)
+  local key = ARGV[1] .. e
+  if remaining <= 0 then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], e)
+    redis.call('ZREM', KEYS[2], e)
+  elseif redis.call('PEXPIRE', key, remaining) == 1 then
+    redis.call('ZADD', KEYS[2], string.format('%d', now + remaining), e)
+  else
+    redis.call('ZREM', KEYS[1], e)
+    redis.call('ZREM', KEYS[2], e)
+  end
+  touched = touched + 1
+end
+return touched
+"""
+)
+
+# KEYS: one sorted set per entry. ARGV: max_len, ttl_ms, then per entry: timestamp,
+# member. A key may repeat; each is trimmed and expired after all its members.
+_PUSH_RECENT = """
+local max_len, ttl = tonumber(ARGV[1]), ARGV[2]
+local seen = {}
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], 'GT', ARGV[2 * i + 1], ARGV[2 * i + 2])
+  seen[KEYS[i]] = true
+end
+for key in pairs(seen) do
+  redis.call('ZREMRANGEBYRANK', key, 0, -(max_len + 1))
+  redis.call('PEXPIRE', key, ttl)
+end
+return 0
+"""
+
+# KEYS: one hash per update. ARGV: ttl_ms, n_drop, (prefix, threshold)*n_drop, then
+# per update: n_deltas, (name, delta)*n.
+_INCREMENT = """
+local ttl = ARGV[1]
+local n_drop = tonumber(ARGV[2])
+local drop = {}
+for j = 0, n_drop - 1 do drop[ARGV[3 + 2 * j]] = tonumber(ARGV[4 + 2 * j]) end
+local a = 3 + 2 * n_drop
+for i = 1, #KEYS do
+  local key, n = KEYS[i], tonumber(ARGV[a])
+  a = a + 1
+  for j = 0, n - 1 do
+    redis.call('HINCRBYFLOAT', key, ARGV[a + 2 * j], ARGV[a + 2 * j + 1])
+  end
+  a = a + 2 * n
+  if n_drop > 0 then
+    for _, name in ipairs(redis.call('HKEYS', key)) do
+      local prefix, start = string.match(name, '^(.*):([^:]*)$')
+      if prefix and drop[prefix] then
+        local bucket = tonumber(start)
+        if bucket and bucket < drop[prefix] then redis.call('HDEL', key, name) end
+      end
+    end
+  end
+  redis.call('PEXPIRE', key, ttl)
+end
+return 0
+"""
+
+# KEYS: the view's sorted set. ARGV: ttl_ms, max_members, then (member, log score)*.
+# logaddexp on the server; scores are written with %.17g so they round-trip exactly.
+_ADD_DECAYED = """
+local key = KEYS[1]
+for i = 3, #ARGV, 2 do
+  local member, new = ARGV[i], tonumber(ARGV[i + 1])
+  local cur = redis.call('ZSCORE', key, member)
+  if cur then
+    cur = tonumber(cur)
+    local high, low = math.max(cur, new), math.min(cur, new)
+    new = high + math.log(1 + math.exp(low - high))
+  end
+  redis.call('ZADD', key, string.format('%.17g', new), member)
+end
+redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[2]) + 1))
+redis.call('PEXPIRE', key, ARGV[1])
+return 0
+"""
+
+# KEYS: the view's sorted set. ARGV: n. The top n, plus every member tied with the
+# n-th, so the caller can break ties by member name as the in-memory store does.
+_TOP = """
+local top = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+if #top == 0 then return {top, {}} end
+local last = top[#top]
+return {top, redis.call('ZRANGEBYSCORE', KEYS[1], last, last, 'WITHSCORES')}
+"""
+
+
+def _ms(seconds: float) -> int:
+    """A TTL in whole milliseconds, at least 1 (PEXPIRE 0 would delete the key)."""
+    return max(1, math.ceil(seconds * 1000))
+
+
+def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class RedisOnlineStore:
+    """Online store on Redis (or any server speaking its protocol, e.g. Valkey).
+
+    Args:
+        url: ``redis://[:password@]host:port/db`` (``rediss://`` for TLS).
+        key_prefix: first segment of every key, so several deployments (or tests)
+            can share one database; must not contain ``:``.
+        socket_timeout: seconds to connect, to wait for a reply, and to wait for a
+            free pooled connection before raising ``BackendUnavailableError``.
+        clock: the clock ``written_at`` values come from (``apply_ttl`` and write
+            ages in ``view_stats``); the wall clock by default.
+        max_connections: bound of the connection pool.
+
+    Example::
+
+        store = RedisOnlineStore("redis://127.0.0.1:6379/0")
+        store.write_rows("user_profile", [RowWrite("u1", {"age": b"..."}, time.time())],
+                         ttl_seconds=86400, max_entities=None)
+        store.read_rows("user_profile", ["u1"], ["age"])
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "mlrec",
+        socket_timeout: float = 0.25,
+        clock: Clock | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        if not key_prefix or ":" in key_prefix:
+            raise ConfigurationError(f"key_prefix {key_prefix!r} must be non-empty without ':'")
+        if socket_timeout <= 0:
+            raise ConfigurationError(f"socket_timeout must be positive, got {socket_timeout}")
+        self.clock = clock or SystemClock()
+        self.key_prefix = key_prefix
+        try:
+            self._pool = redis.BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=socket_timeout,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                socket_keepalive=True,
+                health_check_interval=30,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid Redis URL {url!r}: {exc}") from None
+        self._client = redis.Redis(connection_pool=self._pool)
+        register = self._client.register_script
+        self._write_rows = register(_WRITE_ROWS)
+        self._delete = register(_DELETE)
+        self._trim_and_count = register(_TRIM_AND_COUNT)
+        self._expire_old = register(_EXPIRE_OLD)
+        self._rettl = register(_RETTL)
+        self._push_recent = register(_PUSH_RECENT)
+        self._increment = register(_INCREMENT)
+        self._add_decayed = register(_ADD_DECAYED)
+        self._top = register(_TOP)
+
+    # -- plumbing -------------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BackendUnavailableError(f"Redis is unavailable: {exc}") from exc
+        except redis.RedisError as exc:
+            raise BackendError(f"Redis command failed: {exc}") from exc
+
+    def _run_scripts(self, calls: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+        """Run script calls in one pipelined round trip (EVALSHA, loading on NOSCRIPT)."""
+        with self._errors():
+            if len(calls) == 1:
+                script, keys, args = calls[0]
+                return [script(keys=keys, args=args)]
+            pipe = self._client.pipeline(transaction=False)
+            for script, keys, args in calls:
+                script(keys=keys, args=args, client=pipe)
+            return pipe.execute()
+
+    def _keys(self, view: str) -> tuple[str, str, str]:
+        """(hash key prefix, index key, expiry key) of a view."""
+        p = self.key_prefix
+        return f"{p}:{view}:", f"{p}:_index:{view}", f"{p}:_expiry:{view}"
+
+    # -- rows -----------------------------------------------------------------------
+
+    def write_rows(
+        self, view: str, rows: Sequence[RowWrite], ttl_seconds: float, max_entities: int | None
+    ) -> None:
+        """Write rows (each entity atomically), refresh their TTL, enforce ``max_entities``."""
+        if not rows:
+            return
+        hash_prefix, index, expiry = self._keys(view)
+        head = [_ms(ttl_seconds), max_entities or 0, hash_prefix, _TRIM_PER_WRITE]
+        calls: list[tuple[Any, list[str], list[Any]]] = []
+        for chunk in _chunks(rows):
+            keys = [index, expiry]
+            args: list[Any] = list(head)
+            for row in chunk:
+                keys.append(hash_prefix + row.entity_id)
+                args += (row.entity_id, repr(float(row.written_at)), len(row.values))
+                for name, value in row.values.items():
+                    args += (name, value)
+            calls.append((self._write_rows, keys, args))
+        self._run_scripts(calls)
+
+    def read_rows(
+        self, view: str, entity_ids: Sequence[str], fields: Sequence[str]
+    ) -> list[StoredRow | None]:
+        """For each entity, its requested fields and last write time (None if absent/expired)."""
+        prefix = f"{self.key_prefix}:{view}:"
+        names = (*fields, _TS)
+        n = len(fields)
+        try:
+            if len(entity_ids) == 1:
+                replies = [
+                    cast(list[bytes | None], self._client.hmget(prefix + entity_ids[0], names))
+                ]
+            else:
+                pipe = self._client.pipeline(transaction=False)
+                for entity in entity_ids:
+                    pipe.hmget(prefix + entity, names)
+                replies = cast(list[list[bytes | None]], pipe.execute())
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BackendUnavailableError(f"Redis is unavailable: {exc}") from exc
+        except redis.RedisError as exc:
+            raise BackendError(f"Redis command failed: {exc}") from exc
+        out: list[StoredRow | None] = []
+        append = out.append
+        for reply in replies:
+            ts = reply[n]
+            if ts is None:
+                append(None)
+            else:
+                append(
+                    StoredRow(
+                        {f: v for f, v in zip(fields, reply, strict=False) if v is not None},
+                        float(ts),
+                    )
+                )
+        return out
+
+    def delete_entities(self, view: str, entity_ids: Sequence[str]) -> int:
+        """Remove entities; returns how many existed."""
+        if not entity_ids:
+            return 0
+        hash_prefix, index, expiry = self._keys(view)
+        calls: list[tuple[Any, list[str], list[Any]]] = [
+            (self._delete, [index, expiry], [hash_prefix, *chunk]) for chunk in _chunks(entity_ids)
+        ]
+        return sum(int(n) for n in self._run_scripts(calls))
+
+    def apply_ttl(self, view: str, ttl_seconds: float) -> int:
+        """Re-apply a TTL to every live entity: remaining = written_at + ttl - clock now.
+
+        Runs in pages of a few hundred entities (one script each), so a large view does
+        not block the server; writes that land meanwhile keep their fresh TTL.
+        """
+        hash_prefix, index, expiry = self._keys(view)
+        now = self.clock.now()
+        with self._errors():
+            self._trim_and_count(keys=[index, expiry], args=[_TRIM_PER_WRITE])
+            cutoff = repr(now - ttl_seconds)
+            touched = 0
+            while removed := int(
+                self._expire_old(keys=[index, expiry], args=[hash_prefix, cutoff, _CHUNK])
+            ):
+                touched += removed
+            start = 0
+            while True:
+                args: list[Any] = [
+                    hash_prefix,
+                    repr(ttl_seconds),
+                    repr(now),
+                    start,
+                    start + _CHUNK - 1,
+                ]
+                page = int(self._rettl(keys=[index, expiry], args=args))
+                touched += page
+                start += _CHUNK
+                if page < _CHUNK:
+                    break
+        return touched
+
+    def view_stats(self, view: str, sample: int = 100) -> ViewStats:
+        """Entity count (the index, trimmed of expired entities) and a random sample's
+        ``MEMORY USAGE``, remaining TTL and write age."""
+        hash_prefix, index, expiry = self._keys(view)
+        with self._errors():
+            count = int(self._trim_and_count(keys=[index, expiry], args=[_TRIM_PER_WRITE]))
+            if count == 0 or sample <= 0:
+                return ViewStats(entities=count, sampled_bytes=0.0)
+            members = cast(list[bytes], self._client.zrandmember(index, sample))
+            pipe = self._client.pipeline(transaction=False)
+            for member in members:
+                key = hash_prefix.encode() + member
+                pipe.memory_usage(key)
+                pipe.pttl(key)
+                pipe.hget(key, _TS)
+            replies = pipe.execute()
+        now = self.clock.now()
+        sizes: list[float] = []
+        ttls: list[float] = []
+        ages: list[float] = []
+        for i in range(0, len(replies), 3):
+            size, pttl, ts = replies[i : i + 3]
+            if size is None or ts is None or pttl < 0:  # expired since the trim
+                continue
+            sizes.append(float(size))
+            ttls.append(pttl / 1000)
+            ages.append(now - float(ts))
+        return ViewStats(
+            entities=count,
+            sampled_bytes=sum(sizes) / len(sizes) if sizes else 0.0,
+            ttl_remaining=ttls,
+            write_ages=ages,
+        )
+
+    # -- real-time primitives ---------------------------------------------------------
+
+    def push_recent(
+        self, view: str, entries: Sequence[RecentEntry], max_len: int, ttl_seconds: float
+    ) -> None:
+        """Add members (ZADD GT: a member keeps its latest timestamp), keep the newest
+        ``max_len`` per entity, refresh the TTL; one script per chunk, atomic per chunk."""
+        if not entries:
+            return
+        prefix = f"{self.key_prefix}:_recent:{view}:"
+        head = [max_len, _ms(ttl_seconds)]
+        calls: list[tuple[Any, list[str], list[Any]]] = []
+        for chunk in _chunks(entries):
+            args: list[Any] = list(head)
+            for e in chunk:
+                args += (repr(float(e.timestamp)), e.member)
+            calls.append((self._push_recent, [prefix + e.entity_id for e in chunk], args))
+        self._run_scripts(calls)
+
+    def read_recent(
+        self, view: str, entity_ids: Sequence[str], limit: int
+    ) -> list[list[tuple[str, float]]]:
+        """Each entity's recent members with timestamps, newest first, at most ``limit``."""
+        if limit <= 0:
+            return [[] for _ in entity_ids]
+        prefix = f"{self.key_prefix}:_recent:{view}:"
+        with self._errors():
+            pipe = self._client.pipeline(transaction=False)
+            for entity in entity_ids:
+                pipe.zrevrange(prefix + entity, 0, limit - 1, withscores=True)
+            replies = pipe.execute()
+        return [[(m.decode(), float(s)) for m, s in reply] for reply in replies]
+
+    def increment(
+        self,
+        view: str,
+        updates: Sequence[CounterUpdate],
+        ttl_seconds: float,
+        drop_before: Mapping[str, float] | None = None,
+    ) -> None:
+        """Add to counters (HINCRBYFLOAT), drop old buckets and refresh the TTL, in one
+        script per chunk of updates."""
+        if not updates:
+            return
+        prefix = f"{self.key_prefix}:_counters:{view}:"
+        head: list[Any] = [_ms(ttl_seconds), len(drop_before or {})]
+        for name, threshold in (drop_before or {}).items():
+            head += (name, repr(float(threshold)))
+        calls: list[tuple[Any, list[str], list[Any]]] = []
+        for chunk in _chunks(updates):
+            args = list(head)
+            for u in chunk:
+                args.append(len(u.deltas))
+                for name, delta in u.deltas.items():
+                    args += (name, repr(float(delta)))
+            calls.append((self._increment, [prefix + u.entity_id for u in chunk], args))
+        self._run_scripts(calls)
+
+    def read_counters(self, view: str, entity_ids: Sequence[str]) -> list[dict[str, float]]:
+        """All counters of each entity (empty dict if none)."""
+        prefix = f"{self.key_prefix}:_counters:{view}:"
+        with self._errors():
+            pipe = self._client.pipeline(transaction=False)
+            for entity in entity_ids:
+                pipe.hgetall(prefix + entity)
+            replies = pipe.execute()
+        return [{k.decode(): float(v) for k, v in reply.items()} for reply in replies]
+
+    def add_decayed(
+        self,
+        view: str,
+        scores: Sequence[tuple[str, float, float]],
+        half_life_seconds: float,
+        ttl_seconds: float,
+        max_members: int = 100_000,
+    ) -> None:
+        """Add ``(member, amount, timestamp)`` to the view's decayed scores (logaddexp
+        in a script on the server), keep the ``max_members`` best, refresh the TTL."""
+        if not scores:
+            return
+        key = f"{self.key_prefix}:_decayed:{view}"
+        head = [_ms(ttl_seconds), max_members]
+        calls: list[tuple[Any, list[str], list[Any]]] = []
+        for chunk in _chunks(scores):
+            args: list[Any] = list(head)
+            for member, amount, timestamp in chunk:
+                args += (member, repr(log_score(amount, timestamp, half_life_seconds)))
+            calls.append((self._add_decayed, [key], args))
+        self._run_scripts(calls)
+
+    def top_decayed(
+        self, view: str, n: int, now: float, half_life_seconds: float
+    ) -> list[tuple[str, float]]:
+        """The ``n`` best members, ties broken by member name, valued at ``now``."""
+        if n <= 0:
+            return []
+        key = f"{self.key_prefix}:_decayed:{view}"
+        with self._errors():
+            top, ties = self._top(keys=[key], args=[n])
+        pairs = {bytes(m): float(s) for m, s in zip(top[::2], top[1::2], strict=True)}
+        pairs.update({bytes(m): float(s) for m, s in zip(ties[::2], ties[1::2], strict=True)})
+        best = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+        return [(m.decode(), value_at(s, now, half_life_seconds)) for m, s in best]
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """True if Redis answers within the socket timeout (never raises)."""
+        try:
+            return bool(self._client.ping())
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._pool.disconnect()
+
+    def flush_prefix(self) -> int:
+        """Delete every key under this store's ``key_prefix`` (tests, resets); SCANs.
+
+        Returns how many keys were deleted.
+        """
+        deleted = 0
+        with self._errors():
+            batch: list[bytes] = []
+            for key in self._client.scan_iter(match=f"{self.key_prefix}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += int(self._client.unlink(*batch))
+                    batch.clear()
+            if batch:
+                deleted += int(self._client.unlink(*batch))
+        return deleted

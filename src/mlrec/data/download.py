@@ -1,0 +1,178 @@
+"""Download a dataset zip, verify it, and extract it safely.
+
+Verification, in order: the zip's MD5 and/or SHA-256 when pinned, the CRC of
+every member, member names (no absolute paths, no ``..``, all under the expected
+folder, bounded total size), the required files, then the SHA-256 of pinned
+extracted files. Extraction goes to a temporary folder inside ``data_dir`` that is
+renamed into place only when everything passed, so an interrupted or failed
+download never leaves a half-extracted dataset behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Protocol
+
+from mlrec.core.errors import DataError
+
+__all__ = ["Opener", "ZipSource", "download_zip", "sha256_file"]
+
+_CHUNK = 1 << 20
+_MAX_EXTRACTED_BYTES = 2 << 30
+
+
+class Opener(Protocol):
+    """What :func:`urllib.request.urlopen` looks like to us (tests pass their own)."""
+
+    def __call__(self, url: str, *, timeout: float) -> IO[bytes]:
+        """Open ``url`` for reading bytes."""
+        ...
+
+
+def _urlopen(url: str, *, timeout: float) -> IO[bytes]:
+    response: IO[bytes] = urllib.request.urlopen(url, timeout=timeout)
+    return response
+
+
+@dataclass(frozen=True)
+class ZipSource:
+    """Where a dataset's zip lives and how to check it.
+
+    Attributes:
+        url: ``https://`` (or ``file://``) address of the zip.
+        folder: the single top-level folder inside the zip (``"ml-100k"``); an empty
+            string means the files sit at the root of the zip.
+        required: files that must exist in that folder.
+        md5: expected MD5 of the zip (hex), if pinned.
+        sha256: expected SHA-256 of the zip (hex), if pinned.
+        member_sha256: expected SHA-256 of extracted files, by name in ``folder``.
+    """
+
+    url: str
+    folder: str
+    required: tuple[str, ...]
+    md5: str | None = None
+    sha256: str | None = None
+    member_sha256: Mapping[str, str] = field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fetch(source: ZipSource, target: Path, opener: Opener, timeout: float) -> tuple[str, str]:
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha256 = hashlib.sha256()
+    try:
+        with opener(source.url, timeout=timeout) as response, target.open("wb") as out:
+            while chunk := response.read(_CHUNK):
+                md5.update(chunk)
+                sha256.update(chunk)
+                out.write(chunk)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise DataError(f"could not download {source.url}: {reason}") from None
+    return md5.hexdigest(), sha256.hexdigest()
+
+
+def _check_digest(kind: str, expected: str | None, actual: str, what: str) -> None:
+    if expected is not None and expected.lower() != actual:
+        raise DataError(
+            f"{kind} of {what} is {actual}, expected {expected.lower()}: the download is "
+            "corrupt or the file changed upstream; nothing was extracted"
+        )
+
+
+def _check_members(archive: zipfile.ZipFile, source: ZipSource) -> None:
+    bad = archive.testzip()
+    if bad is not None:
+        raise DataError(f"{source.url}: member {bad!r} is corrupt (CRC mismatch)")
+    total = 0
+    names = set()
+    for info in archive.infolist():
+        name = PurePosixPath(info.filename)
+        if name.is_absolute() or ".." in name.parts or "\\" in info.filename:
+            raise DataError(f"{source.url}: refusing unsafe member name {info.filename!r}")
+        if source.folder and name.parts[:1] != (source.folder,):
+            raise DataError(
+                f"{source.url}: member {info.filename!r} is outside the expected "
+                f"folder {source.folder!r}"
+            )
+        total += info.file_size
+        names.add(info.filename)
+    if total > _MAX_EXTRACTED_BYTES:
+        raise DataError(f"{source.url}: refusing to extract {total} bytes")
+    prefix = f"{source.folder}/" if source.folder else ""
+    missing = [f for f in source.required if f"{prefix}{f}" not in names]
+    if missing:
+        raise DataError(f"{source.url}: the zip lacks {', '.join(missing)}")
+
+
+def download_zip(
+    source: ZipSource,
+    destination: Path,
+    *,
+    licence: str = "",
+    opener: Opener | None = None,
+    echo: Callable[[str], None] = print,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``source``, verify it and extract its folder to ``destination``.
+
+    Args:
+        source: the zip and its checks.
+        destination: the folder to create (e.g. ``<data_dir>/ml-100k``); it must not
+            exist yet. Its parent is created if needed.
+        licence: terms printed (with ``echo``) before downloading.
+        opener: replaces :func:`urllib.request.urlopen` (tests; proxies).
+        echo: where progress and the licence go.
+        timeout: socket timeout in seconds.
+
+    Returns:
+        ``destination``, now holding the dataset's files.
+
+    Raises:
+        DataError: the download failed, a check failed or ``destination`` exists.
+    """
+    if destination.exists():
+        raise DataError(
+            f"{destination} already exists but is not a complete dataset; remove it and try again"
+        )
+    parent = destination.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if licence:
+        echo(licence)
+    echo(f"Downloading {source.url} ...")
+    work = Path(tempfile.mkdtemp(prefix=".mlrec-download-", dir=parent))
+    try:
+        archive_path = work / "download.zip"
+        md5, sha256 = _fetch(source, archive_path, opener or _urlopen, timeout)
+        _check_digest("MD5", source.md5, md5, source.url)
+        _check_digest("SHA-256", source.sha256, sha256, source.url)
+        try:
+            with zipfile.ZipFile(archive_path) as archive:
+                _check_members(archive, source)
+                archive.extractall(work / "extracted")
+        except zipfile.BadZipFile as exc:
+            raise DataError(f"{source.url} is not a valid zip file: {exc}") from None
+        extracted = work / "extracted" / source.folder if source.folder else work / "extracted"
+        for name, expected in source.member_sha256.items():
+            _check_digest("SHA-256", expected, sha256_file(extracted / name), name)
+        extracted.rename(destination)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    echo(f"Extracted to {destination}")
+    return destination

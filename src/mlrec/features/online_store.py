@@ -1,0 +1,182 @@
+"""The online store protocol: the small set of operations a feature backend provides.
+
+Backends (``mlrec.backends``): ``memory://`` (tests), ``sqlite:///path`` (the embedded
+local default, safe across processes), ``redis://`` (production). One contract test
+suite (``tests/contracts/online_store.py``) runs against each.
+
+Everything is keyed by ``(view, entity_id)``. Values are opaque bytes (see
+:mod:`mlrec.features.codec`); the store records when each entity was last written.
+
+Rules every implementation keeps:
+
+* A write of one entity is atomic (all of its fields or none) and refreshes the
+  entity's expiry to ``written_at + ttl``.
+* Nothing is returned for an entity whose expiry has passed (the domain layer adds
+  the stricter rule that a value older than the view's current TTL is stale).
+* ``max_entities`` bounds the view: beyond it, the least recently written
+  entities are removed.
+* Unreachable servers raise :class:`~mlrec.core.errors.BackendUnavailableError`
+  promptly (short timeouts), never hang.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "CounterUpdate",
+    "OnlineStore",
+    "RecentEntry",
+    "RowWrite",
+    "StoredRow",
+    "ViewStats",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RowWrite:
+    """The fields of one entity to write, and when they were observed (epoch seconds)."""
+
+    entity_id: str
+    values: Mapping[str, bytes]
+    written_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRow:
+    """What the store holds for one entity: the requested fields present, and the write time."""
+
+    values: dict[str, bytes]
+    written_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEntry:
+    """One member (an item id) to push onto an entity's bounded recent list."""
+
+    entity_id: str
+    member: str
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class CounterUpdate:
+    """Add ``deltas`` to named counters of one entity at ``timestamp``."""
+
+    entity_id: str
+    deltas: Mapping[str, float]
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class ViewStats:
+    """Size of a view in the online store.
+
+    Attributes:
+        entities: number of live entities.
+        sampled_bytes: mean bytes per entity over a sample (Redis ``MEMORY USAGE``).
+        ttl_remaining: remaining TTL in seconds of the sampled entities.
+        write_ages: seconds since the last write of the sampled entities.
+    """
+
+    entities: int
+    sampled_bytes: float
+    ttl_remaining: list[float] = field(default_factory=list)
+    write_ages: list[float] = field(default_factory=list)
+
+
+@runtime_checkable
+class OnlineStore(Protocol):
+    """Low-latency key-value storage of the latest feature values."""
+
+    def write_rows(
+        self, view: str, rows: Sequence[RowWrite], ttl_seconds: float, max_entities: int | None
+    ) -> None:
+        """Write rows (each entity atomically), refresh their TTL, enforce ``max_entities``."""
+        ...
+
+    def read_rows(
+        self, view: str, entity_ids: Sequence[str], fields: Sequence[str]
+    ) -> list[StoredRow | None]:
+        """For each entity, its requested fields and last write time (None if absent/expired)."""
+        ...
+
+    def delete_entities(self, view: str, entity_ids: Sequence[str]) -> int:
+        """Remove entities; returns how many existed."""
+        ...
+
+    def apply_ttl(self, view: str, ttl_seconds: float) -> int:
+        """Re-apply a (changed) TTL to every live entity: expiry = written_at + ttl.
+
+        Entities already past the new TTL are removed. Returns how many were touched.
+        """
+        ...
+
+    def view_stats(self, view: str, sample: int = 100) -> ViewStats:
+        """Entity count and a sampled view of sizes, TTLs and write ages."""
+        ...
+
+    def push_recent(
+        self, view: str, entries: Sequence[RecentEntry], max_len: int, ttl_seconds: float
+    ) -> None:
+        """Add members to each entity's recent list (a member appears once, at its latest
+        timestamp), keep only the ``max_len`` newest, refresh the TTL. Atomic per entity."""
+        ...
+
+    def read_recent(
+        self, view: str, entity_ids: Sequence[str], limit: int
+    ) -> list[list[tuple[str, float]]]:
+        """Each entity's recent members with timestamps, newest first, at most ``limit``."""
+        ...
+
+    def increment(
+        self,
+        view: str,
+        updates: Sequence[CounterUpdate],
+        ttl_seconds: float,
+        drop_before: Mapping[str, float] | None = None,
+    ) -> None:
+        """Atomically add to counters of each entity and refresh its TTL.
+
+        Args:
+            drop_before: counters are named ``<prefix>:<bucket start>``; for each prefix
+                given, counters with a bucket start below the value are deleted in the
+                same operation (this keeps windowed counters bounded).
+        """
+        ...
+
+    def read_counters(self, view: str, entity_ids: Sequence[str]) -> list[dict[str, float]]:
+        """All counters of each entity (empty dict if none)."""
+        ...
+
+    def add_decayed(
+        self,
+        view: str,
+        scores: Sequence[tuple[str, float, float]],
+        half_life_seconds: float,
+        ttl_seconds: float,
+        max_members: int = 100_000,
+    ) -> None:
+        """Add ``(member, amount, timestamp)`` to exponentially time-decayed scores.
+
+        Scores are kept in log space (``log Σ amount·2^(t/half_life)``) so that their order
+        is the order of the decayed values at any time, without rewriting them. Beyond
+        ``max_members`` the lowest-scored members are dropped.
+        """
+        ...
+
+    def top_decayed(
+        self, view: str, n: int, now: float, half_life_seconds: float
+    ) -> list[tuple[str, float]]:
+        """The ``n`` members with the highest decayed score, with their value at ``now``."""
+        ...
+
+    def ping(self) -> bool:
+        """True if the store answers (never raises)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

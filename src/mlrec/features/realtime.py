@@ -1,0 +1,172 @@
+"""Real-time features kept up to date by the stream processor, one event at a time.
+
+* ``user_recent``: per user, the most recent items with timestamps (bounded list);
+  this is the live history the API scores with ``recommend_from_history``.
+* ``user_activity``: per user, interaction counts in hourly and daily buckets, summed
+  into windows (1 h, 24 h, 7 d) on read; old buckets are dropped on write.
+* ``item_popularity``: per item, a time-decayed interaction score, ranked.
+
+All writes are atomic per entity in the backend and refresh TTLs, so memory stays
+bounded by activity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mlrec.core.clock import Clock, SystemClock
+from mlrec.core.errors import ValidationError
+from mlrec.features.definitions import check_entity_id
+from mlrec.features.online_store import CounterUpdate, OnlineStore, RecentEntry
+
+__all__ = ["Interaction", "RealtimeConfig", "RealtimeFeatures"]
+
+HOUR = 3600.0
+DAY = 86400.0
+WINDOWS = {"1h": (HOUR, "h"), "24h": (DAY, "h"), "7d": (7 * DAY, "d")}
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One user-item interaction as the feature store needs it."""
+
+    user_id: str
+    item_id: str
+    timestamp: float
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeConfig:
+    """Sizes and lifetimes of the real-time features.
+
+    Attributes:
+        recent_items: how many recent items are kept per user.
+        user_ttl_seconds: a user's real-time features expire after this long idle.
+        popularity_half_life_seconds: an interaction's weight halves after this long.
+        popularity_ttl_seconds: the popularity ranking expires after this long idle.
+        max_popular_items: how many items the popularity ranking keeps.
+    """
+
+    recent_items: int = 50
+    user_ttl_seconds: float = 30 * DAY
+    popularity_half_life_seconds: float = DAY
+    popularity_ttl_seconds: float = 30 * DAY
+    max_popular_items: int = 100_000
+
+
+class RealtimeFeatures:
+    """Writes interactions into the real-time views and reads them back.
+
+    Args:
+        online: the online store.
+        config: sizes and lifetimes.
+        clock: time source for windows and decay.
+        prefix: view-name prefix, to keep several deployments (or tests) apart.
+    """
+
+    def __init__(
+        self,
+        online: OnlineStore,
+        config: RealtimeConfig | None = None,
+        clock: Clock | None = None,
+        prefix: str = "",
+    ) -> None:
+        self.online = online
+        self.config = config or RealtimeConfig()
+        self.clock = clock or SystemClock()
+        self.recent_view = f"{prefix}user_recent"
+        self.activity_view = f"{prefix}user_activity"
+        self.popularity_view = f"{prefix}item_popularity"
+
+    def record(self, interactions: Sequence[Interaction]) -> None:
+        """Apply a batch of interactions to every real-time view.
+
+        Idempotence is the caller's business (the stream processor dedups by
+        event id); re-applying an interaction keeps the recent list unchanged but
+        counts it again.
+        """
+        if not interactions:
+            return
+        for interaction in interactions:
+            check_entity_id(interaction.user_id)
+            check_entity_id(interaction.item_id)
+            if interaction.weight <= 0:
+                raise ValidationError(f"interaction weight must be positive: {interaction}")
+        cfg = self.config
+        self.online.push_recent(
+            self.recent_view,
+            [RecentEntry(i.user_id, i.item_id, i.timestamp) for i in interactions],
+            cfg.recent_items,
+            cfg.user_ttl_seconds,
+        )
+        now = self.clock.now()
+        self.online.increment(
+            self.activity_view,
+            [
+                CounterUpdate(
+                    i.user_id,
+                    {
+                        f"h:{int(i.timestamp // HOUR * HOUR)}": 1.0,
+                        f"d:{int(i.timestamp // DAY * DAY)}": 1.0,
+                    },
+                    i.timestamp,
+                )
+                for i in interactions
+            ],
+            cfg.user_ttl_seconds,
+            drop_before={"h": now - DAY - HOUR, "d": now - 8 * DAY},
+        )
+        self.online.add_decayed(
+            self.popularity_view,
+            [(i.item_id, i.weight, i.timestamp) for i in interactions],
+            cfg.popularity_half_life_seconds,
+            cfg.popularity_ttl_seconds,
+            cfg.max_popular_items,
+        )
+
+    def recent_items(self, user_id: str, limit: int | None = None) -> list[tuple[str, float]]:
+        """The user's recent items with timestamps, newest first."""
+        check_entity_id(user_id)
+        return self.online.read_recent(
+            self.recent_view, [user_id], limit or self.config.recent_items
+        )[0]
+
+    def recent_items_many(
+        self, user_ids: Sequence[str], limit: int | None = None
+    ) -> list[list[tuple[str, float]]]:
+        """:meth:`recent_items` for several users in one round trip."""
+        for user_id in user_ids:
+            check_entity_id(user_id)
+        return self.online.read_recent(
+            self.recent_view, user_ids, limit or self.config.recent_items
+        )
+
+    def activity(self, user_id: str) -> dict[str, int]:
+        """Interaction counts of the user over the last 1 h, 24 h and 7 d.
+
+        Hour and day windows are bucket-aligned: a window covers the buckets that
+        started within it, so counts may include up to one bucket more than exact.
+        """
+        check_entity_id(user_id)
+        counters = self.online.read_counters(self.activity_view, [user_id])[0]
+        now = self.clock.now()
+        out: dict[str, int] = {}
+        for window, (length, prefix) in WINDOWS.items():
+            total = 0.0
+            for name, count in counters.items():
+                kind, _, start = name.partition(":")
+                bucket = HOUR if kind == "h" else DAY
+                if kind == prefix and float(start) + bucket > now - length:
+                    total += count
+            out[window] = int(total)
+        return out
+
+    def popular_items(self, n: int = 10) -> list[tuple[str, float]]:
+        """The ``n`` items with the highest time-decayed popularity, with scores now."""
+        if n < 1:
+            raise ValidationError(f"n must be at least 1, got {n}")
+        return self.online.top_decayed(
+            self.popularity_view, n, self.clock.now(), self.config.popularity_half_life_seconds
+        )

@@ -1,0 +1,68 @@
+"""Versioned feature definitions in the metadata DB, and reconciling changes.
+
+``apply`` records each view; a view whose definition changed gets a new version
+(its previous versions are kept for history). The SQL implementation lives in
+``mlrec.backends.sql``; an in-memory one in ``mlrec.backends.memory``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from mlrec.features.definitions import Entity, FeatureView
+
+__all__ = ["AppliedView", "FeatureRegistry", "RegisteredView"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegisteredView:
+    """A stored version of a feature view."""
+
+    view: FeatureView
+    version: int
+    fingerprint: str
+    created_at: datetime
+    materialized_until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedView:
+    """What :meth:`FeatureRegistry.apply` did to one view.
+
+    Attributes:
+        registered: the now-current version.
+        created: the view did not exist before.
+        changed: the definition differs from the previous version.
+        previous_ttl: the TTL of the previous version (None if created).
+    """
+
+    registered: RegisteredView
+    created: bool
+    changed: bool
+    previous_ttl: float | None
+
+
+class FeatureRegistry(Protocol):
+    """Stores entities and versioned feature views."""
+
+    def apply(self, entities: list[Entity], views: list[FeatureView]) -> list[AppliedView]:
+        """Record entities and views; a changed view gets version ``previous + 1``."""
+        ...
+
+    def get_view(self, name: str) -> RegisteredView:
+        """The current version of a view; :class:`NotFoundError` if unknown."""
+        ...
+
+    def list_views(self) -> list[RegisteredView]:
+        """Current versions of every view, by name."""
+        ...
+
+    def list_entities(self) -> list[Entity]:
+        """Every registered entity, by name."""
+        ...
+
+    def set_materialized_until(self, name: str, timestamp: float) -> None:
+        """Record the watermark of incremental materialization for a view."""
+        ...

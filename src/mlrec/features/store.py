@@ -1,0 +1,244 @@
+"""The feature store: typed, validated, TTL-honouring access to online features.
+
+Example:
+    >>> store = FeatureStore(InMemoryOnlineStore(), [user_profile])        # doctest: +SKIP
+    >>> store.write_features("user_profile", {"u1": {"age": 31.0}})        # doctest: +SKIP
+    >>> store.get_online_features("user_profile", ["u1", "u2"]).to_dicts() # doctest: +SKIP
+    [{'user_profile:age': 31.0}, {'user_profile:age': None}]
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlrec.core.clock import Clock, SystemClock
+from mlrec.core.errors import NotFoundError, ValidationError
+from mlrec.features.codec import decode, encode
+from mlrec.features.definitions import Feature, FeatureView, check_entity_id
+from mlrec.features.metrics import (
+    READ_LATENCY,
+    READ_RESULTS,
+    STALENESS,
+    WRITE_LATENCY,
+    WRITE_ROWS,
+)
+from mlrec.features.online_store import OnlineStore, RowWrite
+
+__all__ = ["MAX_BATCH_ENTITIES", "FeatureStore", "OnlineFeatures"]
+
+MAX_BATCH_ENTITIES = 1000
+
+
+@dataclass
+class OnlineFeatures:
+    """The answer of :meth:`FeatureStore.get_online_features`.
+
+    Attributes:
+        refs: the feature references, ``view:feature``, in column order.
+        entity_ids: the entities, in row order.
+        values: ``values[row][column]``; a missing or stale value is the feature's default.
+        missing: per row, the refs that had no value (entity absent or expired).
+        stale: per row, the refs whose value was older than its view's TTL.
+    """
+
+    refs: list[str]
+    entity_ids: list[str]
+    values: list[list[Any]]
+    missing: list[list[str]] = field(default_factory=list)
+    stale: list[list[str]] = field(default_factory=list)
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One ``{ref: value}`` dict per entity."""
+        return [dict(zip(self.refs, row, strict=True)) for row in self.values]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A parsed list of refs: per view, the features to read and their output columns."""
+
+    refs: list[str]
+    groups: list[tuple[FeatureView, tuple[Feature, ...], tuple[str, ...], tuple[int, ...]]]
+
+
+class FeatureStore:
+    """Reads and writes online features of registered views.
+
+    Args:
+        online: the online store backend (memory, SQLite or Redis).
+        views: the feature views this store serves.
+        clock: the time source for staleness (injectable for tests).
+    """
+
+    def __init__(
+        self, online: OnlineStore, views: Iterable[FeatureView] = (), clock: Clock | None = None
+    ) -> None:
+        self.online = online
+        self.clock = clock or SystemClock()
+        self._views: dict[str, FeatureView] = {}
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+        for view in views:
+            self.register(view)
+
+    # -- definitions ------------------------------------------------------------------
+
+    def register(self, view: FeatureView) -> None:
+        """Serve ``view`` (replacing a previous definition of the same name)."""
+        self._views[view.name] = view
+        self._plans.clear()
+
+    @property
+    def views(self) -> dict[str, FeatureView]:
+        return dict(self._views)
+
+    def view(self, name: str) -> FeatureView:
+        """A registered view; :class:`NotFoundError` naming the known ones otherwise."""
+        found = self._views.get(name)
+        if found is None:
+            known = ", ".join(sorted(self._views)) or "none"
+            raise NotFoundError(f"unknown feature view {name!r} (known: {known})")
+        return found
+
+    def _plan(self, refs: tuple[str, ...]) -> _Plan:
+        plan = self._plans.get(refs)
+        if plan is not None:
+            return plan
+        columns: list[str] = []
+        by_view: dict[str, list[tuple[Feature, str, int]]] = {}
+        for ref in refs:
+            view_name, sep, feature_name = ref.partition(":")
+            view = self.view(view_name)
+            if not view.online:
+                raise ValidationError(f"feature view {view_name!r} is offline-only")
+            features = view.features if not sep else (view.feature(feature_name),)
+            for feature in features:
+                column = f"{view.name}:{feature.name}"
+                by_view.setdefault(view.name, []).append((feature, column, len(columns)))
+                columns.append(column)
+        groups = [
+            (
+                self._views[name],
+                tuple(f for f, _, _ in items),
+                tuple(f.name for f, _, _ in items),
+                tuple(i for _, _, i in items),
+            )
+            for name, items in by_view.items()
+        ]
+        plan = _Plan(columns, groups)
+        self._plans[refs] = plan
+        return plan
+
+    # -- reads -----------------------------------------------------------------------
+
+    def get_online_features(
+        self, refs: str | Sequence[str], entity_ids: Sequence[str]
+    ) -> OnlineFeatures:
+        """Latest values of ``refs`` for ``entity_ids``, never older than each view's TTL.
+
+        Args:
+            refs: a view name (all its features) or a list of view names / ``view:feature``.
+            entity_ids: up to :data:`MAX_BATCH_ENTITIES` entity ids.
+
+        Raises:
+            NotFoundError: an unknown view.
+            ValidationError: an unknown feature, a bad entity id, too many entities.
+            BackendUnavailableError: the online store cannot be reached.
+        """
+        plan = self._plan((refs,) if isinstance(refs, str) else tuple(refs))
+        if len(entity_ids) > MAX_BATCH_ENTITIES:
+            raise ValidationError(
+                f"at most {MAX_BATCH_ENTITIES} entities per call, got {len(entity_ids)}"
+            )
+        for entity_id in entity_ids:
+            check_entity_id(entity_id)
+        n_rows, n_cols = len(entity_ids), len(plan.refs)
+        values: list[list[Any]] = [[None] * n_cols for _ in range(n_rows)]
+        missing: list[list[str]] = [[] for _ in range(n_rows)]
+        stale: list[list[str]] = [[] for _ in range(n_rows)]
+        now = self.clock.now()
+        for view, features, names, columns in plan.groups:
+            started = time.perf_counter()
+            rows = self.online.read_rows(view.name, entity_ids, names)
+            oldest_age = 0.0
+            hits = misses = stales = 0
+            for r, stored in enumerate(rows):
+                out = values[r]
+                if stored is None:
+                    misses += 1
+                    for feature, column in zip(features, columns, strict=True):
+                        out[column] = feature.default
+                        missing[r].append(plan.refs[column])
+                    continue
+                age = now - stored.written_at
+                if age > view.ttl_seconds:
+                    stales += 1
+                    for feature, column in zip(features, columns, strict=True):
+                        out[column] = feature.default
+                        stale[r].append(plan.refs[column])
+                    continue
+                hits += 1
+                oldest_age = max(oldest_age, age)
+                raw_values = stored.values
+                for feature, column in zip(features, columns, strict=True):
+                    raw = raw_values.get(feature.name)
+                    if raw is None:
+                        out[column] = feature.default
+                        missing[r].append(plan.refs[column])
+                    else:
+                        out[column] = decode(feature.dtype, raw)
+            READ_LATENCY.labels(view.name).observe(time.perf_counter() - started)
+            for result, count in (("hit", hits), ("miss", misses), ("stale", stales)):
+                if count:
+                    READ_RESULTS.labels(view.name, result).inc(count)
+            if hits:
+                STALENESS.labels(view.name).observe(oldest_age)
+        return OnlineFeatures(plan.refs, list(entity_ids), values, missing, stale)
+
+    # -- writes ----------------------------------------------------------------------
+
+    def encode_rows(
+        self,
+        view: FeatureView,
+        rows: Mapping[str, Mapping[str, Any]],
+        written_at: float | Mapping[str, float] | None = None,
+    ) -> list[RowWrite]:
+        """Validate and encode rows for ``view`` without writing (all or nothing)."""
+        now = self.clock.now()
+        encoded: list[RowWrite] = []
+        for entity_id, features in rows.items():
+            check_entity_id(entity_id)
+            if not features:
+                raise ValidationError(f"entity {entity_id!r}: no feature values given")
+            values = {name: encode(view.feature(name), value) for name, value in features.items()}
+            if isinstance(written_at, Mapping):
+                timestamp = float(written_at.get(entity_id, now))
+            else:
+                timestamp = now if written_at is None else float(written_at)
+            encoded.append(RowWrite(entity_id, values, timestamp))
+        return encoded
+
+    def write_features(
+        self,
+        view_name: str,
+        rows: Mapping[str, Mapping[str, Any]],
+        written_at: float | Mapping[str, float] | None = None,
+    ) -> int:
+        """Write ``{entity_id: {feature: value}}`` to a view.
+
+        Every row is validated before anything is written, and each entity's row is
+        written atomically, so a bad value never leaves a partial write.
+
+        Returns:
+            the number of entities written.
+        """
+        view = self.view(view_name)
+        if not view.online:
+            raise ValidationError(f"feature view {view_name!r} is offline-only")
+        encoded = self.encode_rows(view, rows, written_at)
+        started = time.perf_counter()
+        self.online.write_rows(view.name, encoded, view.ttl_seconds, view.max_entities)
+        WRITE_LATENCY.labels(view.name).observe(time.perf_counter() - started)
+        WRITE_ROWS.labels(view.name).inc(len(encoded))
+        return len(encoded)

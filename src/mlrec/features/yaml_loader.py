@@ -1,0 +1,69 @@
+"""Feature definitions from YAML.
+
+Example file::
+
+    entities:
+      - name: user
+        description: a person using the product
+    feature_views:
+      - name: user_profile
+        entity: user
+        ttl: 86400            # seconds
+        max_entities: 1000000
+        owner: growth-team
+        tags: {tier: gold}
+        features:
+          - {name: age, dtype: float, default: 0.0}
+          - {name: country, dtype: string}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlrec.core.errors import ValidationError
+from mlrec.features.definitions import Entity, FeatureView
+
+__all__ = ["load_definitions", "parse_definitions"]
+
+
+def parse_definitions(
+    data: Any, source: str = "definitions"
+) -> tuple[list[Entity], list[FeatureView]]:
+    """Entities and views from parsed YAML/JSON; errors name ``source`` and the view."""
+    if not isinstance(data, dict):
+        raise ValidationError(f"{source}: expected a mapping with entities and feature_views")
+    try:
+        entities = [
+            Entity(name=str(e["name"]), description=str(e.get("description", "")))
+            for e in data.get("entities") or []
+        ]
+    except (KeyError, TypeError) as exc:
+        raise ValidationError(f"{source}: bad entity ({exc})") from None
+    views = []
+    for index, spec in enumerate(data.get("feature_views") or []):
+        if not isinstance(spec, dict):
+            raise ValidationError(f"{source}: feature_views[{index}] is not a mapping")
+        try:
+            views.append(FeatureView.from_dict(spec))
+        except ValidationError as exc:
+            raise ValidationError(f"{source}: feature_views[{index}]: {exc}") from None
+    known = {e.name for e in entities} | {"user", "item"}
+    for view in views:
+        if view.entity not in known:
+            raise ValidationError(
+                f"{source}: view {view.name!r} uses undeclared entity {view.entity!r}"
+            )
+    return entities, views
+
+
+def load_definitions(path: Path) -> tuple[list[Entity], list[FeatureView]]:
+    """Read a YAML definitions file."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValidationError(f"{path}: cannot read feature definitions ({exc})") from None
+    return parse_definitions(data, str(path))

@@ -1,0 +1,65 @@
+"""Behaviour every FeatureRegistry implementation must have."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlrec.core.errors import NotFoundError
+from mlrec.features.definitions import Entity, Feature, FeatureView, ValueType
+from mlrec.features.registry import FeatureRegistry
+
+
+def profile(ttl: float = 3600.0, **extra: object) -> FeatureView:
+    return FeatureView(
+        name="user_profile",
+        entity="user",
+        features=(Feature("age", ValueType.FLOAT, 0.0), Feature("country", ValueType.STRING)),
+        ttl_seconds=ttl,
+        owner="growth",
+        tags={"tier": "gold"},
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+class FeatureRegistryContract:
+    @pytest.fixture
+    def registry(self) -> FeatureRegistry:
+        raise NotImplementedError
+
+    def test_apply_creates_version_one_and_round_trips_the_definition(
+        self, registry: FeatureRegistry
+    ) -> None:
+        [applied] = registry.apply([Entity("user", "people")], [profile()])
+        assert applied.created and applied.registered.version == 1
+        stored = registry.get_view("user_profile")
+        assert stored.view == profile()
+        assert registry.list_entities() == [Entity("user", "people")]
+
+    def test_reapplying_the_same_definition_changes_nothing(
+        self, registry: FeatureRegistry
+    ) -> None:
+        registry.apply([], [profile()])
+        [again] = registry.apply([], [profile()])
+        assert not again.created and not again.changed
+        assert again.registered.version == 1
+
+    def test_a_changed_definition_gets_the_next_version(self, registry: FeatureRegistry) -> None:
+        registry.apply([], [profile(ttl=3600)])
+        [changed] = registry.apply([], [profile(ttl=60)])
+        assert changed.changed and changed.previous_ttl == 3600
+        assert changed.registered.version == 2
+        assert registry.get_view("user_profile").view.ttl_seconds == 60
+        assert [r.version for r in registry.list_views()] == [2]
+
+    def test_unknown_view_raises_not_found(self, registry: FeatureRegistry) -> None:
+        with pytest.raises(NotFoundError, match="nope"):
+            registry.get_view("nope")
+
+    def test_materialization_watermark_is_kept_across_versions(
+        self, registry: FeatureRegistry
+    ) -> None:
+        registry.apply([], [profile()])
+        registry.set_materialized_until("user_profile", 1234.5)
+        assert registry.get_view("user_profile").materialized_until == 1234.5
+        registry.apply([], [profile(ttl=10)])
+        assert registry.get_view("user_profile").materialized_until == 1234.5

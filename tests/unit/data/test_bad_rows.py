@@ -1,0 +1,206 @@
+"""Malformed input becomes a DataFormatError naming the file, the line and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlrec.core import DataError, DataFormatError, ValidationError
+from mlrec.data import (
+    load_csv,
+    load_interactions,
+    load_lastfm,
+    load_movielens_100k,
+    load_movielens_csv,
+)
+
+
+def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def _ml100k(tmp_path: Path, udata: str) -> Path:
+    folder = tmp_path / "ml-100k"
+    _write(folder / "u.data", udata)
+    flags = "|".join(["0"] * 18 + ["1"])
+    _write(
+        folder / "u.item",
+        f"1|Toy Story (1995)|01-Jan-1995||http://x|{flags}\n"
+        f"2|Café (1996)|01-Jan-1996||http://y|{flags}\n",
+        encoding="latin-1",
+    )
+    return folder
+
+
+GOOD = "1\t1\t5\t881250949\n2\t2\t3\t881250950\n"
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "problem"),
+    [
+        ("3\t1\t4\n", "expected 4 columns"),
+        ("3\t1\t4\t5\t6\n", "expected 4 columns"),
+        ("3\t1\tfive\t881250951\n", "rating 'five' is not a number"),
+        ("3\t1\tnan\t881250951\n", "not a finite number"),
+        ("3\t1\t4\tyesterday\n", "timestamp 'yesterday' is not an integer"),
+        ("\t1\t4\t881250951\n", "user id is empty"),
+        ("3\t \t4\t881250951\n", "item id is empty"),
+        ("3,1,4,881250951\n", "expected 4 columns separated by '\\t', found 1"),
+    ],
+)
+def test_movielens_100k_reports_line_and_problem_when_row_is_malformed(
+    tmp_path: Path, bad_line: str, problem: str
+) -> None:
+    folder = _ml100k(tmp_path, GOOD + bad_line)
+    with pytest.raises(DataFormatError) as caught:
+        load_movielens_100k(folder)
+    assert caught.value.line == 3
+    assert problem in caught.value.problem
+    assert caught.value.path == str(folder / "u.data")
+    assert f"u.data, line 3: {caught.value.problem}" in str(caught.value)
+
+
+def test_movielens_100k_counts_lines_across_blank_lines(tmp_path: Path) -> None:
+    folder = _ml100k(tmp_path, GOOD + "\n\n3\t1\tx\t1\n")
+    with pytest.raises(DataFormatError) as caught:
+        load_movielens_100k(folder)
+    assert caught.value.line == 5
+
+
+def test_movielens_100k_skips_blank_lines_when_rows_are_good(tmp_path: Path) -> None:
+    folder = _ml100k(tmp_path, "\n" + GOOD + "\n")
+    data = load_movielens_100k(folder)
+    assert len(data) == 2
+    assert data.item_info["2"].title == "Café (1996)"
+    assert data.item_info["2"].categories == ("Western",)
+
+
+def test_movielens_100k_accepts_non_integer_ids_through_the_slow_path(tmp_path: Path) -> None:
+    data = load_movielens_100k(_ml100k(tmp_path, "u1\tm1\t4\t10\nu2\tm1\t2\t11\n"))
+    assert data.users.ids() == ["u1", "u2"]
+    assert data.items.ids() == ["m1"]
+    np.testing.assert_array_equal(data.weights, [4.0, 2.0])
+
+
+def test_movielens_100k_reports_bad_genre_flag_in_u_item(tmp_path: Path) -> None:
+    folder = _ml100k(tmp_path, GOOD)
+    flags = "|".join(["0"] * 18 + ["2"])
+    _write(folder / "u.item", f"1|A (1995)|x||u|{flags}\n", encoding="latin-1")
+    with pytest.raises(DataFormatError) as caught:
+        load_movielens_100k(folder)
+    assert (caught.value.line, caught.value.path) == (1, str(folder / "u.item"))
+    assert "genre flags must be 0 or 1" in caught.value.problem
+
+
+def test_movielens_100k_reports_short_u_item_row(tmp_path: Path) -> None:
+    folder = _ml100k(tmp_path, GOOD)
+    _write(folder / "u.item", "1|A (1995)|x\n", encoding="latin-1")
+    with pytest.raises(DataFormatError, match=r"line 1: expected at least 21 columns"):
+        load_movielens_100k(folder)
+
+
+def test_movielens_100k_raises_data_error_when_folder_or_file_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="directory not found"):
+        load_movielens_100k(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"u\.data"):
+        load_movielens_100k(tmp_path / "empty")
+
+
+def test_movielens_csv_counts_the_header_as_line_one(tmp_path: Path) -> None:
+    folder = tmp_path / "ml-latest-small"
+    _write(
+        folder / "ratings.csv",
+        "userId,movieId,rating,timestamp\r\n1,1,4.0,964982703\r\n1,3,four,964981247\r\n",
+    )
+    with pytest.raises(DataFormatError) as caught:
+        load_movielens_csv(folder)
+    assert caught.value.line == 3
+    assert caught.value.problem == "rating 'four' is not a number"
+
+
+def test_movielens_csv_reports_unclosed_quote_in_movies(tmp_path: Path) -> None:
+    folder = tmp_path / "ml-latest-small"
+    _write(folder / "ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,9\n")
+    _write(folder / "movies.csv", 'movieId,title,genres\n1,"Toy Story (1995),Comedy\n')
+    with pytest.raises(DataFormatError) as caught:
+        load_movielens_csv(folder)
+    assert caught.value.path == str(folder / "movies.csv")
+    assert caught.value.line == 2
+
+
+def test_lastfm_reports_non_numeric_play_count(tmp_path: Path) -> None:
+    folder = tmp_path / "lastfm"
+    _write(
+        folder / "user_artists.dat", "userID\tartistID\tweight\r\n2\t51\t13883\r\n2\t52\tmany\r\n"
+    )
+    with pytest.raises(DataFormatError) as caught:
+        load_lastfm(folder)
+    assert (caught.value.line, caught.value.problem) == (3, "weight 'many' is not a number")
+
+
+def test_lastfm_reports_wrong_column_count(tmp_path: Path) -> None:
+    folder = tmp_path / "lastfm"
+    _write(folder / "user_artists.dat", "userID\tartistID\tweight\r\n2\t51\r\n")
+    with pytest.raises(DataFormatError, match=r"line 2: expected 3 columns"):
+        load_lastfm(folder)
+
+
+def test_lastfm_reads_crlf_file_without_header(tmp_path: Path) -> None:
+    folder = tmp_path / "lastfm"
+    _write(folder / "user_artists.dat", "2\t51\t10\r\n3\t51\t5\r\n")
+    _write(
+        folder / "artists.dat", "id\tname\turl\tpictureURL\n51\tDuran Duran\thttp://x\thttp://y\n"
+    )
+    data = load_lastfm(folder)
+    assert len(data) == 2
+    assert data.item_info["51"].title == "Duran Duran"
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "problem"),
+    [
+        ("alice,i1\nbob,i2,3\n", 2, "expected 2 columns separated by ',', found 3"),
+        ("alice,i1,1.0\nbob,i2,lots\n", 2, "weight 'lots' is not a number"),
+        ("user_id,item_id,weight\nalice,i1,1\nbob,,2\n", 3, "item id is empty"),
+        ("alice,i1,1,2024-01-01T00:00:00+00:00\nbob,i2,1,someday\n", 2, "timestamp 'someday'"),
+        ("alice,i1,inf\n", 1, "weight 'inf' is not a finite number"),
+        ("alice\n", 1, "expected 2 to 4 columns"),
+        ("a,b,1,2,3\n", 1, "expected 2 to 4 columns"),
+        ('alice,"i1\n', 1, "bad CSV quoting"),
+    ],
+)
+def test_load_csv_reports_line_and_problem_when_row_is_malformed(
+    tmp_path: Path, content: str, line: int, problem: str
+) -> None:
+    path = _write(tmp_path / "events.csv", content)
+    with pytest.raises(DataFormatError) as caught:
+        load_csv(path)
+    assert caught.value.line == line
+    assert problem in caught.value.problem
+    assert caught.value.path == str(path)
+
+
+def test_load_csv_reports_invalid_utf8_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"alice,i1\nbob,i\xff2\n")
+    with pytest.raises(DataFormatError) as caught:
+        load_csv(path)
+    assert caught.value.line == 2
+    assert "utf-8" in caught.value.problem
+
+
+def test_load_csv_raises_data_error_when_file_is_empty_or_missing(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no rows"):
+        load_csv(_write(tmp_path / "empty.csv", ""))
+    with pytest.raises(DataError, match="not found"):
+        load_csv(tmp_path / "missing.csv")
+
+
+def test_load_interactions_rejects_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="unknown format 'parquet'"):
+        load_interactions(tmp_path, "parquet")

@@ -1,0 +1,124 @@
+from pathlib import Path
+
+import pytest
+
+from mlrec.backends.memory import InMemoryFeatureRegistry
+from mlrec.backends.memory_features import InMemoryOnlineStore
+from mlrec.core.clock import ManualClock
+from mlrec.core.errors import DataFormatError, ValidationError
+from mlrec.core.interactions import Interactions
+from mlrec.features.apply import apply_definitions
+from mlrec.features.definitions import Feature, FeatureView, ValueType
+from mlrec.features.materialize import FileSource, InteractionAggregates, materialize
+from mlrec.features.store import FeatureStore
+from mlrec.features.yaml_loader import load_definitions
+
+YAML = """
+entities:
+  - {name: user, description: a person}
+feature_views:
+  - name: user_stats
+    entity: user
+    ttl: 3600
+    max_entities: 1000
+    owner: growth
+    tags: {tier: gold}
+    features:
+      - {name: interaction_count, dtype: int, default: 0}
+      - {name: weight_mean, dtype: float}
+      - {name: last_seen, dtype: float}
+"""
+
+
+def test_yaml_definitions_load_with_types_ttl_and_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "features.yaml"
+    path.write_text(YAML)
+    entities, [view] = load_definitions(path)
+    assert [e.name for e in entities] == ["user"]
+    assert view.ttl_seconds == 3600 and view.max_entities == 1000 and view.owner == "growth"
+    assert view.feature("interaction_count").dtype is ValueType.INT
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("ttl: 3600", "ttl: 0"),
+        ("dtype: int", "dtype: complex"),
+        ("entity: user\n", "entity: shop\n"),
+    ],
+)
+def test_bad_yaml_is_rejected_naming_the_view(tmp_path: Path, bad: str, message: str) -> None:
+    path = tmp_path / "features.yaml"
+    path.write_text(YAML.replace(bad, message, 1))
+    with pytest.raises(ValidationError, match=str(path.name)):
+        load_definitions(path)
+
+
+def test_apply_shortened_ttl_expires_existing_keys() -> None:
+    clock = ManualClock()
+    online = InMemoryOnlineStore(clock)
+    registry = InMemoryFeatureRegistry()
+    long = FeatureView("v", "user", (Feature("a"),), ttl_seconds=3600)
+    apply_definitions(registry, online, [], [long])
+    store = FeatureStore(online, [long], clock=clock)
+    store.write_features("v", {"u1": {"a": 1.0}})
+    clock.advance(120)
+    short = FeatureView("v", "user", (Feature("a"),), ttl_seconds=60)
+    [result] = apply_definitions(registry, online, [], [short])
+    assert result.changed and result.registered.version == 2
+    assert online.read_rows("v", ["u1"], ["a"]) == [None]
+
+
+def interactions() -> Interactions:
+    return Interactions.from_arrays(
+        ["u1", "u1", "u2", "u1"],
+        ["a", "b", "a", "a"],
+        [1.0, 3.0, 2.0, 1.0],
+        [100, 200, 300, 400],
+    )
+
+
+def test_materialize_interaction_aggregates_then_incrementally() -> None:
+    clock = ManualClock(start=500.0)
+    view = FeatureView(
+        "user_stats",
+        "user",
+        (
+            Feature("interaction_count", ValueType.INT, 0),
+            Feature("distinct_count", ValueType.INT, 0),
+            Feature("weight_mean", ValueType.FLOAT),
+        ),
+        ttl_seconds=10_000,
+    )
+    store = FeatureStore(InMemoryOnlineStore(clock), [view], clock=clock)
+    source = InteractionAggregates(interactions(), "user")
+    progress: list[tuple[int, int | None]] = []
+    report = materialize(store, "user_stats", source, progress=lambda d, t: progress.append((d, t)))
+    assert (report.rows_read, report.rows_written, report.watermark) == (2, 2, 400.0)
+    assert progress[-1] == (2, 2)
+    values = store.get_online_features("user_stats", ["u1", "u2"]).values
+    assert values == [[3, 2, 5.0 / 3], [1, 1, 2.0]]
+    again = materialize(store, "user_stats", source, since=report.watermark)
+    assert again.rows_read == 0
+
+
+def test_file_source_reads_typed_csv_and_reports_bad_lines(tmp_path: Path) -> None:
+    view = FeatureView(
+        "item_stats",
+        "item",
+        (Feature("ctr", ValueType.FLOAT), Feature("tags", ValueType.STRING_LIST)),
+        ttl_seconds=10_000,
+    )
+    path = tmp_path / "items.csv"
+    path.write_text("item,timestamp,ctr,tags\ni1,100,0.5,a|b\ni2,200,0.25,\ni1,300,0.75,c\n")
+    clock = ManualClock(start=400.0)
+    store = FeatureStore(InMemoryOnlineStore(clock), [view], clock=clock)
+    report = materialize(store, "item_stats", FileSource(path, view))
+    assert report.rows_read == 3 and report.rows_written == 2
+    assert store.get_online_features("item_stats", ["i1", "i2"]).values == [
+        [0.75, ["c"]],
+        [0.25, None],
+    ]
+    path.write_text("item,timestamp,ctr\ni1,100,0.5\ni2,200,lots\n")
+    with pytest.raises(DataFormatError, match="line 3"):
+        materialize(store, "item_stats", FileSource(path, view))
