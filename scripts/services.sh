@@ -89,6 +89,7 @@ wait_ready() {
 fail_with_log() {
   printf '[services] ERROR: %s; last lines of %s:\n' "$1" "$2" >&2
   tail -n 40 "$2" >&2 2>/dev/null || true
+  printf '[services] servers that did start are left running: scripts/services.sh down\n' >&2
   exit 1
 }
 

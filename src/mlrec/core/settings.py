@@ -99,6 +99,11 @@ class CommonSettings(BaseSettings):
         return self.models_dir or self.data_dir / "models"
 
     @property
+    def resolved_online_store_url(self) -> str:
+        """Redis when configured, else the embedded SQLite feature store."""
+        return self.redis_url or f"sqlite:///{self.data_dir / 'features.db'}"
+
+    @property
     def resolved_database_url(self) -> str:
         """The metadata DB URL, defaulting to SQLite under the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir / 'mlrec.db'}"

@@ -404,6 +404,6 @@ def first_line(path: Path, encoding: str = "utf-8") -> str:
     """The first line of a file without its line ending ("" if unreadable or empty)."""
     try:
         with path.open(encoding=encoding, errors="replace", newline="") as handle:
-            return handle.readline().rstrip("\r\n")
+            return handle.readline().lstrip("\ufeff").rstrip("\r\n")
     except OSError:
         return ""

@@ -33,9 +33,9 @@ class ALSParams:
         num_threads: worker threads of ``implicit`` (0 = all cores).
     """
 
-    factors: int = 64
-    regularization: float = 0.01
-    alpha: float = 1.0
+    factors: int = 32
+    regularization: float = 0.1
+    alpha: float = 5.0
     iterations: int = 15
     seed: int = 42
     binary: bool = True

@@ -27,7 +27,7 @@ class EASEParams:
         binary: train on 0/1 interactions instead of the given weights.
     """
 
-    l2: float = 250.0
+    l2: float = 500.0
     binary: bool = True
 
 

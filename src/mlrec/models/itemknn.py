@@ -32,10 +32,10 @@ class ItemKNNParams:
             computing similarities (down-weights users with very long histories).
     """
 
-    neighbours: int = 100
-    shrink: float = 10.0
+    neighbours: int = 200
+    shrink: float = 50.0
     binary: bool = True
-    weighting: str = "none"
+    weighting: str = "tfidf"
 
     def __post_init__(self) -> None:
         if self.neighbours < 1:

@@ -29,9 +29,9 @@ class RP3betaParams:
         normalize: re-normalise each item's kept weights to sum to 1.
     """
 
-    neighbours: int = 100
-    alpha: float = 1.0
-    beta: float = 0.3
+    neighbours: int = 200
+    alpha: float = 0.8
+    beta: float = 0.5
     binary: bool = True
     normalize: bool = False
 

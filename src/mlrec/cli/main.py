@@ -10,22 +10,20 @@ import csv
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from mlrec.backends.factory import open_model_registry
+from mlrec.cli.common import console, err_console, fail, fraction_progress, settings
+from mlrec.cli.features import features_app
 from mlrec.core.errors import MlrecError
 from mlrec.core.interactions import Interactions
-from mlrec.core.settings import CommonSettings, load_settings
+from mlrec.core.settings import CommonSettings
 from mlrec.data import load_dataset, load_interactions, random_split_per_user
 from mlrec.models import (
     ALGORITHMS,
@@ -47,9 +45,7 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List, inspect and promote registered model versions.")
 app.add_typer(models_app, name="models")
-
-console = Console()
-err_console = Console(stderr=True)
+app.add_typer(features_app, name="features")
 
 
 class DataFormat(StrEnum):
@@ -61,28 +57,8 @@ class DataFormat(StrEnum):
     CSV = "csv"
 
 
-def _settings() -> CommonSettings:
-    return load_settings(CommonSettings)
-
-
-def _registry(settings: CommonSettings) -> ModelRegistry:
-    return open_model_registry(settings.resolved_database_url)
-
-
-@contextmanager
-def _progress(description: str) -> Iterator[Callable[[float], None]]:
-    """A rich progress bar driven by a fraction-done callback."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=1.0)
-        yield lambda fraction: bar.update(task, completed=min(max(fraction, 0.0), 1.0))
-        bar.update(task, completed=1.0)
+def _registry(config: CommonSettings) -> ModelRegistry:
+    return open_model_registry(config.resolved_database_url)
 
 
 def _load(
@@ -90,12 +66,7 @@ def _load(
 ) -> Interactions:
     if interactions is not None:
         return load_interactions(interactions, (data_format or DataFormat.CSV).value)
-    return load_dataset(dataset or "demo", _settings().data_dir)
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=2)
+    return load_dataset(dataset or "demo", settings().data_dir)
 
 
 @app.callback()
@@ -127,7 +98,7 @@ def train(
 ) -> None:
     """Train a model and save it as an artifact directory."""
     if algorithm not in ALGORITHMS:
-        _fail(f"unknown algorithm {algorithm!r}; choose from {', '.join(sorted(ALGORITHMS))}")
+        fail(f"unknown algorithm {algorithm!r}; choose from {', '.join(sorted(ALGORITHMS))}")
     data = _load(interactions, data_format, dataset)
     params = parse_params(ALGORITHMS[algorithm], param or [])
     model = create_model(algorithm, **params)
@@ -136,15 +107,15 @@ def train(
         f"{data.n_items} items, {len(data)} interactions"
     )
     started = time.perf_counter()
-    with _progress(f"fit {algorithm}") as progress:
+    with fraction_progress(f"fit {algorithm}") as progress:
         model.fit(data, progress=progress)
     elapsed = time.perf_counter() - started
     sha = model.save(output)
     console.print(f"trained in {elapsed:.2f} s; artifact {output} (sha256 {sha[:12]})")
     if register:
-        settings = _settings()
+        config = settings()
         version = publish_model(
-            model, output, settings.resolved_models_dir, _registry(settings), register, data.name
+            model, output, config.resolved_models_dir, _registry(config), register, data.name
         )
         console.print(f"registered {version.ref} ({version.stage})")
 
@@ -209,8 +180,8 @@ def run(
     k: Annotated[int, typer.Option(min=1, max=100)] = 10,
 ) -> None:
     """Train every algorithm on a 75/25 split, print the evaluation table, publish the best."""
-    settings = _settings()
-    data = load_dataset(dataset, settings.data_dir)
+    config = settings()
+    data = load_dataset(dataset, config.data_dir)
     train_split, test_split = random_split_per_user(data, test_ratio=0.25, seed=42)
     console.print(
         f"dataset {data.name}: {data.n_users} users, {data.n_items} items, "
@@ -221,7 +192,7 @@ def run(
     for name in ALGORITHMS:
         model = create_model(name)
         started = time.perf_counter()
-        with _progress(f"fit {name}") as progress:
+        with fraction_progress(f"fit {name}") as progress:
             model.fit(train_split, progress=progress)
         seconds = time.perf_counter() - started
         metrics = evaluate_model(model, test_split, k=k)
@@ -230,15 +201,15 @@ def run(
     console.print(_metrics_table(f"{data.name}: holdout metrics @ {k}", rows))
     best_name, best_metrics = max(rows, key=lambda row: row[1][f"ndcg@{k}"])
     final = create_model(best_name)
-    with _progress(f"refit {best_name} on all data") as progress:
+    with fraction_progress(f"refit {best_name} on all data") as progress:
         final.fit(data, progress=progress)
-    registry = _registry(settings)
-    staging_dir = settings.resolved_models_dir / ".staging" / best_name
+    registry = _registry(config)
+    staging_dir = config.resolved_models_dir / ".staging" / best_name
     final.save(staging_dir)
     version = publish_model(
         final,
         staging_dir,
-        settings.resolved_models_dir,
+        config.resolved_models_dir,
         registry,
         name=dataset,
         dataset=data.name,
@@ -248,7 +219,7 @@ def run(
     registry.promote(version.name, version.version)
     console.print(
         f"best: [bold]{best_name}[/] ndcg@{k}={best_metrics[f'ndcg@{k}']:.4f}; "
-        f"published {version.ref} to production ({settings.resolved_models_dir})"
+        f"published {version.ref} to production ({config.resolved_models_dir})"
     )
 
 
@@ -258,7 +229,7 @@ def models_list(
     stage: Annotated[Stage | None, typer.Option(help="Only this stage.")] = None,
 ) -> None:
     """List registered model versions, newest first."""
-    versions = _registry(_settings()).list(name, stage)
+    versions = _registry(settings()).list(name, stage)
     table = Table(title="model versions")
     for column in ("ref", "algorithm", "stage", "dataset", "metrics", "created", "sha256"):
         table.add_column(column)
@@ -279,7 +250,7 @@ def models_list(
 def _parse_ref(ref: str) -> tuple[str, int | None]:
     name, _, version = ref.partition(":")
     if version and not version.isdigit():
-        _fail(f"bad model reference {ref!r}: expected NAME or NAME:VERSION")
+        fail(f"bad model reference {ref!r}: expected NAME or NAME:VERSION")
     return name, int(version) if version else None
 
 
@@ -287,7 +258,7 @@ def _parse_ref(ref: str) -> tuple[str, int | None]:
 def models_show(ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION")]) -> None:
     """Show one model version in full."""
     name, version = _parse_ref(ref)
-    found = _registry(_settings()).get(name, version)
+    found = _registry(settings()).get(name, version)
     for key, value in (
         ("ref", found.ref),
         ("algorithm", found.algorithm),
@@ -310,9 +281,9 @@ def models_promote(
     """Promote a version (to production by default; the previous one is archived)."""
     name, version = _parse_ref(ref)
     if version is None:
-        _fail("promote needs NAME:VERSION")
+        fail("promote needs NAME:VERSION")
     assert version is not None
-    promoted = _registry(_settings()).promote(name, version, stage)
+    promoted = _registry(settings()).promote(name, version, stage)
     console.print(f"{promoted.ref} is now {promoted.stage.value}")
 
 

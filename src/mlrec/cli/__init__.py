@@ -1,0 +1,5 @@
+"""The ``mlrec`` command line (typer)."""
+
+from mlrec.cli.main import app, main
+
+__all__ = ["app", "main"]

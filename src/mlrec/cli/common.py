@@ -1,0 +1,57 @@
+"""Helpers shared by the CLI's sub-commands: settings, consoles, progress bars, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlrec.core.settings import CommonSettings, load_settings
+
+__all__ = ["console", "counting_progress", "err_console", "fail", "fraction_progress", "settings"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def settings() -> CommonSettings:
+    """The process settings (``MLREC_*``)."""
+    return load_settings(CommonSettings)
+
+
+def fail(message: str) -> None:
+    """Print an error and exit with status 2."""
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+@contextmanager
+def fraction_progress(description: str) -> Iterator[Callable[[float], None]]:
+    """A progress bar driven by a fraction-done callback (model training)."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as bar:
+        task = bar.add_task(description, total=1.0)
+        yield lambda fraction: bar.update(task, completed=min(max(fraction, 0.0), 1.0))
+        bar.update(task, completed=1.0)
+
+
+@contextmanager
+def counting_progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar driven by ``(done, total or None)`` (loading, materializing)."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -1,0 +1,155 @@
+"""Blend: a weighted sum of per-user normalised scores of several models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from mlrec.core.errors import ModelError, ValidationError
+from mlrec.core.interactions import Interactions
+from mlrec.models.als import ALS
+from mlrec.models.base import FloatArray, IntArray, Progress, Recommender
+from mlrec.models.ease import EASE
+from mlrec.models.itemknn import ItemKNN
+from mlrec.models.rp3beta import RP3beta
+from mlrec.models.sequential import SequentialCooccurrence
+
+__all__ = ["Blend"]
+
+COMPONENTS: dict[str, type[Recommender]] = {
+    "ease": EASE,
+    "rp3beta": RP3beta,
+    "itemknn": ItemKNN,
+    "sequential": SequentialCooccurrence,
+    "als": ALS,
+}
+
+
+@dataclass(frozen=True)
+class BlendParams:
+    """Weights of the blended models (0 = not fitted); each uses its own defaults.
+
+    The defaults were chosen on a validation split carved from the ML-100K
+    training split (``bench/quality.py``) and checked on ML latest-small and
+    Last.fm.
+
+    Attributes:
+        ease: weight of :class:`~mlrec.models.ease.EASE`.
+        rp3beta: weight of :class:`~mlrec.models.rp3beta.RP3beta`.
+        itemknn: weight of :class:`~mlrec.models.itemknn.ItemKNN`.
+        sequential: weight of
+            :class:`~mlrec.models.sequential.SequentialCooccurrence`.
+        als: weight of :class:`~mlrec.models.als.ALS`.
+    """
+
+    ease: float = 1.0
+    rp3beta: float = 0.25
+    itemknn: float = 0.5
+    sequential: float = 0.5
+    als: float = 0.25
+
+    def __post_init__(self) -> None:
+        weights = [getattr(self, name) for name in COMPONENTS]
+        if any(w < 0 for w in weights) or not any(w > 0 for w in weights):
+            raise ValidationError("blend: weights must be >= 0 and at least one > 0")
+
+
+def _normalise(scores: FloatArray) -> FloatArray:
+    """Divide each row by its largest absolute score, so models share one scale."""
+    scale = np.abs(scores).max(axis=1, keepdims=True)
+    scale[scale == 0] = 1.0
+    return np.asarray(scores / scale, np.float32)
+
+
+class Blend(Recommender):
+    """``score = Σ_m w_m · s_m(u) / max_i |s_m(u, i)|`` over the models with ``w_m > 0``.
+
+    Each component keeps its own scoring path: ALS uses learned user factors for
+    known users and fold-in for histories, the item-item models score rows.
+    """
+
+    algorithm = "blend"
+    Params = BlendParams
+    params: BlendParams
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.components: dict[str, Recommender] = {}
+
+    def _weights(self) -> dict[str, float]:
+        return {
+            name: float(getattr(self.params, name))
+            for name in COMPONENTS
+            if getattr(self.params, name) > 0
+        }
+
+    def fit(self, interactions: Interactions, progress: Progress | None = None) -> Self:
+        # components see the full interaction log (the sequential model needs time)
+        report = progress or (lambda _fraction: None)
+        weights = self._weights()
+        self.components = {}
+        for done, name in enumerate(weights):
+            self.components[name] = COMPONENTS[name]().fit(
+                interactions,
+                lambda f, done=done: report((done + f) / len(weights)),
+            )
+        return super().fit(interactions, progress)
+
+    def _fit(self, matrix: sp.csr_matrix, progress: Progress) -> None:
+        if not self.components:
+            raise ModelError("blend: components must be fitted through fit()")
+        progress(1.0)
+
+    def _combine(self, scores: dict[str, FloatArray]) -> FloatArray:
+        weights = self._weights()
+        total: FloatArray | None = None
+        for name, value in scores.items():
+            part = weights[name] * _normalise(value)
+            total = part if total is None else total + part
+        assert total is not None
+        return np.asarray(total, np.float32)
+
+    def score_users(self, user_indices: IntArray) -> FloatArray:
+        return self._combine({n: c.score_users(user_indices) for n, c in self.components.items()})
+
+    def score_histories(self, histories: sp.csr_matrix) -> FloatArray:
+        return self._combine(
+            {n: c.score_histories(histories) for n, c in self.components.items()}
+        )
+
+    def item_similarities(self, item_index: int) -> FloatArray:
+        return self._combine(
+            {n: c.item_similarities(item_index)[None, :] for n, c in self.components.items()}
+        )[0]
+
+    def _state(self) -> dict[str, npt.NDArray[Any]]:
+        return {
+            f"{name}/{key}": value
+            for name, component in self.components.items()
+            for key, value in component._state().items()
+        }
+
+    def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
+        self.components = {}
+        for name in self._weights():
+            prefix = f"{name}/"
+            component = COMPONENTS[name]()
+            component._set_state(
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
+            self.components[name] = component
+
+    @classmethod
+    def from_artifact(cls, artifact: Any) -> Self:
+        model = super().from_artifact(artifact)
+        for component in model.components.values():
+            component.users = model.users
+            component.items = model.items
+            component.item_info = model.item_info
+            component.user_items = model.user_items
+            component.fitted = True
+        return model

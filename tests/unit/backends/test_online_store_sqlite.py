@@ -1,0 +1,128 @@
+"""The SQLite online store keeps the online store contract, across connections and processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlrec.backends.sqlite_features import SqliteOnlineStore
+from mlrec.core.clock import Clock, ManualClock
+from mlrec.core.errors import BackendUnavailableError
+from mlrec.features.online_store import CounterUpdate, OnlineStore, RowWrite, StoredRow
+from tests.contracts.online_store import LONG_TTL, OnlineStoreContract
+
+
+class TestSqliteOnlineStore(OnlineStoreContract):
+    @pytest.fixture
+    def store(self, clock: Clock, tmp_path: Path) -> Iterator[OnlineStore]:
+        store = SqliteOnlineStore(tmp_path / "features.db", clock=clock)
+        yield store
+        store.close()
+
+
+def _run(code: str, db: Path) -> str:
+    """Run ``code`` in a fresh interpreter with ``store`` opened on ``db``; its stdout."""
+    prelude = textwrap.dedent(
+        f"""
+        import json
+        from mlrec.backends.sqlite_features import SqliteOnlineStore
+        from mlrec.features.online_store import RowWrite
+        store = SqliteOnlineStore({str(db)!r})
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_another_process_sees_writes_when_sharing_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "features.db"
+    store = SqliteOnlineStore(db)
+    store.write_rows("profile", [RowWrite("u1", {"a": b"mine"}, 1.5e9)], LONG_TTL, None)
+
+    out = _run(
+        """
+        [row] = store.read_rows("profile", ["u1"], ["a"])
+        print(json.dumps([row.values["a"].decode(), row.written_at]))
+        store.write_rows("profile", [RowWrite("u2", {"a": b"theirs"}, 2.0e9)], 3600, None)
+        """,
+        db,
+    )
+
+    assert json.loads(out) == ["mine", 1.5e9]
+    assert store.read_rows("profile", ["u2"], ["a"]) == [StoredRow({"a": b"theirs"}, 2.0e9)]
+
+
+def test_concurrent_processes_lose_no_increment_when_writing_together(tmp_path: Path) -> None:
+    db = tmp_path / "features.db"
+    SqliteOnlineStore(db).close()  # create the schema once
+    code = f"""
+        import subprocess, sys
+        from mlrec.features.online_store import CounterUpdate
+        for _ in range(100):
+            store.increment("counts", [CounterUpdate("u1", {{"n": 1.0}}, 0.0)], 3600)
+        """
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _prelude(db) + textwrap.dedent(code)])
+        for _ in range(3)
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+
+    assert SqliteOnlineStore(db).read_counters("counts", ["u1"]) == [{"n": 300.0}]
+
+
+def _prelude(db: Path) -> str:
+    return (
+        "from mlrec.backends.sqlite_features import SqliteOnlineStore\n"
+        f"store = SqliteOnlineStore({str(db)!r})\n"
+    )
+
+
+def test_threads_lose_no_increment_when_sharing_a_store(tmp_path: Path) -> None:
+    store = SqliteOnlineStore(tmp_path / "features.db")
+
+    def work() -> None:
+        for _ in range(50):
+            store.increment("counts", [CounterUpdate("u1", {"n": 1.0}, 0.0)], LONG_TTL)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert store.read_counters("counts", ["u1"]) == [{"n": 200.0}]
+
+
+def test_expired_rows_are_purged_when_view_written_again(tmp_path: Path) -> None:
+    clock = ManualClock()
+    store = SqliteOnlineStore(tmp_path / "features.db", clock=clock)
+    store.write_rows("profile", [RowWrite("old", {"a": b"1"}, clock.now())], 10, None)
+    clock.advance(20)
+    store.write_rows("profile", [RowWrite("new", {"a": b"2"}, clock.now())], 10, None)
+
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "features.db") as raw:
+        entities = raw.execute("SELECT entity FROM entities").fetchall()
+        fields = raw.execute("SELECT entity FROM fields").fetchall()
+    assert entities == fields == [("new",)]
+
+
+def test_store_raises_unavailable_when_file_cannot_be_opened(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+
+    with pytest.raises(BackendUnavailableError):
+        SqliteOnlineStore(tmp_path / "dir.db")
