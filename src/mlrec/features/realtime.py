@@ -35,6 +35,7 @@ class Interaction:
     item_id: str
     timestamp: float
     weight: float = 1.0
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,9 @@ class RealtimeConfig:
 
     Attributes:
         recent_items: how many recent items are kept per user.
+        dedup_window: how many recent event ids are remembered per user to apply
+            each event once (events of one user arrive in order on one partition, so
+            a redelivered event is among that user's latest ones).
         user_ttl_seconds: a user's real-time features expire after this long idle.
         popularity_half_life_seconds: an interaction's weight halves after this long.
         popularity_ttl_seconds: the popularity ranking expires after this long idle.
@@ -50,6 +54,7 @@ class RealtimeConfig:
     """
 
     recent_items: int = 50
+    dedup_window: int = 256
     user_ttl_seconds: float = 30 * DAY
     popularity_half_life_seconds: float = DAY
     popularity_ttl_seconds: float = 30 * DAY
@@ -79,21 +84,50 @@ class RealtimeFeatures:
         self.recent_view = f"{prefix}user_recent"
         self.activity_view = f"{prefix}user_activity"
         self.popularity_view = f"{prefix}item_popularity"
+        self.seen_view = f"{prefix}user_seen_events"
 
-    def record(self, interactions: Sequence[Interaction]) -> None:
-        """Apply a batch of interactions to every real-time view.
+    def _unseen(self, interactions: Sequence[Interaction]) -> list[Interaction]:
+        with_ids = [i for i in interactions if i.event_id is not None]
+        if not with_ids:
+            return list(interactions)
+        users = sorted({i.user_id for i in with_ids})
+        seen_lists = self.online.read_recent(self.seen_view, users, self.config.dedup_window)
+        seen = {
+            (user, event_id)
+            for user, members in zip(users, seen_lists, strict=True)
+            for event_id, _ in members
+        }
+        fresh: list[Interaction] = []
+        for interaction in interactions:
+            if interaction.event_id is None:
+                fresh.append(interaction)
+                continue
+            key = (interaction.user_id, interaction.event_id)
+            if key not in seen:
+                fresh.append(interaction)
+                seen.add(key)
+        return fresh
 
-        Idempotence is the caller's business (the stream processor dedups by
-        event id); re-applying an interaction keeps the recent list unchanged but
-        counts it again.
+    def record(self, interactions: Sequence[Interaction]) -> int:
+        """Apply a batch of interactions to every real-time view, each event id once.
+
+        Interactions carrying an ``event_id`` already applied (within the user's
+        ``dedup_window`` latest events) are skipped, so redelivery after a crash or a
+        client retry does not count twice. The ids are remembered after the updates,
+        so a crash in between can only cause a redelivered event to count again
+        (at-least-once), never to be lost.
+
+        Returns:
+            how many interactions were applied.
         """
-        if not interactions:
-            return
         for interaction in interactions:
             check_entity_id(interaction.user_id)
             check_entity_id(interaction.item_id)
             if interaction.weight <= 0:
                 raise ValidationError(f"interaction weight must be positive: {interaction}")
+        interactions = self._unseen(interactions)
+        if not interactions:
+            return 0
         cfg = self.config
         self.online.push_recent(
             self.recent_view,
@@ -125,6 +159,10 @@ class RealtimeFeatures:
             cfg.popularity_ttl_seconds,
             cfg.max_popular_items,
         )
+        ids = [RecentEntry(i.user_id, i.event_id, i.timestamp) for i in interactions if i.event_id]
+        if ids:
+            self.online.push_recent(self.seen_view, ids, cfg.dedup_window, cfg.user_ttl_seconds)
+        return len(interactions)
 
     def recent_items(self, user_id: str, limit: int | None = None) -> list[tuple[str, float]]:
         """The user's recent items with timestamps, newest first."""

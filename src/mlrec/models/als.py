@@ -33,8 +33,8 @@ class ALSParams:
         num_threads: worker threads of ``implicit`` (0 = all cores).
     """
 
-    factors: int = 32
-    regularization: float = 0.1
+    factors: int = 16
+    regularization: float = 10.0
     alpha: float = 5.0
     iterations: int = 15
     seed: int = 42

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -142,6 +143,29 @@ class Blend(Recommender):
                 {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             )
             self.components[name] = component
+
+    def reweight(self, **weights: float) -> Blend:
+        """A copy with other weights that shares the fitted components (cheap tuning).
+
+        Raises:
+            ValidationError: a weight names no component, or a component given a
+                positive weight was not fitted in this blend.
+        """
+        self._require_fitted()
+        current = dict(dataclasses.asdict(self.params))
+        unknown = sorted(set(weights) - set(current))
+        if unknown:
+            raise ValidationError(f"blend: unknown component(s) {', '.join(unknown)}")
+        current.update(weights)
+        other = Blend(**current)
+        missing = sorted(set(other._weights()) - set(self.components))
+        if missing:
+            raise ValidationError(f"blend: component(s) {', '.join(missing)} were not fitted")
+        other.components = {n: c for n, c in self.components.items() if n in other._weights()}
+        other.users, other.items, other.item_info = self.users, self.items, self.item_info
+        other.user_items = self.user_items
+        other.fitted = True
+        return other
 
     @classmethod
     def from_artifact(cls, artifact: Any) -> Self:

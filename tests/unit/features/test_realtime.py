@@ -59,3 +59,13 @@ def test_bad_interactions_are_rejected(realtime: RealtimeFeatures) -> None:
         realtime.record([Interaction("u1", "a", 0.0, weight=0.0)])
     with pytest.raises(ValidationError):
         realtime.popular_items(0)
+
+
+def test_an_event_id_is_applied_once_even_when_redelivered(
+    realtime: RealtimeFeatures, clock: ManualClock
+) -> None:
+    event = Interaction("u1", "a", clock.now(), event_id="e1")
+    assert realtime.record([event, event]) == 1
+    assert realtime.record([event, Interaction("u1", "b", clock.now(), event_id="e2")]) == 1
+    assert realtime.activity("u1")["1h"] == 2
+    assert realtime.popular_items(1)[0] == ("a", pytest.approx(1.0))

@@ -1,0 +1,81 @@
+"""The event log protocol: a partitioned, durable, consumer-group log (Kafka's model).
+
+Implementations: ``mlrec.backends.kafka`` (Apache Kafka, production) and
+``mlrec.backends.sqlite_log`` (an embedded durable log for the local default). One
+contract suite (``tests/contracts/event_log.py``) runs on both.
+
+Topics are named ``mlrec.<entity>.<event>``: ``mlrec.interactions``,
+``mlrec.interactions.dlq``, ``mlrec.models.promoted``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = [
+    "DLQ_TOPIC",
+    "INTERACTIONS_TOPIC",
+    "MODELS_PROMOTED_TOPIC",
+    "EventConsumer",
+    "EventProducer",
+    "LogRecord",
+]
+
+INTERACTIONS_TOPIC = "mlrec.interactions"
+DLQ_TOPIC = "mlrec.interactions.dlq"
+MODELS_PROMOTED_TOPIC = "mlrec.models.promoted"
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One record read from the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class EventProducer(Protocol):
+    """Appends records to topics durably."""
+
+    def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Append ``(key, value)`` records and return only once the log acknowledged all.
+
+        Raises:
+            BackendUnavailableError: the log could not acknowledge in time; none of the
+                records should be considered accepted.
+        """
+        ...
+
+    def close(self) -> None:
+        """Flush and release resources."""
+        ...
+
+
+class EventConsumer(Protocol):
+    """Reads topics as a member of a consumer group, committing offsets explicitly."""
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
+        """Up to ``max_records`` records after the group's position (may be empty)."""
+        ...
+
+    def commit(self) -> None:
+        """Commit the position after every record returned by :meth:`poll` so far."""
+        ...
+
+    def rewind(self) -> None:
+        """Move the position back to the last committed offsets (after a failed batch),
+        so the uncommitted records are polled again."""
+        ...
+
+    def lag(self) -> int:
+        """Records in the subscribed topics not yet consumed by this group (best effort)."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group and release resources (uncommitted records will be redelivered)."""
+        ...

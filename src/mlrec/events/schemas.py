@@ -1,0 +1,73 @@
+"""Interaction events: what clients post and what flows through ``mlrec.interactions``."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+__all__ = ["EVENT_WEIGHTS", "EntityId", "EventType", "InteractionEvent"]
+
+EntityId = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$")
+]
+"""An external user or item id: 1-256 characters, no whitespace or control characters."""
+
+
+class EventType(StrEnum):
+    """Kinds of interaction, from weakest to strongest signal."""
+
+    VIEW = "view"
+    CLICK = "click"
+    ADD_TO_CART = "add_to_cart"
+    PURCHASE = "purchase"
+    RATING = "rating"
+
+
+EVENT_WEIGHTS: dict[EventType, float] = {
+    EventType.VIEW: 1.0,
+    EventType.CLICK: 2.0,
+    EventType.ADD_TO_CART: 3.0,
+    EventType.PURCHASE: 5.0,
+}
+"""Implicit-feedback strength of each type; a rating weighs its value."""
+
+MAX_CLOCK_SKEW_SECONDS = 300.0
+
+
+class InteractionEvent(BaseModel):
+    """One interaction of a user with an item.
+
+    ``event_id`` makes delivery idempotent: the stream processor applies an id once.
+    When the client sends none, the API assigns one at acceptance.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        default_factory=lambda: uuid.uuid4().hex
+    )
+    user_id: EntityId
+    item_id: EntityId
+    type: EventType = EventType.VIEW
+    timestamp: float = Field(default_factory=time.time, ge=0)
+    value: float | None = Field(default=None, ge=-1e6, le=1e6)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> InteractionEvent:
+        if self.type is EventType.RATING and self.value is None:
+            raise ValueError("a rating event needs a value")
+        if self.timestamp > time.time() + MAX_CLOCK_SKEW_SECONDS:
+            raise ValueError("timestamp is in the future (more than 5 minutes ahead)")
+        return self
+
+    @property
+    def weight(self) -> float:
+        """Implicit-feedback strength: the type's weight, or the rating value (at least 0.1)."""
+        if self.type is EventType.RATING:
+            return max(float(self.value or 0.0), 0.1)
+        return EVENT_WEIGHTS[self.type] * (self.value if self.value and self.value > 0 else 1.0)

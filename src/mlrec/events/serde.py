@@ -1,0 +1,40 @@
+"""Wire format of events on the log: compact JSON, keyed by user id.
+
+Keying by user keeps one user's events in one partition, so they are applied in
+order by one consumer.
+"""
+
+from __future__ import annotations
+
+import pydantic
+
+from mlrec.core.errors import ValidationError
+from mlrec.events.schemas import InteractionEvent
+
+__all__ = ["EventDecodeError", "decode_event", "encode_event", "event_key"]
+
+
+class EventDecodeError(ValidationError):
+    """A log record that is not a valid event (it goes to the dead-letter topic)."""
+
+
+def encode_event(event: InteractionEvent) -> bytes:
+    """Serialize an event for the log."""
+    return event.model_dump_json(exclude_defaults=False).encode()
+
+
+def event_key(event: InteractionEvent) -> bytes:
+    """The partitioning key: the user id."""
+    return event.user_id.encode()
+
+
+def decode_event(payload: bytes) -> InteractionEvent:
+    """Parse a log record; :class:`EventDecodeError` says what is wrong with it."""
+    try:
+        return InteractionEvent.model_validate_json(payload)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'event'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise EventDecodeError(f"invalid event: {problems}") from None
