@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -78,3 +79,25 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     """A name unique to this test run, safe as a table, key or topic name: ``t_<test>_<hex>``."""
     base = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
     return f"t_{base}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def fresh_database_url(database_url: str, unique_name: str) -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database for this test alone, dropped afterwards.
+
+    For tests that run migrations or drop tables: they cannot disturb each other
+    or other tests sharing ``database_url``. (The ``mlrec`` role has CREATEDB.)
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")  # CREATE DATABASE refuses a tx
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{unique_name}"'))
+        yield url.set(database=unique_name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{unique_name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

@@ -194,7 +194,9 @@ class OnlineStoreContract:
         try:
             for n in range(200):
                 value = str(n).encode()
-                rows = [RowWrite(e, dict.fromkeys(fields, value), clock.now()) for e in ("u1", "u2")]
+                rows = [
+                    RowWrite(e, dict.fromkeys(fields, value), clock.now()) for e in ("u1", "u2")
+                ]
                 store.write_rows("profile", rows, LONG_TTL, None)
         finally:
             stop.set()
@@ -204,9 +206,7 @@ class OnlineStoreContract:
 
     # -- rows: expiry -----------------------------------------------------------------------
 
-    def test_read_rows_hides_entity_when_ttl_passed(
-        self, store: OnlineStore, clock: Clock
-    ) -> None:
+    def test_read_rows_hides_entity_when_ttl_passed(self, store: OnlineStore, clock: Clock) -> None:
         ttl = self.short_ttl
         store.write_rows("profile", [RowWrite("u1", {"a": b"1"}, clock.now())], ttl, None)
         assert store.read_rows("profile", ["u1"], ["a"])[0] is not None

@@ -16,7 +16,7 @@ class TestPostgresFeatureRegistry(FeatureRegistryContract):
         with engine.begin() as conn:
             conn.execute(
                 text(
-                    "DROP TABLE IF EXISTS feature_views, feature_entities, model_versions,"
+                    "DROP TABLE IF EXISTS feature_views, feature_entities, model_versions, model_artifacts,"
                     " alembic_version"
                 )
             )

@@ -14,7 +14,9 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    func,
     select,
+    text,
 )
 
 pytestmark = pytest.mark.integration
@@ -51,3 +53,16 @@ def test_table_write_is_read_back_from_a_new_connection(engine: Engine, unique_n
         assert [dict(r) for r in read] == rows
     finally:
         metadata.drop_all(engine)
+
+
+def test_fresh_database_is_empty_and_isolated(fresh_database_url: str) -> None:
+    engine = create_engine(fresh_database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(select(func.current_database())).scalar_one() != "mlrec"
+            tables = conn.execute(
+                text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+            ).scalar_one()
+        assert tables == 0
+    finally:
+        engine.dispose()

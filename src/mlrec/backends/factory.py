@@ -10,18 +10,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from mlrec.backends.memory import InMemoryFeatureRegistry, InMemoryModelRegistry
 from mlrec.backends.memory_features import InMemoryOnlineStore
+from mlrec.backends.sql.artifact_store import SqlArtifactStore
 from mlrec.backends.sql.feature_registry import SqlFeatureRegistry
 from mlrec.backends.sql.migrate import upgrade_database
 from mlrec.backends.sql.registry import SqlModelRegistry
 from mlrec.core.clock import Clock
 from mlrec.core.errors import ConfigurationError
+from mlrec.events.log import DLQ_TOPIC, INTERACTIONS_TOPIC, EventConsumer, EventProducer
 from mlrec.features.online_store import OnlineStore
 from mlrec.features.registry import FeatureRegistry
+from mlrec.models.artifact_store import ArtifactStore
 from mlrec.models.registry import ModelRegistry
 
-__all__ = ["open_feature_registry", "open_model_registry", "open_online_store"]
+if TYPE_CHECKING:
+    from mlrec.backends.sqlite_log import SqliteEventLog
+
+__all__ = [
+    "EventLog",
+    "open_artifact_store",
+    "open_event_log",
+    "open_feature_registry",
+    "open_model_registry",
+    "open_online_store",
+]
 
 
 def _sql(url: str, migrate: bool) -> bool:
@@ -45,6 +62,15 @@ def open_model_registry(url: str, migrate: bool = True) -> ModelRegistry:
         return SqlModelRegistry(url)
     raise ConfigurationError(
         f"unsupported registry URL {url!r}: use memory://, sqlite:/// or postgresql://"
+    )
+
+
+def open_artifact_store(url: str, migrate: bool = True) -> ArtifactStore:
+    """Model artifacts in the metadata DB at ``url`` (SQLite or PostgreSQL)."""
+    if _sql(url, migrate):
+        return SqlArtifactStore(url)
+    raise ConfigurationError(
+        f"unsupported artifact store URL {url!r}: use sqlite:/// or postgresql://"
     )
 
 
@@ -74,3 +100,86 @@ def open_online_store(url: str, clock: Clock | None = None) -> OnlineStore:
     raise ConfigurationError(
         f"unsupported online store URL {url!r}: use memory://, sqlite:///path or redis://"
     )
+
+
+class EventLog:
+    """The event log the deployment uses: Kafka when configured, else the embedded one.
+
+    Use :func:`open_event_log` to build it. The producers and consumers it hands out
+    implement :class:`~mlrec.events.log.EventProducer` and
+    :class:`~mlrec.events.log.EventConsumer` on either backend.
+
+    Attributes:
+        kafka_bootstrap: ``host:port`` of the Kafka brokers, or None for the
+            embedded SQLite log (``embedded_path``).
+        embedded_path: the SQLite file of the embedded log.
+        partitions: partition count of the topics :meth:`ensure_topics` creates.
+    """
+
+    def __init__(self, kafka_bootstrap: str | None, embedded_path: Path, partitions: int = 6):
+        self.kafka_bootstrap = kafka_bootstrap
+        self.embedded_path = Path(embedded_path)
+        self.partitions = partitions
+        self._embedded: SqliteEventLog | None = None
+
+    @property
+    def is_kafka(self) -> bool:
+        """True when the log is a Kafka cluster."""
+        return self.kafka_bootstrap is not None
+
+    def _sqlite(self) -> SqliteEventLog:
+        if self._embedded is None:
+            from mlrec.backends.sqlite_log import SqliteEventLog
+
+            self._embedded = SqliteEventLog(self.embedded_path, partitions=self.partitions)
+        return self._embedded
+
+    def ensure_topics(self, topics: Mapping[str, int] | None = None) -> None:
+        """Create ``topics`` (name -> partitions; default: the interaction and DLQ topics)."""
+        wanted = dict(topics or {INTERACTIONS_TOPIC: self.partitions, DLQ_TOPIC: 1})
+        if self.kafka_bootstrap is not None:
+            from mlrec.backends.kafka import ensure_topics
+
+            ensure_topics(self.kafka_bootstrap, wanted)
+        else:
+            self._sqlite().ensure_topics(wanted)
+
+    def producer(self, client_id: str = "mlrec") -> EventProducer:
+        """A producer that returns only once the log acknowledged each batch."""
+        if self.kafka_bootstrap is not None:
+            from mlrec.backends.kafka import KafkaProducer
+
+            return KafkaProducer(self.kafka_bootstrap, client_id=client_id)
+        return self._sqlite().producer()
+
+    def consumer(self, group_id: str, topics: Sequence[str]) -> EventConsumer:
+        """A consumer in ``group_id`` (on the embedded log: one per group at a time)."""
+        if self.kafka_bootstrap is not None:
+            from mlrec.backends.kafka import KafkaConsumer
+
+            return KafkaConsumer(self.kafka_bootstrap, group_id, topics)
+        return self._sqlite().consumer(group_id, topics)
+
+
+def open_event_log(
+    kafka_bootstrap: str | None, embedded_path: Path, partitions: int = 6
+) -> EventLog:
+    """The event log: Kafka at ``kafka_bootstrap``, or the embedded SQLite log.
+
+    Args:
+        kafka_bootstrap: ``host:port[,...]`` (a ``kafka://`` prefix is accepted), or
+            None/empty for the embedded durable log, so a local run needs no server.
+        embedded_path: the SQLite file of the embedded log.
+        partitions: partitions of ``mlrec.interactions`` (the stream processor scales
+            out to this many consumers on Kafka).
+
+    Example::
+
+        log = open_event_log(settings.kafka_bootstrap, Path("var/events.db"))
+        log.ensure_topics()
+        log.producer().produce(INTERACTIONS_TOPIC, [(key, value)])
+    """
+    if partitions < 1:
+        raise ConfigurationError(f"partitions must be at least 1, got {partitions}")
+    bootstrap = (kafka_bootstrap or "").strip().removeprefix("kafka://") or None
+    return EventLog(bootstrap, embedded_path, partitions)

@@ -18,7 +18,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from mlrec.backends.factory import open_model_registry
+from mlrec.backends.factory import open_artifact_store, open_model_registry
 from mlrec.cli.common import console, err_console, fail, fraction_progress, settings
 from mlrec.cli.features import features_app
 from mlrec.core.errors import MlrecError
@@ -34,6 +34,7 @@ from mlrec.models import (
 )
 from mlrec.models.base import Recommender
 from mlrec.models.metrics import evaluate as evaluate_model
+from mlrec.models.artifact_store import ArtifactStore, LocalArtifactStore
 from mlrec.models.publish import publish_model
 from mlrec.models.registry import ModelRegistry, Stage
 
@@ -59,6 +60,14 @@ class DataFormat(StrEnum):
 
 def _registry(config: CommonSettings) -> ModelRegistry:
     return open_model_registry(config.resolved_database_url)
+
+
+def _artifact_stores(config: CommonSettings) -> list[ArtifactStore]:
+    """The DB (so replicas fetch by sha256) and the models directory (for people)."""
+    return [
+        open_artifact_store(config.resolved_database_url),
+        LocalArtifactStore(config.resolved_models_dir),
+    ]
 
 
 def _load(
@@ -115,7 +124,7 @@ def train(
     if register:
         config = settings()
         version = publish_model(
-            model, output, config.resolved_models_dir, _registry(config), register, data.name
+            model, output, _artifact_stores(config), _registry(config), register, data.name
         )
         console.print(f"registered {version.ref} ({version.stage})")
 
@@ -178,6 +187,9 @@ def evaluate(
 def run(
     dataset: Annotated[str, typer.Option(help="Dataset to train on.")] = "demo",
     k: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    name: Annotated[str, typer.Option(help="Registry name to publish the best model as.")] = (
+        "default"
+    ),
 ) -> None:
     """Train every algorithm on a 75/25 split, print the evaluation table, publish the best."""
     config = settings()
@@ -209,9 +221,9 @@ def run(
     version = publish_model(
         final,
         staging_dir,
-        config.resolved_models_dir,
+        _artifact_stores(config),
         registry,
-        name=dataset,
+        name=name,
         dataset=data.name,
         metrics={key: round(value, 6) for key, value in best_metrics.items()},
     )

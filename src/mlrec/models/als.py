@@ -57,7 +57,7 @@ def _import_implicit() -> Any:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         from implicit.cpu.als import AlternatingLeastSquares
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - both are dependencies
         raise ModelError(
             "als needs the 'implicit' and 'threadpoolctl' packages: pip install implicit"

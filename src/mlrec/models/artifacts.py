@@ -93,7 +93,8 @@ def write_artifact(directory: Path, artifact: Artifact) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     arrays_path = directory / ARRAYS
     with tempfile.NamedTemporaryFile(dir=directory, suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, **artifact.arrays)
+        arrays: dict[str, Any] = dict(artifact.arrays)
+        np.savez(tmp, **arrays)
     os.replace(tmp.name, arrays_path)
     sha = file_sha256(arrays_path)
     manifest = {**artifact.manifest, "format_version": FORMAT_VERSION, "arrays_sha256": sha}

@@ -138,7 +138,8 @@ class Recommender(ABC):
         history = sp.csr_matrix(
             ([1.0], ([0], [item_index])), shape=(1, self.n_items), dtype=np.float32
         )
-        return self.score_histories(history)[0]
+        row: FloatArray = self.score_histories(history)[0]
+        return row
 
     # -- shared behaviour --------------------------------------------------------
 
@@ -180,9 +181,9 @@ class Recommender(ABC):
                 mask[index] = bool(item_filter(item_id))
         else:
             for item_id in item_filter:
-                index = self.items.get(item_id)
-                if index is not None:
-                    mask[index] = True
+                found = self.items.get(item_id)
+                if found is not None:
+                    mask[found] = True
         return mask
 
     def _select(

@@ -51,7 +51,7 @@ class BlendParams:
     rp3beta: float = 0.25
     itemknn: float = 0.5
     sequential: float = 0.5
-    als: float = 0.25
+    als: float = 1.0
 
     def __post_init__(self) -> None:
         weights = [getattr(self, name) for name in COMPONENTS]
@@ -94,10 +94,11 @@ class Blend(Recommender):
         weights = self._weights()
         self.components = {}
         for done, name in enumerate(weights):
-            self.components[name] = COMPONENTS[name]().fit(
-                interactions,
-                lambda f, done=done: report((done + f) / len(weights)),
-            )
+
+            def step(fraction: float, done: int = done) -> None:
+                report((done + fraction) / len(weights))
+
+            self.components[name] = COMPONENTS[name]().fit(interactions, step)
         return super().fit(interactions, progress)
 
     def _fit(self, matrix: sp.csr_matrix, progress: Progress) -> None:
@@ -118,14 +119,13 @@ class Blend(Recommender):
         return self._combine({n: c.score_users(user_indices) for n, c in self.components.items()})
 
     def score_histories(self, histories: sp.csr_matrix) -> FloatArray:
-        return self._combine(
-            {n: c.score_histories(histories) for n, c in self.components.items()}
-        )
+        return self._combine({n: c.score_histories(histories) for n, c in self.components.items()})
 
     def item_similarities(self, item_index: int) -> FloatArray:
-        return self._combine(
+        row: FloatArray = self._combine(
             {n: c.item_similarities(item_index)[None, :] for n, c in self.components.items()}
         )[0]
+        return row
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         return {

@@ -103,7 +103,7 @@ class ItemKNN(Recommender):
             dots /= norms[start:stop, None] * norms[None, :] + shrink + 1e-12
             dots[np.arange(stop - start), np.arange(start, stop)] = 0.0
             progress(0.95 * stop / max(n_items, 1))
-            return dots.astype(np.float32)
+            return np.asarray(dots, np.float32)
 
         # row j holds the neighbours of target item j; scoring wants them as columns
         neighbours = top_n_rows(n_items, n_items, block, self.params.neighbours)
@@ -115,7 +115,8 @@ class ItemKNN(Recommender):
         return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
 
     def item_similarities(self, item_index: int) -> FloatArray:
-        return np.asarray(self.similarity[item_index].toarray()[0], dtype=np.float32)
+        row: FloatArray = np.asarray(self.similarity[item_index].toarray()[0], dtype=np.float32)
+        return row
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         return pack_csr("similarity", self.similarity)

@@ -1,54 +1,49 @@
-"""Publishing a trained model: copy its artifact into the models dir, then register it."""
+"""Publishing a trained model: store its artifact, then register it in staging."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from mlrec.models.artifacts import read_artifact
+from mlrec.models.artifact_store import ArtifactStore
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelRegistry, ModelVersion, NewModelVersion
 
-__all__ = ["artifact_dir", "publish_model"]
-
-
-def artifact_dir(models_dir: Path, name: str, sha256: str) -> Path:
-    """Where an artifact lives in the models dir: content-addressed by its sha256."""
-    return models_dir / name / sha256
+__all__ = ["publish_model"]
 
 
 def publish_model(
     model: Recommender,
     saved_dir: Path,
-    models_dir: Path,
+    stores: list[ArtifactStore],
     registry: ModelRegistry,
     name: str,
     dataset: str,
     metrics: dict[str, float] | None = None,
 ) -> ModelVersion:
-    """Copy a saved artifact to ``<models_dir>/<name>/<sha256>`` and register it in staging.
+    """Put a saved artifact into every store (verified), then register it in staging.
 
-    The artifact is verified before it is copied, and copied before it is
-    registered, so the registry never points at a missing or corrupt artifact.
+    The artifact is stored before it is registered, so the registry never points at
+    a missing artifact.
+
+    Args:
+        model: the fitted model (for algorithm and params).
+        saved_dir: where ``model.save`` wrote it.
+        stores: artifact stores to publish to (e.g. the DB and the models volume).
+        registry: the model registry.
+        name: the model name; versions count per name.
+        dataset: what it was trained on.
+        metrics: offline evaluation figures.
     """
-    artifact = read_artifact(saved_dir)
-    target = artifact_dir(models_dir, name, artifact.sha256)
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".incoming-"))
-        shutil.copytree(saved_dir, tmp, dirs_exist_ok=True)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another publisher won the race with identical content
-            shutil.rmtree(tmp, ignore_errors=True)
+    if not stores:
+        raise ValueError("publish_model needs at least one artifact store")
+    shas = {store.put(saved_dir) for store in stores}
+    (sha,) = shas
     return registry.register(
         NewModelVersion(
             name=name,
             algorithm=model.algorithm,
-            artifact_sha256=artifact.sha256,
-            artifact_path=str(target.relative_to(models_dir)),
+            artifact_sha256=sha,
+            artifact_path=sha,
             params=model.get_params(),
             dataset=dataset,
             metrics=dict(metrics or {}),

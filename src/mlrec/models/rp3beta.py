@@ -79,7 +79,7 @@ class RP3beta(Recommender):
             walk *= penalty[None, :]
             walk[np.arange(stop - start), np.arange(start, stop)] = 0.0
             progress(0.95 * stop / max(n_items, 1))
-            return walk.astype(np.float32)
+            return np.asarray(walk, np.float32)
 
         weights = top_n_rows(n_items, n_items, block, self.params.neighbours)
         if self.params.normalize:
@@ -92,7 +92,8 @@ class RP3beta(Recommender):
         return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
 
     def item_similarities(self, item_index: int) -> FloatArray:
-        return np.asarray(self.weights[item_index].toarray()[0], dtype=np.float32)
+        row: FloatArray = np.asarray(self.weights[item_index].toarray()[0], dtype=np.float32)
+        return row
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         return pack_csr("weights", self.weights)

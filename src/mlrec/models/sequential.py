@@ -111,7 +111,8 @@ class SequentialCooccurrence(Recommender):
         return np.asarray(scores.toarray() if sp.issparse(scores) else scores, np.float32)
 
     def item_similarities(self, item_index: int) -> FloatArray:
-        return np.asarray(self.weights[item_index].toarray()[0], np.float32)
+        row: FloatArray = np.asarray(self.weights[item_index].toarray()[0], np.float32)
+        return row
 
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         return pack_csr("weights", self.weights)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -11,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.contracts.online_store import LONG_TTL, OnlineStoreContract
 
 from mlrec.backends.sqlite_features import SqliteOnlineStore
 from mlrec.core.clock import Clock, ManualClock
 from mlrec.core.errors import BackendUnavailableError
 from mlrec.features.online_store import CounterUpdate, OnlineStore, RowWrite, StoredRow
-from tests.contracts.online_store import LONG_TTL, OnlineStoreContract
 
 
 class TestSqliteOnlineStore(OnlineStoreContract):
@@ -27,18 +28,22 @@ class TestSqliteOnlineStore(OnlineStoreContract):
         store.close()
 
 
-def _run(code: str, db: Path) -> str:
-    """Run ``code`` in a fresh interpreter with ``store`` opened on ``db``; its stdout."""
-    prelude = textwrap.dedent(
+def _prelude(db: Path) -> str:
+    """Python source that opens ``store`` on ``db`` (importing only the backend module)."""
+    return textwrap.dedent(
         f"""
         import json
         from mlrec.backends.sqlite_features import SqliteOnlineStore
-        from mlrec.features.online_store import RowWrite
+        from mlrec.features.online_store import CounterUpdate, RowWrite
         store = SqliteOnlineStore({str(db)!r})
         """
     )
+
+
+def _run(code: str, db: Path) -> str:
+    """Run ``code`` in a fresh interpreter with ``store`` opened on ``db``; its stdout."""
     done = subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        [sys.executable, "-c", _prelude(db) + textwrap.dedent(code)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -47,6 +52,7 @@ def _run(code: str, db: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_another_process_sees_writes_when_sharing_the_file(tmp_path: Path) -> None:
     db = tmp_path / "features.db"
     store = SqliteOnlineStore(db)
@@ -65,29 +71,23 @@ def test_another_process_sees_writes_when_sharing_the_file(tmp_path: Path) -> No
     assert store.read_rows("profile", ["u2"], ["a"]) == [StoredRow({"a": b"theirs"}, 2.0e9)]
 
 
+@pytest.mark.slow
 def test_concurrent_processes_lose_no_increment_when_writing_together(tmp_path: Path) -> None:
     db = tmp_path / "features.db"
-    SqliteOnlineStore(db).close()  # create the schema once
-    code = f"""
-        import subprocess, sys
-        from mlrec.features.online_store import CounterUpdate
+    store = SqliteOnlineStore(db)
+    code = """
         for _ in range(100):
-            store.increment("counts", [CounterUpdate("u1", {{"n": 1.0}}, 0.0)], 3600)
+            store.increment("counts", [CounterUpdate("u1", {"n": 1.0}, 0.0)], 3600)
         """
     procs = [
         subprocess.Popen([sys.executable, "-c", _prelude(db) + textwrap.dedent(code)])
-        for _ in range(3)
+        for _ in range(2)
     ]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    for _ in range(100):  # this process writes too, while they do
+        store.increment("counts", [CounterUpdate("u1", {"n": 1.0}, 0.0)], LONG_TTL)
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
 
-    assert SqliteOnlineStore(db).read_counters("counts", ["u1"]) == [{"n": 300.0}]
-
-
-def _prelude(db: Path) -> str:
-    return (
-        "from mlrec.backends.sqlite_features import SqliteOnlineStore\n"
-        f"store = SqliteOnlineStore({str(db)!r})\n"
-    )
+    assert store.read_counters("counts", ["u1"]) == [{"n": 300.0}]
 
 
 def test_threads_lose_no_increment_when_sharing_a_store(tmp_path: Path) -> None:
@@ -112,8 +112,6 @@ def test_expired_rows_are_purged_when_view_written_again(tmp_path: Path) -> None
     store.write_rows("profile", [RowWrite("old", {"a": b"1"}, clock.now())], 10, None)
     clock.advance(20)
     store.write_rows("profile", [RowWrite("new", {"a": b"2"}, clock.now())], 10, None)
-
-    import sqlite3
 
     with sqlite3.connect(tmp_path / "features.db") as raw:
         entities = raw.execute("SELECT entity FROM entities").fetchall()

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
-__all__ = ["feature_entities", "feature_views", "metadata", "model_versions"]
+__all__ = [
+    "feature_entities",
+    "feature_views",
+    "metadata",
+    "model_artifacts",
+    "model_versions",
+]
 
 metadata = MetaData()
 
@@ -53,4 +62,14 @@ feature_views = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("materialized_until", Float, nullable=True),
     UniqueConstraint("name", "version", name="uq_feature_views_name_version"),
+)
+
+model_artifacts = Table(
+    "model_artifacts",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("manifest", Text, nullable=False),
+    Column("arrays", LargeBinary, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

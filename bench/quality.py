@@ -1,0 +1,279 @@
+"""Recommendation quality on protocol A (BASELINES.md section A), beside published figures.
+
+Protocol A: every rating is a positive (binary relevance), a random 25% of each
+user's interactions is held out (``random_split_per_user(test_ratio=0.25,
+seed=42)``), seen items are removed and every user gets a top-10 over the whole
+catalogue. Note: the MS Recommenders notebook stratifies per *item*; the figures
+printed beside ours are therefore indicative, not a like-for-like comparison.
+
+Tuning never touches test: each algorithm's small grid is scored on a validation
+split carved out of the training split (``random_split_per_user`` of train), the
+best setting is refitted on the full training split and only then scored on test.
+
+Usage::
+
+    python bench/quality.py                 # ml-100k, ml-latest-small, lastfm
+    python bench/quality.py --quick         # ml-100k only, small grids
+    python bench/quality.py --datasets ml-100k lastfm
+
+The last line is the summary:
+``quality: ml100k_ndcg10=<best mlrec> implicit_als_ndcg10=<x> default_ndcg10=<y>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from mlrec.core.interactions import Interactions  # noqa: E402
+from mlrec.data import load_dataset, random_split_per_user  # noqa: E402
+from mlrec.models import ALGORITHMS, DEFAULT_ALGORITHM, Blend, create_model  # noqa: E402
+from mlrec.models.metrics import evaluate, ranking_metrics  # noqa: E402
+
+DATA_DIR = Path(os.environ.get("MLREC_DATASETS", "/work/shared/datasets"))
+K = 10
+SEED = 42
+
+PUBLISHED = [  # BASELINES.md A: NDCG@10, P@10, Recall@10, MAP (MS `map`, / |rel|)
+    ("BiVAE (published, MS notebook)", 0.468673, 0.408165, 0.220898, 0.143562),
+    ("BPR Cornac (published)", 0.444991, 0.388653, 0.216555, 0.133977),
+    ("LightGCN (published)", 0.416371, 0.359173, 0.195985, 0.120902),
+]
+
+Grid = list[dict[str, Any]]
+
+
+def product(**axes: list[Any]) -> Grid:
+    names = list(axes)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def grids(quick: bool) -> dict[str, Grid]:
+    """The per-algorithm search spaces (defaults are always candidates too)."""
+    if quick:
+        return {
+            "most_popular": [{}],
+            "ease": product(l2=[250.0, 500.0, 1000.0]),
+            "itemknn": product(neighbours=[100, 200], shrink=[10.0, 50.0]),
+            "rp3beta": product(neighbours=[200], alpha=[0.8, 1.0], beta=[0.3, 0.5]),
+            "als": product(factors=[16, 32], regularization=[1.0, 10.0], alpha=[5.0]),
+            "sequential": product(window=[1, 3], beta=[0.5]),
+            "blend": product(rp3beta=[0.0, 0.25], itemknn=[0.5], sequential=[0.5], als=[0.5, 1.0]),
+        }
+    return {
+        "most_popular": [{}],
+        "ease": product(l2=[100.0, 250.0, 500.0, 1000.0]),
+        "itemknn": product(
+            neighbours=[100, 200, 400], shrink=[10.0, 50.0], weighting=["none", "tfidf"]
+        ),
+        "rp3beta": product(neighbours=[100, 200], alpha=[0.6, 0.8, 1.0], beta=[0.3, 0.5, 0.7]),
+        "als": product(factors=[16, 32, 64], regularization=[1.0, 10.0], alpha=[2.0, 5.0]),
+        "sequential": product(window=[1, 3, 5], beta=[0.3, 0.5]),
+        "blend": product(
+            rp3beta=[0.0, 0.25, 0.5],
+            itemknn=[0.0, 0.25, 0.5],
+            sequential=[0.0, 0.5, 0.75],
+            als=[0.5, 1.0, 1.5],
+        ),
+    }
+
+
+@dataclass
+class Row:
+    name: str
+    metrics: dict[str, float]
+    seconds: float | None
+    note: str = ""
+
+
+@dataclass
+class Result:
+    dataset: str
+    rows: list[Row] = field(default_factory=list)
+    default_ndcg: dict[str, float] = field(default_factory=dict)
+    tuned_ndcg: dict[str, float] = field(default_factory=dict)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def fmt(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
+
+
+def tune(name: str, grid: Grid, fit_train: Interactions, val: Interactions) -> dict[str, Any]:
+    """The grid point with the best validation NDCG@10 (defaults included)."""
+    candidates: Grid = [{}] + [g for g in grid if g]
+    if name == "blend":
+        # fit every component once, then only the weights vary
+        full = Blend(**dict.fromkeys(("ease", "rp3beta", "itemknn", "sequential", "als"), 1.0))
+        full.fit(fit_train)
+
+        def score_blend(params: dict[str, Any]) -> float:
+            defaults = Blend().get_params()
+            return evaluate(full.reweight(**{**defaults, **params}), fit_train, val, K)["ndcg"]
+
+        scored = [(score_blend(p), i) for i, p in enumerate(candidates)]
+    else:
+        scored = [
+            (evaluate(create_model(name, **p).fit(fit_train), fit_train, val, K)["ndcg"], i)
+            for i, p in enumerate(candidates)
+        ]
+    best = max(scored, key=lambda pair: (pair[0], -pair[1]))
+    return candidates[best[1]]
+
+
+def implicit_rows(train: Interactions, test: Interactions) -> Iterator[Row]:
+    """implicit's ALS and BPR with their default parameters, in the same harness."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+    from threadpoolctl import threadpool_limits
+
+    matrix = train.to_csr(binary=True)
+    relevant: dict[int, set[int]] = {}
+    for user, item in zip(test.user_idx.tolist(), test.item_idx.tolist(), strict=True):
+        relevant.setdefault(user, set()).add(item)
+    users = np.asarray(sorted(relevant), np.int64)
+    for label, factory in (
+        ("implicit ALS (defaults)", lambda: AlternatingLeastSquares(random_state=SEED)),
+        ("implicit BPR (defaults)", lambda: BayesianPersonalizedRanking(random_state=SEED)),
+    ):
+        with threadpool_limits(limits=1, user_api="blas"):
+            model = factory()
+            _, seconds = timed(lambda m=model: m.fit(matrix, show_progress=False))
+            ids, _scores = model.recommend(
+                users, matrix[users], N=K, filter_already_liked_items=True
+            )
+        ranked = [[int(i) for i in row if i >= 0] for row in ids]
+        metrics = ranking_metrics(ranked, [relevant[int(u)] for u in users], K, train.n_items)
+        yield Row(label, metrics, seconds)
+
+
+def run_dataset(name: str, quick: bool, log: Callable[[str], None]) -> Result:
+    data = load_dataset(name, DATA_DIR)
+    train, test = random_split_per_user(data, test_ratio=0.25, seed=SEED)
+    fit_train, val = random_split_per_user(train, test_ratio=0.25, seed=SEED)
+    log(
+        f"[{name}] {data.n_users} users, {data.n_items} items, {len(data)} events; "
+        f"train {len(train)}, test {len(test)} (validation {len(val)} carved from train)"
+    )
+    result = Result(name)
+    for algorithm, grid in grids(quick).items():
+        model, seconds = timed(lambda a=algorithm: create_model(a).fit(train))
+        metrics = evaluate(model, train, test, K)
+        result.rows.append(Row(f"{algorithm} (defaults)", metrics, seconds))
+        result.default_ndcg[algorithm] = metrics["ndcg"]
+        log(f"[{name}] {algorithm} defaults ndcg@10={metrics['ndcg']:.4f} ({seconds:.1f}s)")
+        if len(grid) <= 1:
+            result.tuned_ndcg[algorithm] = metrics["ndcg"]
+            continue
+        (best, tune_seconds) = timed(lambda a=algorithm, g=grid: tune(a, g, fit_train, val))
+        if best:
+            model, seconds = timed(lambda a=algorithm, b=best: create_model(a, **b).fit(train))
+            metrics = evaluate(model, train, test, K)
+        result.rows.append(Row(f"{algorithm} (tuned)", metrics, seconds, fmt(best)))
+        result.tuned_ndcg[algorithm] = metrics["ndcg"]
+        log(
+            f"[{name}] {algorithm} tuned {fmt(best)} ndcg@10={metrics['ndcg']:.4f} "
+            f"(grid {len(grid)} in {tune_seconds:.0f}s)"
+        )
+    result.rows.extend(implicit_rows(train, test))
+    return result
+
+
+def print_table(result: Result) -> None:
+    header = f"{'model':34} {'NDCG@10':>8} {'P@10':>7} {'R@10':>7} {'MAP@10':>7} {'train s':>8}"
+    print(f"\n== {result.dataset}: protocol A (random 25% per user, seed 42), top-{K} ==")
+    print(header)
+    print("-" * len(header) + "  chosen on validation")
+    for row in result.rows:
+        m = row.metrics
+        seconds = f"{row.seconds:8.2f}" if row.seconds is not None else f"{'':8}"
+        print(
+            f"{row.name:34} {m['ndcg']:8.4f} {m['precision']:7.4f} {m['recall']:7.4f} "
+            f"{m['map']:7.4f} {seconds}  {row.note}"
+        )
+    if result.dataset == "ml-100k":
+        for label, ndcg, precision, recall, map_ in PUBLISHED:
+            print(f"{label:34} {ndcg:8.4f} {precision:7.4f} {recall:7.4f} {map_:7.4f}")
+        print(
+            "(published rows: MS Recommenders notebook, split stratified per item, untuned; "
+            "their MAP divides by |relevant|, ours (MAP@10) by min(10, |relevant|))"
+        )
+
+
+def median_seconds(fn: Callable[[], Any], repeat: int = 3) -> float:
+    return statistics.median(timed(fn)[1] for _ in range(repeat))
+
+
+def timings() -> None:
+    data = load_dataset("ml-100k", DATA_DIR)
+    train, _ = random_split_per_user(data, test_ratio=0.25, seed=SEED)
+    users = np.arange(train.n_users, dtype=np.int64)
+    ease = create_model("ease").fit(train)
+    fit = median_seconds(lambda: create_model("ease").fit(train))
+    rec = median_seconds(lambda: ease.recommend_batch(users, k=K))
+    default = create_model(DEFAULT_ALGORITHM).fit(train)
+    rec_default = median_seconds(lambda: default.recommend_batch(users, k=K))
+    print("\n== timings on ML-100K training split (median of 3) ==")
+    print(f"ease fit: {fit:.2f}s (target < 2 s)")
+    print(f"ease recommend top-{K} for all {train.n_users} users: {rec:.3f}s (target < 2 s)")
+    print(
+        f"{DEFAULT_ALGORITHM} recommend top-{K} for all {train.n_users} users: "
+        f"{rec_default:.3f}s"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="ML-100K only, small grids")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        help="datasets to run (default: ml-100k ml-latest-small lastfm)",
+    )
+    args = parser.parse_args(argv)
+    datasets = args.datasets or (
+        ["ml-100k"] if args.quick else ["ml-100k", "ml-latest-small", "lastfm"]
+    )
+    warnings.filterwarnings("ignore", category=RuntimeWarning, module="implicit")
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    results = [run_dataset(name, args.quick, log) for name in datasets]
+    for result in results:
+        print_table(result)
+    timings()
+    main_result = next((r for r in results if r.dataset == "ml-100k"), results[0])
+    best = max(main_result.tuned_ndcg.values())
+    implicit_als = next(r for r in main_result.rows if r.name.startswith("implicit ALS"))
+    print(
+        f"quality: ml100k_ndcg10={best:.4f} "
+        f"implicit_als_ndcg10={implicit_als.metrics['ndcg']:.4f} "
+        f"default_ndcg10={main_result.default_ndcg[DEFAULT_ALGORITHM]:.4f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    assert set(grids(False)) <= set(ALGORITHMS), "every grid must name a registered algorithm"
+    sys.exit(main())

@@ -1,0 +1,403 @@
+"""Apache Kafka implementation of the event log protocol (:mod:`mlrec.events.log`).
+
+* :class:`KafkaProducer`: idempotent producer, ``acks=all``; :meth:`~KafkaProducer.produce`
+  returns only after the broker acknowledged every record of the call, otherwise it
+  raises :class:`~mlrec.core.errors.BackendUnavailableError` (within
+  ``delivery_timeout_s``), so a caller never reports an event accepted that Kafka
+  did not store.
+* :class:`KafkaConsumer`: a consumer-group member with manual commits. It commits
+  exactly the positions after the records it handed out, so an ``apply, then
+  commit`` loop is at-least-once; :meth:`~KafkaConsumer.rewind` moves back to the
+  committed offsets after a failed batch. Scale-out is Kafka's: start more
+  consumers in the same group, up to the topic's partition count.
+* :func:`ensure_topics`: create topics with a partition count (idempotent; grows a
+  topic that has fewer partitions, never shrinks one).
+
+Example::
+
+    ensure_topics("127.0.0.1:9092", {"mlrec.interactions": 6})
+    producer = KafkaProducer("127.0.0.1:9092", client_id="api")
+    producer.produce("mlrec.interactions", [(b"user-1", b"{...}")])
+    consumer = KafkaConsumer("127.0.0.1:9092", "stream", ["mlrec.interactions"])
+    records = consumer.poll(1000, 0.5)
+    ...  # apply them
+    consumer.commit()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mlrec.core.errors import BackendError, BackendUnavailableError
+from mlrec.events.log import LogRecord
+
+try:
+    from confluent_kafka import (
+        OFFSET_BEGINNING,
+        OFFSET_END,
+        Consumer,
+        KafkaError,
+        KafkaException,
+        Message,
+        Producer,
+        TopicPartition,
+    )
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewPartitions, NewTopic
+except ImportError as exc:  # pragma: no cover - confluent-kafka is a core dependency
+    raise ImportError(
+        "the Kafka event log needs confluent-kafka: pip install 'confluent-kafka>=2.4'"
+    ) from exc
+
+__all__ = ["KafkaConsumer", "KafkaProducer", "ensure_topics"]
+
+log = logging.getLogger(__name__)
+
+# librdkafka answers a negative offset for "no offset" (OFFSET_INVALID, -1001).
+_NO_OFFSET = 0
+
+
+class _Delivery:
+    """Delivery reports of one :meth:`KafkaProducer.produce` call."""
+
+    __slots__ = ("error", "lock", "pending")
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.error: KafkaError | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self, err: KafkaError | None, _msg: Message) -> None:
+        # Called from whichever thread polls the producer.
+        with self.lock:
+            self.pending -= 1
+            if err is not None and self.error is None:
+                self.error = err
+
+
+class KafkaProducer:
+    """Appends records to Kafka topics and waits for the broker's acknowledgement.
+
+    Args:
+        bootstrap: ``host:port[,host:port]`` of the brokers.
+        client_id: shows up in broker logs and metrics.
+        acks: ``"all"`` (the default) waits for every in-sync replica.
+        enable_idempotence: broker-side dedup of producer retries, in-order delivery.
+        delivery_timeout_s: how long a call may wait for acknowledgements before it
+            raises :class:`BackendUnavailableError` (librdkafka ``message.timeout.ms``).
+        linger_ms: how long librdkafka waits to fill a batch; a call flushes anyway.
+        config: extra librdkafka settings (they win over the arguments).
+
+    Safe to share between threads: each call waits for its own records only.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "mlrec",
+        acks: str = "all",
+        enable_idempotence: bool = True,
+        delivery_timeout_s: float = 5.0,
+        linger_ms: float = 5.0,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.delivery_timeout_s = delivery_timeout_s
+        self._config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "client.id": client_id,
+            "acks": acks,
+            "enable.idempotence": enable_idempotence,
+            "linger.ms": linger_ms,
+            "message.timeout.ms": max(1, int(delivery_timeout_s * 1000)),
+            # Fail fast on the first request too, and don't log a line per retry.
+            "socket.connection.setup.timeout.ms": max(1000, int(delivery_timeout_s * 1000)),
+            "queue.buffering.max.messages": 500_000,
+            "batch.num.messages": 10_000,
+            "error_cb": self._on_error,
+            "logger": log,
+        }
+        self._config.update(config or {})
+        self._fatal: KafkaError | None = None
+        self._lock = threading.Lock()
+        self._producer = Producer(self._config)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err
+            log.error("fatal Kafka producer error (the producer will be recreated): %s", err)
+        else:
+            log.debug("Kafka producer error: %s", err)
+
+    def _client(self) -> Any:
+        # An idempotent producer can hit a fatal error (e.g. after an outage made it
+        # lose track of sequence numbers); it is unusable afterwards, so replace it.
+        with self._lock:
+            if self._fatal is not None:
+                self._fatal = None
+                old = self._producer
+                self._producer = Producer(self._config)
+                try:
+                    old.purge()
+                    old.flush(0)
+                except KafkaException:
+                    pass
+            return self._producer
+
+    def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Append ``records`` to ``topic``; return once the broker acknowledged all.
+
+        Raises:
+            BackendUnavailableError: a record was refused or not acknowledged within
+                ``delivery_timeout_s``; treat the whole call as not accepted (records
+                that did reach Kafka will be duplicates when retried, which
+                consumers dedup by event id).
+        """
+        if not records:
+            return
+        producer = self._client()
+        delivery = _Delivery(len(records))
+        deadline = time.monotonic() + self.delivery_timeout_s + 1.0
+        try:
+            for key, value in records:
+                while True:
+                    try:
+                        producer.produce(topic, value, key, on_delivery=delivery)
+                        break
+                    except BufferError:
+                        # Local queue full: serve delivery reports to make room.
+                        if time.monotonic() > deadline:
+                            raise BackendUnavailableError(
+                                f"Kafka producer queue stayed full producing to {topic!r}"
+                            ) from None
+                        producer.poll(0.05)
+            while delivery.pending > 0 and delivery.error is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                producer.flush(min(left, 0.5))
+        except KafkaException as exc:
+            raise BackendUnavailableError(f"Kafka refused records for {topic!r}: {exc}") from exc
+        if delivery.error is not None:
+            raise BackendUnavailableError(
+                f"Kafka did not acknowledge records for {topic!r}: {delivery.error.str()}"
+            )
+        if delivery.pending > 0:
+            raise BackendUnavailableError(
+                f"Kafka did not acknowledge {delivery.pending} of {len(records)} records "
+                f"for {topic!r} within {self.delivery_timeout_s:.1f} s"
+            )
+
+    def close(self) -> None:
+        """Wait (up to the delivery timeout) for anything in flight, then release."""
+        self._producer.flush(self.delivery_timeout_s)
+
+
+class KafkaConsumer:
+    """A member of consumer group ``group_id`` reading ``topics``, committing by hand.
+
+    Args:
+        bootstrap: ``host:port[,host:port]`` of the brokers.
+        group_id: the consumer group; its committed offsets say where to resume.
+        topics: topics to subscribe to.
+        auto_offset_reset: where a group without a committed offset starts,
+            ``"earliest"`` or ``"latest"``.
+        timeout_s: bound on broker round trips of :meth:`commit`, :meth:`rewind`, :meth:`lag`.
+        config: extra librdkafka settings (they win over the arguments).
+
+    Not thread-safe: one thread polls, applies and commits (as Kafka's model wants).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        auto_offset_reset: str = "earliest",
+        timeout_s: float = 10.0,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.timeout_s = timeout_s
+        self._earliest = auto_offset_reset == "earliest"
+        cfg: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            "auto.offset.reset": auto_offset_reset,
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "error_cb": self._on_error,
+            "logger": log,
+            # Prefetch enough that a batch poll rarely waits on the network.
+            "fetch.min.bytes": 1,
+            "queued.min.messages": 100_000,
+        }
+        cfg.update(config or {})
+        self._consumer = Consumer(cfg)
+        # Next offset to commit per (topic, partition): after the last record polled.
+        self._pending: dict[tuple[str, int], int] = {}
+        self._fatal: KafkaError | None = None
+        self._consumer.subscribe(self.topics, on_revoke=self._on_revoke, on_lost=self._on_revoke)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err
+        log.debug("Kafka consumer error: %s", err)
+
+    def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
+        # Uncommitted records of a partition we lose are redelivered to its new owner.
+        for tp in partitions:
+            self._pending.pop((tp.topic, tp.partition), None)
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
+        """Up to ``max_records`` records after the group's position (may be empty).
+
+        Raises:
+            BackendError: the consumer hit a fatal error and must be recreated.
+        """
+        if self._fatal is not None:
+            raise BackendError(f"fatal Kafka consumer error: {self._fatal.str()}")
+        try:
+            messages = self._consumer.consume(max_records, timeout_seconds)
+        except KafkaException as exc:
+            raise BackendUnavailableError(f"Kafka consume failed: {exc}") from exc
+        out: list[LogRecord] = []
+        pending = self._pending
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                # Partition EOF, a topic not created yet, a broker going away: the
+                # client recovers by itself; only a fatal error is the caller's business.
+                if err.fatal():
+                    raise BackendError(f"fatal Kafka consumer error: {err.str()}")
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.debug("Kafka consumer: %s", err.str())
+                continue
+            topic: str = msg.topic()  # type: ignore[assignment]  # set on a message
+            partition: int = msg.partition()  # type: ignore[assignment]
+            offset: int = msg.offset()  # type: ignore[assignment]
+            out.append(LogRecord(topic, partition, offset, msg.key(), msg.value() or b""))
+            pending[(topic, partition)] = offset + 1
+        return out
+
+    def commit(self) -> None:
+        """Synchronously commit the position after every record returned by :meth:`poll`.
+
+        Raises:
+            BackendUnavailableError: the group coordinator did not take the commit.
+        """
+        if not self._pending:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            raise BackendUnavailableError(f"Kafka commit failed: {exc}") from exc
+        self._pending.clear()
+
+    def rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset (or its start)."""
+        self._pending.clear()
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return
+        try:
+            committed = self._consumer.committed(assigned, timeout=self.timeout_s)
+            for tp in committed:
+                if tp.offset < 0:
+                    tp.offset = OFFSET_BEGINNING if self._earliest else OFFSET_END
+                self._consumer.seek(tp)
+        except KafkaException as exc:
+            raise BackendUnavailableError(f"Kafka rewind failed: {exc}") from exc
+
+    def lag(self) -> int:
+        """High watermark minus position, summed over the assigned partitions."""
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return 0
+        try:
+            positions = self._consumer.position(assigned)
+            unknown = [tp for tp in positions if tp.offset < 0]
+            committed = (
+                {
+                    (tp.topic, tp.partition): tp.offset
+                    for tp in self._consumer.committed(unknown, timeout=self.timeout_s)
+                }
+                if unknown
+                else {}
+            )
+            total = 0
+            for tp in positions:
+                low, high = self._consumer.get_watermark_offsets(
+                    tp, timeout=self.timeout_s, cached=False
+                )
+                position = tp.offset
+                if position < 0:
+                    position = committed.get((tp.topic, tp.partition), -1)
+                if position < 0:
+                    position = low if self._earliest else high
+                total += max(0, high - max(position, low))
+            return total
+        except KafkaException as exc:
+            raise BackendUnavailableError(f"Kafka lag query failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Leave the group (uncommitted records go to the partitions' next owners)."""
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError):
+            log.debug("closing a Kafka consumer failed", exc_info=True)
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Mapping[str, int],
+    replication: int = 1,
+    timeout_s: float = 30.0,
+) -> None:
+    """Create ``topics`` (name -> partition count) unless they exist; idempotent.
+
+    An existing topic with fewer partitions is grown to the count (Kafka cannot
+    shrink a topic; a larger one is left alone). Note that growing a topic moves
+    keys to other partitions for new records.
+
+    Raises:
+        BackendUnavailableError: the cluster could not be reached or refused.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": log})  # type: ignore[dict-item]
+    try:
+        new = [
+            NewTopic(t, num_partitions=n, replication_factor=replication) for t, n in topics.items()
+        ]
+        for topic, future in admin.create_topics(new, operation_timeout=timeout_s).items():
+            try:
+                future.result(timeout=timeout_s)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+                log.debug("topic %s already exists", topic)
+        metadata = admin.list_topics(timeout=timeout_s)
+        grow = [
+            NewPartitions(t, n)
+            for t, n in topics.items()
+            if t in metadata.topics and len(metadata.topics[t].partitions) < n
+        ]
+        if grow:
+            for future in admin.create_partitions(grow, operation_timeout=timeout_s).values():
+                future.result(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BackendUnavailableError(
+            f"could not create Kafka topics {list(topics)}: {exc}"
+        ) from exc
+    except Exception as exc:  # futures raise plain exceptions on timeouts
+        if isinstance(exc, BackendError):
+            raise
+        raise BackendUnavailableError(
+            f"could not create Kafka topics {list(topics)}: {exc}"
+        ) from exc

@@ -1,0 +1,348 @@
+"""A producer that never refuses an event: the log, or else a durable local spool.
+
+:class:`DurableProducer` wraps a primary :class:`~mlrec.events.log.EventProducer`
+(Kafka). When the primary cannot acknowledge a batch, the batch is appended to a
+spool file on local disk and fsync'ed before :meth:`~DurableProducer.produce`
+returns: the events are accepted. A background thread replays the spool into the
+primary, oldest first, once it is reachable again; while anything is spooled, new
+batches are spooled too, so the primary receives everything in acceptance order.
+
+Spool layout (``spool_dir``)::
+
+    LOCK                   flock'ed by the owning process (one producer per directory)
+    00000000000000000001.spool   sealed or active segments, replayed in name order
+    00000000000000000001.pos     bytes of that segment the primary acknowledged
+
+A segment is a sequence of frames::
+
+    length u32 | crc32 u32 | payload (length bytes)
+    payload  = topic_len u16 | topic utf-8 | key_len i32 (-1: no key) | key | value
+
+A frame whose length runs past the end of the file or whose checksum does not match
+(a torn write from a crash) ends the segment: it and anything after it are ignored.
+Each process start writes to a new segment, so it never appends after a torn tail.
+
+Delivery is at-least-once: a crash between the primary's acknowledgement and the
+``.pos`` update replays those records again; consumers dedup by event id.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from prometheus_client import Counter, Gauge
+
+from mlrec.core.errors import BackendUnavailableError, ConfigurationError
+from mlrec.events.log import EventProducer
+
+__all__ = ["DurableProducer", "read_segment"]
+
+log = logging.getLogger(__name__)
+
+SPOOLED = Counter(
+    "mlrec_events_spooled_total",
+    "Events written to the local spool because the event log was unavailable.",
+)
+PENDING = Gauge(
+    "mlrec_events_spool_pending",
+    "Events in the local spool not yet replayed into the event log.",
+)
+
+_FRAME = struct.Struct(">II")
+_TOPIC = struct.Struct(">H")
+_KEY = struct.Struct(">i")
+_SUFFIX = ".spool"
+# Records replayed per primary call.
+_REPLAY_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class _Spooled:
+    topic: str
+    key: bytes | None
+    value: bytes
+    end: int  # byte offset just after this record's frame
+
+
+def _encode(topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> bytes:
+    t = topic.encode()
+    head = _TOPIC.pack(len(t)) + t
+    parts: list[bytes] = []
+    for key, value in records:
+        payload = head + _KEY.pack(-1 if key is None else len(key)) + (key or b"") + value
+        parts.append(_FRAME.pack(len(payload), zlib.crc32(payload)))
+        parts.append(payload)
+    return b"".join(parts)
+
+
+def read_segment(path: Path, start: int = 0) -> Iterator[_Spooled]:
+    """The valid records of a segment from byte ``start``; stops at a torn or corrupt frame."""
+    data = path.read_bytes()
+    pos = start
+    while pos + _FRAME.size <= len(data):
+        length, crc = _FRAME.unpack_from(data, pos)
+        body = pos + _FRAME.size
+        if body + length > len(data):
+            log.warning("spool %s: torn frame at byte %d ignored", path.name, pos)
+            return
+        payload = data[body : body + length]
+        if zlib.crc32(payload) != crc:
+            log.warning("spool %s: corrupt frame at byte %d ignored", path.name, pos)
+            return
+        try:
+            (tlen,) = _TOPIC.unpack_from(payload, 0)
+            topic = payload[2 : 2 + tlen].decode()
+            (klen,) = _KEY.unpack_from(payload, 2 + tlen)
+            kstart = 2 + tlen + _KEY.size
+            key = None if klen < 0 else payload[kstart : kstart + klen]
+            value = payload[kstart + max(klen, 0) :]
+        except (struct.error, UnicodeDecodeError):
+            log.warning("spool %s: malformed frame at byte %d ignored", path.name, pos)
+            return
+        pos = body + length
+        yield _Spooled(topic, key, value, pos)
+    if pos < len(data):
+        log.warning("spool %s: torn frame header at byte %d ignored", path.name, pos)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DurableProducer:
+    """An :class:`EventProducer` that accepts every batch: into ``primary``, or a spool.
+
+    Args:
+        primary: the event log (e.g. :class:`~mlrec.backends.kafka.KafkaProducer`).
+        spool_dir: directory of the spool; must survive restarts (a volume in k8s).
+        retry_interval_s: how long the replay thread waits between attempts while
+            the primary is down.
+
+    Call :meth:`start` to run the replay thread (it also replays a spool left by a
+    previous process) and :meth:`close` to stop it. Without :meth:`start`, call
+    :meth:`replay` yourself.
+
+    Example::
+
+        producer = DurableProducer(KafkaProducer(bootstrap), Path("/var/lib/mlrec/spool"))
+        producer.start()
+        producer.produce("mlrec.interactions", [(b"u1", payload)])  # never lost
+    """
+
+    def __init__(
+        self, primary: EventProducer, spool_dir: Path, *, retry_interval_s: float = 1.0
+    ) -> None:
+        self.primary = primary
+        self.spool_dir = Path(spool_dir)
+        self.retry_interval_s = retry_interval_s
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.spool_dir / "LOCK", "a+b")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise ConfigurationError(
+                f"spool {self.spool_dir} is in use by another process; give each its own"
+            ) from None
+        self._lock = threading.Lock()  # guards the segment list, the active file, _pending
+        self._replay_lock = threading.Lock()  # one replayer at a time
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._active: BinaryIO | None = None
+        self._active_path: Path | None = None
+        self._primary_failed = False
+        segments = self._segments()
+        self._next_seq = (int(segments[-1].stem) + 1) if segments else 1
+        self._pending = sum(self._count(s) for s in segments)
+        PENDING.set(self._pending)
+        if self._pending:
+            log.warning("spool %s holds %d events to replay", self.spool_dir, self._pending)
+
+    # -- state ----------------------------------------------------------------------
+
+    def spooled(self) -> int:
+        """Events in the spool not yet acknowledged by the primary."""
+        return self._pending
+
+    @property
+    def degraded(self) -> bool:
+        """True while events are spooled or the primary's last attempt failed."""
+        return self._pending > 0 or self._primary_failed
+
+    def _segments(self) -> list[Path]:
+        return sorted(self.spool_dir.glob(f"*{_SUFFIX}"))
+
+    @staticmethod
+    def _acked(segment: Path) -> int:
+        try:
+            return int(segment.with_suffix(".pos").read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _count(self, segment: Path) -> int:
+        return sum(1 for _ in read_segment(segment, self._acked(segment)))
+
+    # -- produce --------------------------------------------------------------------
+
+    def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Accept ``records``: acknowledged by the primary, or fsync'ed to the spool.
+
+        Raises:
+            BackendUnavailableError: neither the primary nor the local disk took them.
+        """
+        if not records:
+            return
+        if self._pending == 0:
+            try:
+                self.primary.produce(topic, records)
+                self._primary_failed = False
+                return
+            except BackendUnavailableError as exc:
+                self._primary_failed = True
+                log.warning("event log unavailable, spooling %d events: %s", len(records), exc)
+        self._append(topic, records)
+
+    def _append(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        frames = _encode(topic, records)
+        with self._lock:
+            try:
+                if self._active is None:
+                    path = self.spool_dir / f"{self._next_seq:020d}{_SUFFIX}"
+                    self._next_seq += 1
+                    self._active = open(path, "ab")  # noqa: SIM115 - kept open across calls
+                    self._active_path = path
+                    _fsync_dir(self.spool_dir)
+                self._active.write(frames)
+                self._active.flush()
+                os.fsync(self._active.fileno())
+            except OSError as exc:
+                raise BackendUnavailableError(
+                    f"event log unavailable and the spool {self.spool_dir} cannot be written: {exc}"
+                ) from exc
+            self._pending += len(records)
+            PENDING.set(self._pending)
+        SPOOLED.inc(len(records))
+        self._wake.set()
+
+    # -- replay ---------------------------------------------------------------------
+
+    def _seal(self) -> None:
+        """Close the active segment so the replayer owns it; new appends start another."""
+        with self._lock:
+            if self._active is not None:
+                self._active.close()
+                self._active = None
+                self._active_path = None
+
+    def replay(self) -> int:
+        """Send the spool to the primary, oldest first; returns how many were replayed.
+
+        Stops at the first failure (the rest stays spooled, nothing is skipped).
+        """
+        with self._replay_lock:
+            self._seal()
+            replayed = 0
+            for segment in self._segments():
+                with self._lock:
+                    if segment == self._active_path:
+                        break
+                try:
+                    replayed += self._replay_segment(segment)
+                except BackendUnavailableError as exc:
+                    self._primary_failed = True
+                    log.info("spool replay paused, event log still unavailable: %s", exc)
+                    return replayed
+            self._primary_failed = False
+            return replayed
+
+    def _replay_segment(self, segment: Path) -> int:
+        acked = self._acked(segment)
+        batch: list[_Spooled] = []
+        replayed = 0
+
+        def send() -> None:
+            nonlocal acked, replayed
+            # One primary call per run of records of the same topic, in order.
+            start = 0
+            for i in range(1, len(batch) + 1):
+                if i == len(batch) or batch[i].topic != batch[start].topic:
+                    self.primary.produce(
+                        batch[start].topic, [(r.key, r.value) for r in batch[start:i]]
+                    )
+                    start = i
+            acked = batch[-1].end
+            pos = segment.with_suffix(".pos")
+            tmp = segment.with_suffix(".pos.tmp")
+            with open(tmp, "w") as f:
+                f.write(str(acked))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, pos)
+            replayed += len(batch)
+            with self._lock:
+                self._pending -= len(batch)
+                PENDING.set(self._pending)
+            batch.clear()
+
+        for record in read_segment(segment, acked):
+            batch.append(record)
+            if len(batch) >= _REPLAY_BATCH:
+                send()
+        if batch:
+            send()
+        # Everything (up to any torn tail) is in the primary: drop the segment.
+        segment.unlink()
+        segment.with_suffix(".pos").unlink(missing_ok=True)
+        _fsync_dir(self.spool_dir)
+        if replayed:
+            log.info("replayed %d spooled events from %s", replayed, segment.name)
+        return replayed
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._pending > 0 or self._segments_waiting():
+                try:
+                    self.replay()
+                except Exception:  # keep the thread alive: the spool is the safety net
+                    log.exception("spool replay failed; retrying")
+                if self._pending > 0:
+                    self._stop.wait(self.retry_interval_s)
+                    continue
+            self._wake.wait(self.retry_interval_s)
+            self._wake.clear()
+
+    def _segments_waiting(self) -> bool:
+        # Segments holding only a torn tail count 0 events but still need removing.
+        with self._lock:
+            return any(s != self._active_path for s in self._segments())
+
+    def start(self) -> None:
+        """Start the replay thread (it replays what a previous process left first)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="mlrec-spool", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop replaying and close the primary; unsent events stay in the spool."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._seal()
+        self.primary.close()
+        self._lock_file.close()

@@ -1,0 +1,383 @@
+"""An embedded durable event log on one SQLite file: the local default, no server.
+
+The same protocols as Kafka (:mod:`mlrec.events.log`) and the same contract tests,
+so the API and the stream processor run unchanged on a laptop.
+
+Model (Kafka's, simplified):
+
+* A topic has a fixed number of partitions, set when the topic is first used
+  (:meth:`SqliteEventLog.ensure_topics`, or the log's default ``partitions``). A
+  record goes to ``crc32(key) % partitions`` (round robin when it has no key), so
+  one key's records stay in order in one partition.
+* Offsets are dense per partition, starting at 0.
+* Each consumer group's committed offsets live in a table, per (group, topic,
+  partition); a consumer resumes there (or at the start of the partition).
+
+Durability: WAL journal with ``synchronous=FULL``, so :meth:`~SqliteLogProducer.produce`
+returns only after the commit reached the disk (fsync). Several processes may share
+the file: producers serialize on SQLite's write lock (``BEGIN IMMEDIATE``).
+
+Limitations (Kafka is the answer for scale): a group should have **one** consumer at
+a time, which reads every partition (there is no rebalancing; two consumers of a
+group would both read everything). Records are never deleted: call
+:meth:`SqliteEventLog.purge_consumed` from time to time on a long-lived local log.
+
+Example::
+
+    log = SqliteEventLog("/tmp/events.db", partitions=6)
+    log.producer().produce("mlrec.interactions", [(b"u1", b"{...}")])
+    consumer = log.consumer("stream", ["mlrec.interactions"])
+    records = consumer.poll(1000, 0.5)
+    consumer.commit()
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from mlrec.core.errors import BackendUnavailableError, ConfigurationError
+from mlrec.events.log import LogRecord
+
+__all__ = ["SqliteEventLog", "SqliteLogConsumer", "SqliteLogProducer"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS topics (
+    topic TEXT PRIMARY KEY,
+    partitions INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    key BLOB,
+    value BLOB NOT NULL,
+    PRIMARY KEY (topic, partition, offset)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_offsets (
+    group_id TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    PRIMARY KEY (group_id, topic, partition)
+) WITHOUT ROWID;
+"""
+
+# How often an idle poll looks for new records (another process may write them).
+_IDLE_INTERVAL_S = 0.01
+
+
+def partition_for(key: bytes | None, partitions: int, counter: Iterator[int]) -> int:
+    """The partition of a record: by key hash (stable across processes), else round robin."""
+    if key is None:
+        return next(counter) % partitions
+    return zlib.crc32(key) % partitions
+
+
+class _Db:
+    """One connection, guarded by a lock, that maps SQLite failures to ours."""
+
+    def __init__(self, path: Path, busy_timeout_s: float) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        try:
+            self.conn = sqlite3.connect(
+                path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(f"cannot open the event log {path}: {exc}") from exc
+
+    @contextmanager
+    def tx(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise BackendUnavailableError(f"event log {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+class SqliteEventLog:
+    """A durable partitioned log in the SQLite file ``path``.
+
+    Args:
+        path: the database file (created with its directory if missing).
+        partitions: partition count of topics first used without :meth:`ensure_topics`.
+        busy_timeout_s: how long to wait for another process's write lock before
+            raising :class:`BackendUnavailableError`.
+    """
+
+    def __init__(self, path: str | Path, partitions: int = 6, busy_timeout_s: float = 10.0) -> None:
+        if partitions < 1:
+            raise ConfigurationError(f"partitions must be at least 1, got {partitions}")
+        self.path = Path(path)
+        self.partitions = partitions
+        self.busy_timeout_s = busy_timeout_s
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendUnavailableError(f"cannot create {self.path.parent}: {exc}") from exc
+        db = self._db()
+        try:
+            with db.lock:
+                db.conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise BackendUnavailableError(
+                f"cannot create the event log {self.path}: {exc}"
+            ) from exc
+        finally:
+            db.close()
+
+    def _db(self) -> _Db:
+        return _Db(self.path, self.busy_timeout_s)
+
+    def ensure_topics(self, topics: Mapping[str, int]) -> None:
+        """Create ``topics`` (name -> partitions) unless they exist; idempotent.
+
+        An existing topic keeps its partition count (records are already placed
+        by it); growing it is refused with :class:`ConfigurationError`.
+        """
+        db = self._db()
+        try:
+            with db.tx(immediate=True) as conn:
+                for topic, partitions in topics.items():
+                    row = conn.execute(
+                        "SELECT partitions FROM topics WHERE topic = ?", (topic,)
+                    ).fetchone()
+                    if row is None:
+                        conn.execute("INSERT INTO topics VALUES (?, ?)", (topic, partitions))
+                    elif row[0] != partitions:
+                        raise ConfigurationError(
+                            f"topic {topic!r} already has {row[0]} partitions, not {partitions}"
+                        )
+        finally:
+            db.close()
+
+    def producer(self) -> SqliteLogProducer:
+        """A producer with its own connection (thread-safe)."""
+        return SqliteLogProducer(self._db(), self.partitions)
+
+    def consumer(
+        self, group_id: str, topics: Sequence[str], *, auto_offset_reset: str = "earliest"
+    ) -> SqliteLogConsumer:
+        """The consumer of ``group_id`` for ``topics``; one at a time per group."""
+        return SqliteLogConsumer(self._db(), group_id, topics, auto_offset_reset)
+
+    def purge_consumed(self, groups: Sequence[str]) -> int:
+        """Delete records every one of ``groups`` has committed past; returns how many."""
+        if not groups:
+            return 0
+        db = self._db()
+        marks = ",".join("?" * len(groups))
+        try:
+            with db.tx(immediate=True) as conn:
+                cur = conn.execute(
+                    f"""
+                    DELETE FROM records WHERE (topic, partition, offset) IN (
+                      SELECT r.topic, r.partition, r.offset FROM records r
+                      JOIN (SELECT topic, partition, MIN(offset) AS low, COUNT(*) AS n
+                            FROM group_offsets WHERE group_id IN ({marks})
+                            GROUP BY topic, partition) g
+                        ON g.topic = r.topic AND g.partition = r.partition
+                      WHERE g.n = ? AND r.offset < g.low
+                        AND r.offset < (SELECT MAX(offset) FROM records m
+                                        WHERE m.topic = r.topic AND m.partition = r.partition)
+                    )
+                    """,
+                    (*groups, len(groups)),
+                )
+                return cur.rowcount
+        finally:
+            db.close()
+
+
+def _topic_partitions(conn: sqlite3.Connection, topic: str, default: int) -> int:
+    row = conn.execute("SELECT partitions FROM topics WHERE topic = ?", (topic,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    conn.execute("INSERT INTO topics VALUES (?, ?)", (topic, default))
+    return default
+
+
+class SqliteLogProducer:
+    """Appends records to the embedded log; returns after the fsync'ed commit."""
+
+    def __init__(self, db: _Db, default_partitions: int) -> None:
+        self._db = db
+        self._default_partitions = default_partitions
+        self._round_robin = itertools.count()
+
+    def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Append ``records`` to ``topic`` in one durable transaction.
+
+        Raises:
+            BackendUnavailableError: the file could not be written (nothing was).
+        """
+        if not records:
+            return
+        with self._db.tx(immediate=True) as conn:
+            partitions = _topic_partitions(conn, topic, self._default_partitions)
+            next_offset: dict[int, int] = {}
+            rows: list[tuple[str, int, int, bytes | None, bytes]] = []
+            for key, value in records:
+                partition = partition_for(key, partitions, self._round_robin)
+                offset = next_offset.get(partition)
+                if offset is None:
+                    (last,) = conn.execute(
+                        "SELECT MAX(offset) FROM records WHERE topic = ? AND partition = ?",
+                        (topic, partition),
+                    ).fetchone()
+                    offset = -1 if last is None else int(last)
+                    offset += 1
+                next_offset[partition] = offset + 1
+                rows.append((topic, partition, offset, key, value))
+            conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
+
+    def close(self) -> None:
+        """Release the connection (every produced record is already durable)."""
+        self._db.close()
+
+
+class SqliteLogConsumer:
+    """The (single) consumer of a group on the embedded log."""
+
+    def __init__(
+        self, db: _Db, group_id: str, topics: Sequence[str], auto_offset_reset: str
+    ) -> None:
+        self._db = db
+        self.group_id = group_id
+        self.topics = list(topics)
+        self._earliest = auto_offset_reset == "earliest"
+        # Next offset to read per (topic, partition); unset until the partition exists.
+        self._position: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
+        self._next_partition = 0
+
+    def _discover(self, conn: sqlite3.Connection) -> list[tuple[str, int]]:
+        """Partitions of the subscribed topics; positions of new ones from the commits."""
+        marks = ",".join("?" * len(self.topics))
+        known = conn.execute(
+            f"SELECT topic, partitions FROM topics WHERE topic IN ({marks})", self.topics
+        ).fetchall()
+        parts = [(topic, p) for topic, n in known for p in range(int(n))]
+        new = [tp for tp in parts if tp not in self._position]
+        if new:
+            committed = self._load_committed(conn)
+            for tp in new:
+                if tp in committed:
+                    self._position[tp] = committed[tp]
+                    self._committed[tp] = committed[tp]
+                else:
+                    self._position[tp] = self._start(conn, tp)
+        return parts
+
+    def _load_committed(self, conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
+        rows = conn.execute(
+            "SELECT topic, partition, offset FROM group_offsets WHERE group_id = ?",
+            (self.group_id,),
+        ).fetchall()
+        return {(t, int(p)): int(o) for t, p, o in rows if t in self.topics}
+
+    def _start(self, conn: sqlite3.Connection, tp: tuple[str, int]) -> int:
+        low, high = conn.execute(
+            "SELECT MIN(offset), MAX(offset) FROM records WHERE topic = ? AND partition = ?", tp
+        ).fetchone()
+        if self._earliest:
+            return 0 if low is None else int(low)
+        return 0 if high is None else int(high) + 1
+
+    def _read(self, max_records: int) -> list[LogRecord]:
+        out: list[LogRecord] = []
+        with self._db.tx() as conn:
+            parts = self._discover(conn)
+            if not parts:
+                return out
+            # Start at a rotating partition so a busy one cannot starve the others.
+            start = self._next_partition % len(parts)
+            self._next_partition += 1
+            for topic, partition in parts[start:] + parts[:start]:
+                room = max_records - len(out)
+                if room <= 0:
+                    break
+                position = self._position[(topic, partition)]
+                rows = conn.execute(
+                    "SELECT offset, key, value FROM records WHERE topic = ? AND partition = ?"
+                    " AND offset >= ? ORDER BY offset LIMIT ?",
+                    (topic, partition, position, room),
+                ).fetchall()
+                for offset, key, value in rows:
+                    out.append(LogRecord(topic, partition, int(offset), key, value))
+                if rows:
+                    self._position[(topic, partition)] = int(rows[-1][0]) + 1
+        return out
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
+        """Up to ``max_records`` records after the group's position, waiting up to the timeout."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            records = self._read(max_records)
+            if records:
+                return records
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return records
+            time.sleep(min(_IDLE_INTERVAL_S, left))
+
+    def commit(self) -> None:
+        """Store the positions after every record polled so far (durably)."""
+        changed = [
+            (self.group_id, t, p, o)
+            for (t, p), o in self._position.items()
+            if self._committed.get((t, p)) != o
+        ]
+        if not changed:
+            return
+        with self._db.tx(immediate=True) as conn:
+            conn.executemany(
+                "INSERT INTO group_offsets VALUES (?, ?, ?, ?) ON CONFLICT"
+                " (group_id, topic, partition) DO UPDATE SET offset = excluded.offset",
+                changed,
+            )
+        for _, t, p, o in changed:
+            self._committed[(t, p)] = o
+
+    def rewind(self) -> None:
+        """Forget uncommitted positions: the next poll starts at the committed offsets."""
+        self._position.clear()
+        self._committed.clear()
+
+    def lag(self) -> int:
+        """Records after this consumer's position, summed over the partitions."""
+        with self._db.tx() as conn:
+            self._discover(conn)
+            total = 0
+            for (topic, partition), position in self._position.items():
+                (high,) = conn.execute(
+                    "SELECT MAX(offset) FROM records WHERE topic = ? AND partition = ?",
+                    (topic, partition),
+                ).fetchone()
+                if high is not None:
+                    total += max(0, int(high) + 1 - position)
+            return total
+
+    def close(self) -> None:
+        """Release the connection (uncommitted records are redelivered to the next consumer)."""
+        self._db.close()

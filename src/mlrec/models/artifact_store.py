@@ -1,0 +1,95 @@
+"""Where model artifacts live, addressed by the sha256 of their arrays.
+
+Serving replicas fetch a version's artifact by checksum into a local cache, so they
+need no shared volume: the metadata DB (``mlrec.backends.sql``) can hold the
+artifacts too. :class:`LocalArtifactStore` is the models-directory layout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from mlrec.core.errors import NotFoundError
+from mlrec.models.artifacts import ARRAYS, MANIFEST, read_artifact
+from mlrec.models.base import Recommender
+from mlrec.models.registry import ModelVersion
+
+__all__ = ["ArtifactStore", "LocalArtifactStore", "fetch_cached", "load_version"]
+
+
+class ArtifactStore(Protocol):
+    """Content-addressed storage of artifact directories."""
+
+    def put(self, directory: Path) -> str:
+        """Store a verified artifact directory; returns its sha256 (idempotent)."""
+        ...
+
+    def has(self, sha256: str) -> bool:
+        """Whether an artifact with this checksum is stored."""
+        ...
+
+    def fetch(self, sha256: str, destination: Path) -> None:
+        """Write the artifact's files into ``destination`` (created).
+
+        Raises:
+            NotFoundError: no artifact with this checksum.
+        """
+        ...
+
+
+def _install(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically (a concurrent identical copy may win)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".incoming-"))
+    shutil.copytree(source, tmp, dirs_exist_ok=True)
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class LocalArtifactStore:
+    """Artifacts as directories ``<root>/<sha256>/`` on a (possibly shared) filesystem."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def put(self, directory: Path) -> str:
+        sha = read_artifact(directory).sha256
+        if not self.has(sha):
+            _install(directory, self.root / sha)
+        return sha
+
+    def has(self, sha256: str) -> bool:
+        return (self.root / sha256 / MANIFEST).is_file() and (self.root / sha256 / ARRAYS).is_file()
+
+    def fetch(self, sha256: str, destination: Path) -> None:
+        if not self.has(sha256):
+            raise NotFoundError(f"no artifact {sha256[:12]}… in {self.root}")
+        _install(self.root / sha256, destination)
+
+
+def fetch_cached(store: ArtifactStore, sha256: str, cache_dir: Path) -> Path:
+    """The local directory of an artifact, fetching it into ``cache_dir`` if needed."""
+    local = cache_dir / sha256
+    if not (local / MANIFEST).is_file():
+        staging = Path(tempfile.mkdtemp(dir=cache_dir if cache_dir.exists() else None))
+        try:
+            store.fetch(sha256, staging / "artifact")
+            _install(staging / "artifact", local)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return local
+
+
+def load_version(version: ModelVersion, store: ArtifactStore, cache_dir: Path) -> Recommender:
+    """Load a registered version, verifying the artifact against the registry's sha256."""
+    from mlrec.models import load_model
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    local = fetch_cached(store, version.artifact_sha256, cache_dir)
+    return load_model(local, expected_sha256=version.artifact_sha256)

@@ -1,0 +1,202 @@
+"""The recommendation API application: wiring, error mapping, metrics, lifecycle.
+
+``create_app()`` builds everything from :class:`ApiSettings` at start-up; tests pass
+their own ``state`` (or override dependencies) instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from prometheus_client import Histogram
+
+from mlrec.backends.factory import (
+    open_artifact_store,
+    open_event_log,
+    open_feature_registry,
+    open_model_registry,
+    open_online_store,
+)
+from mlrec.backends.spool import DurableProducer
+from mlrec.core.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    MlrecError,
+    NotFoundError,
+    ValidationError,
+)
+from mlrec.events.log import INTERACTIONS_TOPIC, EventProducer
+from mlrec.events.processor import StreamProcessor
+from mlrec.events.schemas import InteractionEvent
+from mlrec.features.builtin import BUILTIN_VIEWS
+from mlrec.features.realtime import Interaction, RealtimeFeatures
+from mlrec.features.store import FeatureStore
+from mlrec.services.api.batching import ScoringBatcher
+from mlrec.services.api.config import ApiSettings, get_settings
+from mlrec.services.api.model_server import ModelServer
+from mlrec.services.api.routes import events, features, health, items, recommendations
+from mlrec.services.api.service import RecommendationService
+from mlrec.services.api.state import ApiState
+
+__all__ = ["build_state", "create_app"]
+
+log = logging.getLogger(__name__)
+
+REQUEST_SECONDS = Histogram(
+    "mlrec_api_request_duration_seconds",
+    "HTTP request latency by route.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+SPOOL_SLOTS = 64
+
+
+def _durable_producer(primary: EventProducer, settings: ApiSettings) -> DurableProducer:
+    # Each process (uvicorn worker) needs a spool of its own; a restarted process takes
+    # over any free slot and replays what a previous one left there.
+    last: ConfigurationError | None = None
+    for slot in range(SPOOL_SLOTS):
+        try:
+            return DurableProducer(primary, settings.spool_dir / f"slot-{slot:02d}")
+        except ConfigurationError as exc:
+            last = exc
+    raise ConfigurationError(f"no free spool slot under {settings.spool_dir}: {last}")
+
+
+def _sink(realtime: RealtimeFeatures) -> Callable[[Sequence[InteractionEvent]], int]:
+    def apply(batch: Sequence[InteractionEvent]) -> int:
+        return realtime.record(
+            [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in batch]
+        )
+
+    return apply
+
+
+def build_state(settings: ApiSettings) -> ApiState:
+    """Connect to (or create) everything the API needs, from settings."""
+    database = settings.resolved_database_url
+    models = ModelServer(
+        open_model_registry(database),
+        open_artifact_store(database, migrate=False),
+        settings.resolved_model_cache_dir,
+        settings.model_name,
+    )
+    models.refresh()
+    models.start(settings.model_poll_seconds)
+    online = open_online_store(settings.resolved_online_store_url)
+    views = [registered.view for registered in open_feature_registry(database).list_views()]
+    store = FeatureStore(online, views or BUILTIN_VIEWS)
+    realtime = RealtimeFeatures(online)
+    event_log = open_event_log(
+        settings.kafka_bootstrap_servers,
+        settings.data_dir / "events.db",
+        settings.kafka_partitions,
+    )
+    try:
+        event_log.ensure_topics()
+    except MlrecError as exc:  # Kafka down at start: the spool takes events meanwhile
+        log.warning("could not ensure topics: %s", exc)
+    producer = _durable_producer(event_log.producer("mlrec-api"), settings)
+    producer.start()
+    processor = None
+    if not event_log.is_kafka and settings.embedded_stream:
+        processor = StreamProcessor(
+            event_log.consumer("mlrec-stream", [INTERACTIONS_TOPIC]),
+            _sink(realtime),
+            event_log.producer("mlrec-dlq"),
+            poll_timeout=0.02,
+        )
+    service = RecommendationService(
+        models,
+        realtime,
+        ScoringBatcher(settings.batch_size, settings.batch_wait_ms / 1000.0),
+        settings.history_limit,
+    )
+    state = ApiState(settings, models, store, realtime, service, producer, processor)
+    state.closers.extend([producer.close, online.close])
+    state.start_processor()
+    return state
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+def create_app(settings: ApiSettings | None = None, state: ApiState | None = None) -> FastAPI:
+    """The FastAPI application.
+
+    Args:
+        settings: defaults to the environment (``MLREC_*``).
+        state: prebuilt collaborators (tests); built at start-up when omitted.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = state or build_state(settings or get_settings())
+        app.state.mlrec = built
+        try:
+            yield
+        finally:
+            await built.service.batcher.close()
+            if state is None:
+                built.close()
+
+    config = settings or (state.settings if state else get_settings())
+    app = FastAPI(
+        title="mlrec recommendation API",
+        version="0.1.0",
+        description="Real-time recommendations, similar items, event ingestion, online features.",
+        lifespan=lifespan,
+        debug=config.debug,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=config.cors_origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(ValidationError)
+    async def invalid(_: Request, exc: ValidationError) -> JSONResponse:
+        return _error(422, str(exc))
+
+    @app.exception_handler(BackendUnavailableError)
+    async def unavailable(_: Request, exc: BackendUnavailableError) -> JSONResponse:
+        return _error(503, f"dependency unavailable: {exc}")
+
+    @app.exception_handler(MlrecError)
+    async def other(_: Request, exc: MlrecError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    for router in (
+        recommendations.router,
+        items.router,
+        events.router,
+        features.router,
+        health.router,
+    ):
+        app.include_router(router)
+    return app

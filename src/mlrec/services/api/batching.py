@@ -1,0 +1,137 @@
+"""Micro-batching: concurrent scoring requests combined into one matrix operation.
+
+Each request's history row waits at most ``max_wait`` seconds for others; a batch of
+up to ``max_batch`` rows is scored with one ``score_histories`` call in a worker
+thread (numpy releases the GIL), then each request gets its own top-k.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from prometheus_client import Histogram
+
+from mlrec.models.base import Recommender, top_k
+
+__all__ = ["ScoringBatcher", "TopK"]
+
+BATCH_SIZE = Histogram(
+    "mlrec_api_scoring_batch_size",
+    "Requests scored together in one matrix operation.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+SCORING_SECONDS = Histogram(
+    "mlrec_api_scoring_duration_seconds",
+    "Time to score one batch.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+)
+
+TopK = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+
+
+@dataclass
+class _Job:
+    model: Recommender
+    history: sp.csr_matrix
+    k: int
+    exclude: bool
+    allowed: npt.NDArray[np.bool_] | None
+    future: asyncio.Future[TopK]
+
+
+def _score(jobs: list[_Job]) -> list[TopK]:
+    started = time.perf_counter()
+    model = jobs[0].model
+    histories = sp.vstack([job.history for job in jobs], format="csr")
+    scores = model.score_histories(histories)
+    results: list[TopK] = []
+    for row, job in enumerate(jobs):
+        row_scores = np.array(scores[row : row + 1], dtype=np.float32, copy=True)
+        if job.allowed is not None:
+            row_scores[0, ~job.allowed] = -np.inf
+        indices, best = top_k(row_scores, job.k, job.history if job.exclude else None)
+        results.append((indices[0], best[0]))
+    SCORING_SECONDS.observe(time.perf_counter() - started)
+    BATCH_SIZE.observe(len(jobs))
+    return results
+
+
+class ScoringBatcher:
+    """Collects scoring jobs from concurrent requests and scores them together.
+
+    Args:
+        max_batch: most jobs per matrix operation (1 disables batching).
+        max_wait_seconds: longest the first job of a batch waits for company.
+    """
+
+    def __init__(self, max_batch: int = 32, max_wait_seconds: float = 0.002) -> None:
+        self.max_batch = max_batch
+        self.max_wait = max_wait_seconds
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    async def top_k(
+        self,
+        model: Recommender,
+        history: sp.csr_matrix,
+        k: int,
+        exclude: bool = True,
+        allowed: npt.NDArray[np.bool_] | None = None,
+    ) -> TopK:
+        """Top-``k`` item indices and scores for one history row (1 x n_items)."""
+        loop = asyncio.get_running_loop()
+        job = _Job(model, history, k, exclude, allowed, loop.create_future())
+        if self.max_batch <= 1:
+            return (await asyncio.to_thread(_score, [job]))[0]
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._run())
+        await self._queue.put(job)
+        return await job.future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            jobs = [await queue.get()]
+            deadline = time.monotonic() + self.max_wait
+            while len(jobs) < self.max_batch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    while len(jobs) < self.max_batch and not queue.empty():
+                        jobs.append(queue.get_nowait())
+                    break
+                try:
+                    jobs.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            # a model swap can put two versions in one batch: score each group apart
+            groups: dict[int, list[_Job]] = {}
+            for job in jobs:
+                groups.setdefault(id(job.model), []).append(job)
+            for group in groups.values():
+                try:
+                    results = await asyncio.to_thread(_score, group)
+                except Exception as exc:
+                    for job in group:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+                    continue
+                for job, result in zip(group, results, strict=True):
+                    if not job.future.done():
+                        job.future.set_result(result)
+
+    async def close(self) -> None:
+        """Stop the worker task."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+            self._queue = None

@@ -1,0 +1,61 @@
+"""Settings of the recommendation API (``MLREC_*``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+
+from mlrec.core.settings import CommonSettings, load_settings
+
+__all__ = ["ApiSettings", "get_settings"]
+
+
+class ApiSettings(CommonSettings):
+    """Everything the API process reads from the environment.
+
+    Inherits the common settings (data dir, database, Redis, Kafka URLs).
+    """
+
+    host: str = "127.0.0.1"
+    """Interface to listen on (``0.0.0.0`` in containers)."""
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    """uvicorn worker processes (the chart sets 4)."""
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    """Most scoring requests combined into one matrix operation."""
+    batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+    """Longest a request waits for others to fill its batch."""
+    model_name: str = "default"
+    """Registry name of the model to serve (its production version)."""
+    model_poll_seconds: float = Field(default=5.0, gt=0)
+    """How often the registry is polled for a newly promoted version."""
+    model_cache_dir: Path | None = None
+    """Where fetched artifacts are cached (default: ``<data_dir>/model-cache``)."""
+    history_limit: int = Field(default=50, ge=1, le=1000)
+    """How many recent interactions personalise a request."""
+    max_k: int = Field(default=100, ge=1, le=1000)
+    admin_token: str | None = None
+    """Bearer token required by admin endpoints (feature writes); unset = admin disabled."""
+    kafka_partitions: int = Field(default=6, ge=1, le=1024)
+    """Partitions of ``mlrec.interactions`` when the API creates it."""
+    embedded_stream: bool = True
+    """Run the stream processor inside the API when no Kafka is configured."""
+    feature_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    """Longest a request waits for the feature store before degrading."""
+
+    @property
+    def resolved_model_cache_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "model-cache"
+
+    @property
+    def spool_dir(self) -> Path:
+        """Durable local spool for events accepted while Kafka is down."""
+        return self.data_dir / "spool"
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    """The API settings, read once per process."""
+    return load_settings(ApiSettings)

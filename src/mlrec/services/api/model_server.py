@@ -1,0 +1,111 @@
+"""Serving the production model: load at start, hot-swap on promotion, never drop a request.
+
+Requests take a reference to the current :class:`ServedModel` once and use it to
+the end, so swapping the reference (an atomic assignment) never disturbs a request
+in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from mlrec.core.errors import MlrecError
+from mlrec.models.artifact_store import ArtifactStore, load_version
+from mlrec.models.base import Recommender
+from mlrec.models.registry import ModelRegistry, ModelVersion
+
+__all__ = ["ModelServer", "ServedModel"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A loaded model version and what serving needs precomputed."""
+
+    model: Recommender
+    version: ModelVersion
+    popularity: npt.NDArray[np.float32]
+    """Distinct users per item in training: the cold-start ranking."""
+
+    @classmethod
+    def build(cls, model: Recommender, version: ModelVersion) -> ServedModel:
+        matrix = model.user_items
+        counts = np.diff(matrix.tocsc().indptr).astype(np.float32)
+        return cls(model, version, counts)
+
+
+class ModelServer:
+    """Holds the production version of one model name and follows promotions.
+
+    Args:
+        registry: where production versions are looked up.
+        store: where artifacts are fetched from by sha256.
+        cache_dir: local artifact cache.
+        name: the model name to serve.
+    """
+
+    def __init__(
+        self, registry: ModelRegistry, store: ArtifactStore, cache_dir: Path, name: str
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.cache_dir = cache_dir
+        self.name = name
+        self.current: ServedModel | None = None
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> bool:
+        """Load the production version if it differs from the served one.
+
+        Returns True if a new version is now served. Errors are kept in
+        :attr:`last_error` and the previous model keeps serving.
+        """
+        with self._lock:
+            try:
+                wanted = self.registry.production(self.name)
+                if wanted is None:
+                    self.last_error = f"no production version of model {self.name!r}"
+                    return False
+                served = self.current
+                if served is not None and served.version.ref == wanted.ref:
+                    self.last_error = None
+                    return False
+                model = load_version(wanted, self.store, self.cache_dir)
+                self.current = ServedModel.build(model, wanted)
+                self.last_error = None
+                log.info("serving model %s (%s)", wanted.ref, wanted.algorithm)
+                return True
+            except (MlrecError, OSError) as exc:
+                self.last_error = f"cannot load model {self.name!r}: {exc}"
+                log.warning(self.last_error)
+                return False
+            except Exception as exc:  # a broken DB connection must not kill serving
+                self.last_error = f"cannot reach the model registry: {exc}"
+                log.warning(self.last_error)
+                return False
+
+    def start(self, poll_seconds: float) -> None:
+        """Poll the registry in a background thread (the fallback to promotion events)."""
+
+        def loop() -> None:
+            while not self._stop.wait(poll_seconds):
+                self.refresh()
+
+        self._thread = threading.Thread(target=loop, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

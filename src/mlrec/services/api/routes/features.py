@@ -1,0 +1,70 @@
+"""``/v1/features``: online feature reads, and admin writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, status
+from fastapi.concurrency import run_in_threadpool
+
+from mlrec.features.store import OnlineFeatures
+from mlrec.services.api.deps import AdminDep, FeatureStoreDep
+from mlrec.services.api.schemas import (
+    FeatureBatchRequest,
+    FeatureValuesPublic,
+    FeatureWriteRequest,
+)
+
+router = APIRouter(prefix="/v1/features", tags=["features"])
+
+ViewName = Annotated[str, Path(min_length=1, max_length=63, description="Feature view name")]
+
+
+def _public(view: str, result: OnlineFeatures) -> FeatureValuesPublic:
+    entities: list[dict[str, Any]] = []
+    prefix = len(view) + 1
+    for entity_id, row, missing, stale in zip(
+        result.entity_ids, result.values, result.missing, result.stale, strict=True
+    ):
+        values = {ref[prefix:]: value for ref, value in zip(result.refs, row, strict=True)}
+        entities.append(
+            {
+                "entity_id": entity_id,
+                "values": values,
+                "missing": [ref[prefix:] for ref in missing],
+                "stale": [ref[prefix:] for ref in stale],
+            }
+        )
+    return FeatureValuesPublic(view=view, entities=entities)
+
+
+@router.get("/{view}/{entity_id}", response_model=FeatureValuesPublic)
+async def get_features(
+    view: ViewName,
+    entity_id: Annotated[str, Path(min_length=1, max_length=256)],
+    store: FeatureStoreDep,
+) -> FeatureValuesPublic:
+    """Latest values of every feature of ``view`` for one entity; values older than the
+    view's TTL are reported ``stale`` and replaced by the feature default."""
+    result = await run_in_threadpool(store.get_online_features, view, [entity_id])
+    return _public(view, result)
+
+
+@router.post("/{view}/batch", response_model=FeatureValuesPublic)
+async def get_features_batch(
+    view: ViewName, body: FeatureBatchRequest, store: FeatureStoreDep
+) -> FeatureValuesPublic:
+    """Values for up to 1000 entities, optionally only some features."""
+    refs: str | list[str] = [f"{view}:{name}" for name in body.features] if body.features else view
+    result = await run_in_threadpool(store.get_online_features, refs, body.entity_ids)
+    return _public(view, result)
+
+
+@router.put("/{view}", status_code=status.HTTP_200_OK)
+async def put_features(
+    view: ViewName, body: FeatureWriteRequest, store: FeatureStoreDep, _admin: AdminDep
+) -> dict[str, int]:
+    """Write ``{entity_id: {feature: value}}`` (admin token required). Every row is
+    validated first: a bad value rejects the whole request and nothing is written."""
+    written = await run_in_threadpool(store.write_features, view, body.rows, body.timestamp)
+    return {"written": written}

@@ -1,0 +1,48 @@
+"""``/health`` (liveness), ``/ready`` (readiness) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from mlrec.services.api.deps import StateDep
+from mlrec.services.api.schemas import HealthPublic
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health", response_model=HealthPublic)
+def health() -> HealthPublic:
+    """The process is alive and serving HTTP."""
+    return HealthPublic(status="ok")
+
+
+@router.get("/ready", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
+async def ready(state: StateDep) -> Response:
+    """Ready when a model is loaded; dependencies that are down are reported (degraded)."""
+    served = state.models.current
+    checks = {"model": "ok" if served else (state.models.last_error or "no model loaded")}
+    online_ok = await run_in_threadpool(state.features.online.ping)
+    checks["feature_store"] = "ok" if online_ok else "unreachable"
+    degraded = getattr(state.producer, "degraded", False)
+    checks["event_log"] = "spooling to disk (log unreachable)" if degraded else "ok"
+    if served is None:
+        status_text = "unavailable"
+    elif not online_ok or degraded:
+        status_text = "degraded"
+    else:
+        status_text = "ok"
+    body = HealthPublic(
+        status=status_text,
+        checks=checks,
+        model=state.service.model_public(served),
+    )
+    return JSONResponse(body.model_dump(), status_code=503 if served is None else 200)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus exposition of every mlrec metric in this process."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,39 @@
+"""``/v1/items``: similar items and popular items."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from mlrec.core.errors import ValidationError
+from mlrec.services.api.deps import ServiceDep, SettingsDep
+from mlrec.services.api.schemas import ItemsPublic
+
+router = APIRouter(prefix="/v1/items", tags=["items"])
+
+
+@router.get("/popular", response_model=ItemsPublic)
+def popular_items(
+    service: ServiceDep,
+    settings: SettingsDep,
+    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    filter: Annotated[str | None, Query()] = None,
+) -> ItemsPublic:
+    """Items with the highest time-decayed live popularity (training popularity as fallback)."""
+    if k > settings.max_k:
+        raise ValidationError(f"k must be at most {settings.max_k}, got {k}")
+    return service.popular_public(k, filter)
+
+
+@router.get("/{item_id}/similar", response_model=ItemsPublic)
+def similar_items(
+    item_id: Annotated[str, Path(min_length=1, max_length=256)],
+    service: ServiceDep,
+    settings: SettingsDep,
+    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+) -> ItemsPublic:
+    """The k items most similar to ``item_id``; 404 if the model has never seen it."""
+    if k > settings.max_k:
+        raise ValidationError(f"k must be at most {settings.max_k}, got {k}")
+    return service.similar(item_id, k)

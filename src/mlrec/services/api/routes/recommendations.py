@@ -1,0 +1,74 @@
+"""``/v1/recommendations``: personalised top-k for known, new and anonymous users."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
+
+from mlrec.core.errors import ValidationError
+from mlrec.services.api.deps import ServiceDep, SettingsDep
+from mlrec.services.api.schemas import BatchRecommendationRequest, RecommendationsPublic
+
+router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
+
+UserId = Annotated[
+    str, Path(min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$", description="User id")
+]
+
+
+@router.get("/{user_id}", response_model=RecommendationsPublic)
+async def recommend_for_user(
+    user_id: UserId,
+    service: ServiceDep,
+    settings: SettingsDep,
+    k: Annotated[int, Query(ge=1, le=1000, description="How many items")] = 10,
+    exclude_seen: Annotated[bool, Query(description="Drop items the user interacted with")] = True,
+    filter: Annotated[
+        str | None, Query(description="category:<name>[|<name>] or items:<id>[|<id>]")
+    ] = None,
+) -> RecommendationsPublic:
+    """Top-k items for a user, from their training history plus live interactions.
+
+    A user with no history gets popular items (``source: popular``). If the feature
+    store or the model is unavailable the answer is ``degraded`` with reasons.
+    """
+    if k > settings.max_k:
+        raise ValidationError(f"k must be at most {settings.max_k}, got {k}")
+    return await service.recommend(user_id, k, exclude_seen, filter)
+
+
+@router.post("", response_model=list[RecommendationsPublic])
+async def recommend_batch(
+    body: BatchRecommendationRequest, service: ServiceDep, settings: SettingsDep
+) -> list[RecommendationsPublic]:
+    """Recommendations for several users at once, or for one anonymous user given
+    ``recent_item_ids`` (and no ``user_ids``)."""
+    if body.k > settings.max_k:
+        raise ValidationError(f"k must be at most {settings.max_k}, got {body.k}")
+    if not body.user_ids and not body.recent_item_ids:
+        raise ValidationError("give user_ids, or recent_item_ids for an anonymous user")
+    if not body.user_ids:
+        answer = await service.recommend(
+            None, body.k, body.exclude_seen, body.filter, body.recent_item_ids, live=[]
+        )
+        return [answer]
+    histories, reason = await run_in_threadpool(service.live_history, body.user_ids)
+    return list(
+        await asyncio.gather(
+            *(
+                service.recommend(
+                    user_id,
+                    body.k,
+                    body.exclude_seen,
+                    body.filter,
+                    body.recent_item_ids,
+                    live=live,
+                    live_reason=reason,
+                )
+                for user_id, live in zip(body.user_ids, histories, strict=True)
+            )
+        )
+    )

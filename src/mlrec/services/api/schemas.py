@@ -1,0 +1,120 @@
+"""Request and response bodies of the recommendation API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mlrec.events.schemas import EntityId, InteractionEvent
+
+__all__ = [
+    "BatchRecommendationRequest",
+    "EventBatch",
+    "EventsAccepted",
+    "FeatureBatchRequest",
+    "FeatureValuesPublic",
+    "FeatureWriteRequest",
+    "HealthPublic",
+    "ItemsPublic",
+    "ModelPublic",
+    "RecommendationsPublic",
+    "RecommendedItem",
+]
+
+
+class RecommendedItem(BaseModel):
+    """One recommended item."""
+
+    item_id: str
+    score: float
+    rank: int
+    title: str | None = None
+
+
+class ModelPublic(BaseModel):
+    """Which model produced an answer."""
+
+    name: str
+    version: int
+    algorithm: str
+
+
+class RecommendationsPublic(BaseModel):
+    """Recommendations for one user."""
+
+    user_id: str | None
+    items: list[RecommendedItem]
+    model: ModelPublic | None
+    source: Literal["personal", "popular"] = Field(
+        description="personal: scored from the user's history; popular: cold-start fallback"
+    )
+    variant: str | None = Field(default=None, description="A/B experiment variant, if any")
+    request_id: str
+    degraded: bool = False
+    degraded_reasons: list[str] = Field(default_factory=list)
+
+
+class BatchRecommendationRequest(BaseModel):
+    """Several known users, or one anonymous user described by recent items."""
+
+    user_ids: list[EntityId] = Field(default_factory=list, max_length=100)
+    recent_item_ids: list[EntityId] = Field(default_factory=list, max_length=1000)
+    context: dict[str, Any] = Field(default_factory=dict)
+    k: int = Field(default=10, ge=1, le=1000)
+    exclude_seen: bool = True
+    filter: str | None = None
+
+
+class ItemsPublic(BaseModel):
+    """A list of items (similar or popular)."""
+
+    item_id: str | None = None
+    items: list[RecommendedItem]
+    model: ModelPublic | None
+    request_id: str
+    degraded: bool = False
+    degraded_reasons: list[str] = Field(default_factory=list)
+
+
+class EventBatch(BaseModel):
+    """A batch of interaction events."""
+
+    events: list[InteractionEvent] = Field(min_length=1, max_length=1000)
+
+
+class EventsAccepted(BaseModel):
+    """Events durably accepted (acknowledged by the broker, or spooled to disk)."""
+
+    accepted: int
+    event_ids: list[str]
+    spooled: bool = Field(description="true if Kafka was down and the events wait on disk")
+
+
+class FeatureValuesPublic(BaseModel):
+    """Online feature values of one or more entities."""
+
+    view: str
+    entities: list[dict[str, Any]]
+
+
+class FeatureBatchRequest(BaseModel):
+    """Entities to read, optionally restricted to some features."""
+
+    entity_ids: list[str] = Field(min_length=1, max_length=1000)
+    features: list[str] | None = None
+
+
+class FeatureWriteRequest(BaseModel):
+    """``{entity_id: {feature: value}}`` to write to a view (admin)."""
+
+    rows: dict[str, dict[str, Any]] = Field(min_length=1, max_length=1000)
+    timestamp: float | None = None
+
+
+class HealthPublic(BaseModel):
+    """Liveness / readiness detail."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)
+    model: ModelPublic | None = None

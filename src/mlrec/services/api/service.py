@@ -1,0 +1,290 @@
+"""The recommendation logic behind the routes: live history, model, fallbacks.
+
+Routes stay thin: they validate, call :class:`RecommendationService`, and return
+its public schemas. Every fallback is reported in ``degraded_reasons``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+from prometheus_client import Counter
+
+from mlrec.core.errors import BackendError, NotFoundError, ValidationError
+from mlrec.features.realtime import RealtimeFeatures
+from mlrec.models.base import top_k
+from mlrec.services.api.batching import ScoringBatcher
+from mlrec.services.api.breaker import CircuitBreaker
+from mlrec.services.api.model_server import ModelServer, ServedModel
+from mlrec.services.api.schemas import (
+    ItemsPublic,
+    ModelPublic,
+    RecommendationsPublic,
+    RecommendedItem,
+)
+
+__all__ = ["RecommendationService", "parse_filter"]
+
+ANSWERS = Counter(
+    "mlrec_api_recommendations_total",
+    "Recommendation answers by source (personal, popular) and whether degraded.",
+    ["source", "degraded"],
+)
+
+
+def parse_filter(text: str | None) -> tuple[str, set[str]] | None:
+    """``category:Comedy|Drama`` -> ``("category", {"Comedy", "Drama"})``."""
+    if not text:
+        return None
+    kind, sep, values = text.partition(":")
+    if not sep or kind not in ("category", "items") or not values:
+        raise ValidationError(
+            f"bad filter {text!r}: use category:<name>[|<name>...] or items:<id>[|<id>...]"
+        )
+    return kind, {v for v in values.split("|") if v}
+
+
+@dataclass
+class _Answer:
+    items: list[RecommendedItem] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+class RecommendationService:
+    """Answers recommendation, similar-item and popular-item requests.
+
+    Args:
+        models: the model server (may serve nothing yet).
+        realtime: live user histories and popularity; None = not configured.
+        batcher: the micro-batcher for scoring.
+        history_limit: recent interactions used per request.
+    """
+
+    def __init__(
+        self,
+        models: ModelServer,
+        realtime: RealtimeFeatures | None,
+        batcher: ScoringBatcher,
+        history_limit: int = 50,
+    ) -> None:
+        self.models = models
+        self.realtime = realtime
+        self.batcher = batcher
+        self.history_limit = history_limit
+        self.breaker = CircuitBreaker()
+        self._masks: dict[tuple[int, str, frozenset[str]], npt.NDArray[np.bool_]] = {}
+
+    # -- helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def model_public(served: ServedModel | None) -> ModelPublic | None:
+        if served is None:
+            return None
+        v = served.version
+        return ModelPublic(name=v.name, version=v.version, algorithm=v.algorithm)
+
+    def live_history(self, user_ids: Sequence[str]) -> tuple[list[list[str]], str | None]:
+        """Recent items of each user, or empty lists and a reason if the store is down."""
+        empty: list[list[str]] = [[] for _ in user_ids]
+        if self.realtime is None:
+            return empty, None
+        if self.breaker.open:
+            return empty, f"feature store unavailable: {self.breaker.last_error}"
+        try:
+            found = self.realtime.recent_items_many(list(user_ids), self.history_limit)
+        except BackendError as exc:
+            self.breaker.failure(str(exc))
+            return empty, f"feature store unavailable: {exc}"
+        self.breaker.success()
+        return [[item for item, _ in items] for items in found], None
+
+    def _allowed(
+        self, served: ServedModel, parsed: tuple[str, set[str]] | None
+    ) -> npt.NDArray[np.bool_] | None:
+        if parsed is None:
+            return None
+        kind, values = parsed
+        key = (id(served), kind, frozenset(values))
+        mask = self._masks.get(key)
+        if mask is None:
+            model = served.model
+            mask = np.zeros(model.n_items, dtype=bool)
+            for index, item_id in enumerate(model.items.ids()):
+                if kind == "items":
+                    mask[index] = item_id in values
+                else:
+                    info = model.item_info.get(item_id)
+                    mask[index] = info is not None and bool(values & set(info.categories))
+            if len(self._masks) > 256:
+                self._masks.clear()
+            self._masks[key] = mask
+        return mask
+
+    def _items(
+        self, served: ServedModel, indices: npt.NDArray[np.int64], scores: npt.NDArray[np.float32]
+    ) -> list[RecommendedItem]:
+        model = served.model
+        out: list[RecommendedItem] = []
+        for index, score in zip(indices, scores, strict=True):
+            if not np.isfinite(score):
+                continue
+            item_id = model.items.id(int(index))
+            info = model.item_info.get(item_id)
+            out.append(
+                RecommendedItem(
+                    item_id=item_id,
+                    score=float(score),
+                    rank=len(out) + 1,
+                    title=info.title if info else None,
+                )
+            )
+        return out
+
+    def _history_row(
+        self, served: ServedModel, user_id: str | None, live: Sequence[str]
+    ) -> sp.csr_matrix:
+        model = served.model
+        row = model.history_matrix([list(live)])
+        if user_id is not None:
+            index = model.users.get(user_id)
+            if index is not None:
+                trained = model.user_items[index]
+                row = (trained + row).tocsr()
+        return sp.csr_matrix(row, dtype=np.float32)
+
+    def popular(self, k: int, parsed: tuple[str, set[str]] | None = None) -> _Answer:
+        """Live time-decayed popularity, else the served model's training popularity."""
+        answer = _Answer()
+        served = self.models.current
+        if self.realtime is not None and parsed is None and not self.breaker.open:
+            try:
+                live = self.realtime.popular_items(k)
+            except BackendError as exc:
+                self.breaker.failure(str(exc))
+                answer.reasons.append(f"feature store unavailable: {exc}")
+                live = []
+            if live:
+                for item_id, score in live:
+                    info = served.model.item_info.get(item_id) if served else None
+                    answer.items.append(
+                        RecommendedItem(
+                            item_id=item_id,
+                            score=score,
+                            rank=len(answer.items) + 1,
+                            title=info.title if info else None,
+                        )
+                    )
+                return answer
+        if served is None:
+            answer.reasons.append(self.models.last_error or "no model loaded")
+            return answer
+        scores = served.popularity.copy()[None, :]
+        allowed = self._allowed(served, parsed)
+        if allowed is not None:
+            scores[0, ~allowed] = -np.inf
+        indices, best = top_k(scores, k)
+        answer.items = self._items(served, indices[0], best[0])
+        return answer
+
+    # -- requests ------------------------------------------------------------------
+
+    async def recommend(
+        self,
+        user_id: str | None,
+        k: int,
+        exclude_seen: bool = True,
+        item_filter: str | None = None,
+        recent_item_ids: Sequence[str] = (),
+        live: Sequence[str] | None = None,
+        live_reason: str | None = None,
+    ) -> RecommendationsPublic:
+        """Recommendations for a (possibly unknown or anonymous) user.
+
+        Known users and users with any live history are scored by the model from
+        their training history plus live interactions; everyone else gets popular
+        items. Redis or model outages degrade the answer instead of failing.
+        """
+        parsed = parse_filter(item_filter)
+        reasons: list[str] = []
+        if live is None:
+            histories, reason = self.live_history([user_id] if user_id else [])
+            live = histories[0] if histories else []
+            live_reason = reason
+        if live_reason:
+            reasons.append(live_reason)
+        history = list(recent_item_ids) + [i for i in live if i not in recent_item_ids]
+        served = self.models.current
+        request_id = uuid.uuid4().hex
+        known = served is not None and user_id is not None and user_id in served.model.users
+        usable = served is not None and any(i in served.model.items for i in history)
+        if served is None or not (known or usable):
+            if served is None:
+                reasons.append(self.models.last_error or "no model loaded")
+            answer = self.popular(k, parsed)
+            reasons.extend(answer.reasons)
+            ANSWERS.labels("popular", str(bool(reasons)).lower()).inc()
+            return RecommendationsPublic(
+                user_id=user_id,
+                items=[i for i in answer.items if not (exclude_seen and i.item_id in history)][:k],
+                model=self.model_public(served),
+                source="popular",
+                request_id=request_id,
+                degraded=bool(reasons),
+                degraded_reasons=reasons,
+            )
+        row = self._history_row(served, user_id, history)
+        indices, scores = await self.batcher.top_k(
+            served.model, row, k, exclude_seen, self._allowed(served, parsed)
+        )
+        ANSWERS.labels("personal", str(bool(reasons)).lower()).inc()
+        return RecommendationsPublic(
+            user_id=user_id,
+            items=self._items(served, indices, scores),
+            model=self.model_public(served),
+            source="personal",
+            request_id=request_id,
+            degraded=bool(reasons),
+            degraded_reasons=reasons,
+        )
+
+    def similar(self, item_id: str, k: int) -> ItemsPublic:
+        """Items most similar to ``item_id`` under the served model."""
+        served = self.models.current
+        if served is None:
+            raise NotFoundError(self.models.last_error or "no model loaded")
+        if item_id not in served.model.items:
+            raise NotFoundError(f"unknown item {item_id!r}: the served model has never seen it")
+        found = served.model.similar_items(item_id, k)
+        items: list[RecommendedItem] = []
+        for rec in found:
+            info = served.model.item_info.get(rec.item_id)
+            items.append(
+                RecommendedItem(
+                    item_id=rec.item_id,
+                    score=rec.score,
+                    rank=len(items) + 1,
+                    title=info.title if info else None,
+                )
+            )
+        return ItemsPublic(
+            item_id=item_id,
+            items=items,
+            model=self.model_public(served),
+            request_id=uuid.uuid4().hex,
+        )
+
+    def popular_public(self, k: int, item_filter: str | None = None) -> ItemsPublic:
+        """The popular list as a public response."""
+        answer = self.popular(k, parse_filter(item_filter))
+        return ItemsPublic(
+            items=answer.items,
+            model=self.model_public(self.models.current),
+            request_id=uuid.uuid4().hex,
+            degraded=bool(answer.reasons),
+            degraded_reasons=answer.reasons,
+        )
