@@ -19,8 +19,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 lock: ## Re-resolve pinned dependencies after editing pyproject.toml.
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
 
-run: install ## Train every algorithm on the demo data, print the evaluation table, publish the best.
-	$(BIN)/mlrec run
+run: install ## Train on the demo data (evaluation table), publish the best model, serve the API on :8000.
+	$(BIN)/mlrec up
 
 lint: install ## ruff, mypy --strict, import-linter layer contracts.
 	$(BIN)/ruff check src tests bench

@@ -36,13 +36,12 @@ from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
+import numpy as np
 
-from mlrec.core.interactions import Interactions  # noqa: E402
-from mlrec.data import load_dataset, random_split_per_user  # noqa: E402
-from mlrec.models import ALGORITHMS, DEFAULT_ALGORITHM, Blend, create_model  # noqa: E402
-from mlrec.models.metrics import evaluate, ranking_metrics  # noqa: E402
+from mlrec.core.interactions import Interactions
+from mlrec.data import load_dataset, random_split_per_user
+from mlrec.models import ALGORITHMS, DEFAULT_ALGORITHM, Blend, create_model
+from mlrec.models.metrics import evaluate, ranking_metrics
 
 DATA_DIR = Path(os.environ.get("MLREC_DATASETS", "/work/shared/datasets"))
 K = 10
@@ -236,8 +235,7 @@ def timings() -> None:
     print(f"ease fit: {fit:.2f}s (target < 2 s)")
     print(f"ease recommend top-{K} for all {train.n_users} users: {rec:.3f}s (target < 2 s)")
     print(
-        f"{DEFAULT_ALGORITHM} recommend top-{K} for all {train.n_users} users: "
-        f"{rec_default:.3f}s"
+        f"{DEFAULT_ALGORITHM} recommend top-{K} for all {train.n_users} users: {rec_default:.3f}s"
     )
 
 
@@ -264,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print_table(result)
     timings()
     main_result = next((r for r in results if r.dataset == "ml-100k"), results[0])
-    best = max(main_result.tuned_ndcg.values())
+    best = max([*main_result.tuned_ndcg.values(), *main_result.default_ndcg.values()])
     implicit_als = next(r for r in main_result.rows if r.name.startswith("implicit ALS"))
     print(
         f"quality: ml100k_ndcg10={best:.4f} "

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 import pytest
 
 from mlrec.backends.factory import EventLog
 from mlrec.events.log import EventConsumer, EventProducer, LogRecord
+
+OpenConsumer = Callable[[str, str], EventConsumer]
+"""Opens a consumer of ``(group, topic)``; the fixture closes it after the test."""
 
 
 def poll_until(consumer: EventConsumer, count: int, timeout_s: float) -> list[LogRecord]:
@@ -286,7 +289,3 @@ class EventLogContract:
         consumer.commit()
         consumer.rewind()
         assert consumer.lag() == 0
-
-
-class OpenConsumer:  # pragma: no cover - a typing aid for the fixture
-    def __call__(self, group: str, topic: str) -> EventConsumer: ...

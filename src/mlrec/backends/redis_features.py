@@ -393,20 +393,28 @@ class RedisOnlineStore:
         self, view: str, entity_ids: Sequence[str], fields: Sequence[str]
     ) -> list[StoredRow | None]:
         """For each entity, its requested fields and last write time (None if absent/expired)."""
+        if not entity_ids:
+            return []
         prefix = f"{self.key_prefix}:{view}:"
         names = (*fields, _TS)
         n = len(fields)
+        # One packed write and len(entity_ids) reads on one pooled connection: what a
+        # redis-py pipeline does, minus its per-command bookkeeping (this is the hot path).
+        pool = self._pool
         try:
-            if len(entity_ids) == 1:
-                replies = [
-                    cast(list[bytes | None], self._client.hmget(prefix + entity_ids[0], names))
-                ]
-            else:
-                pipe = self._client.pipeline(transaction=False)
-                for entity in entity_ids:
-                    pipe.hmget(prefix + entity, names)
-                replies = cast(list[list[bytes | None]], pipe.execute())
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            conn = pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                conn.send_packed_command(
+                    conn.pack_commands([("HMGET", prefix + e, *names) for e in entity_ids])
+                )
+                read = conn.read_response
+                replies: list[list[bytes | None]] = [read() for _ in entity_ids]
+            except BaseException:
+                conn.disconnect()  # replies may be left unread: never reuse the socket
+                raise
+            finally:
+                pool.release(conn)  # type: ignore[no-untyped-call]
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise BackendUnavailableError(f"Redis is unavailable: {exc}") from exc
         except redis.RedisError as exc:
             raise BackendError(f"Redis command failed: {exc}") from exc

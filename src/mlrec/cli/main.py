@@ -21,6 +21,7 @@ from rich.table import Table
 from mlrec.backends.factory import open_artifact_store, open_model_registry
 from mlrec.cli.common import console, err_console, fail, fraction_progress, settings
 from mlrec.cli.features import features_app
+from mlrec.cli.serve import serve_app
 from mlrec.core.errors import MlrecError
 from mlrec.core.interactions import Interactions
 from mlrec.core.settings import CommonSettings
@@ -47,6 +48,7 @@ app = typer.Typer(
 models_app = typer.Typer(help="List, inspect and promote registered model versions.")
 app.add_typer(models_app, name="models")
 app.add_typer(features_app, name="features")
+app.add_typer(serve_app, name="serve")
 
 
 class DataFormat(StrEnum):
@@ -154,14 +156,41 @@ def recommend(
     console.print(f"wrote {output}: {len(user_ids)} users x {k} in {elapsed:.2f} s")
 
 
-def _metrics_table(title: str, rows: list[tuple[str, dict[str, float]]]) -> Table:
+def _training_log(model: Recommender) -> Interactions:
+    """The model's training matrix as an interaction log (what evaluation excludes)."""
+    coo = model.user_items.tocoo()
+    return Interactions(
+        model.users,
+        model.items,
+        coo.row.astype(np.int64),
+        coo.col.astype(np.int64),
+        coo.data.astype(np.float32),
+        np.zeros(coo.nnz, np.int64),
+    )
+
+
+_COLUMNS = {
+    "precision": "P@k",
+    "recall": "R@k",
+    "ndcg": "NDCG@k",
+    "map": "MAP@k",
+    "hit_rate": "HR@k",
+    "mrr": "MRR",
+    "coverage": "cover",
+    "fit_s": "fit s",
+}
+
+
+def _metrics_table(title: str, rows: list[tuple[str, dict[str, float]]], k: int) -> Table:
     table = Table(title=title)
-    table.add_column("model")
-    names = list(rows[0][1]) if rows else []
+    table.add_column("model", no_wrap=True)
+    names = [n for n in _COLUMNS if rows and n in rows[0][1]]
     for name in names:
-        table.add_column(name, justify="right")
+        table.add_column(_COLUMNS[name].replace("k", str(k)), justify="right", no_wrap=True)
     for label, metrics in rows:
-        table.add_row(label, *(f"{metrics[n]:.4f}" for n in names))
+        table.add_row(
+            label, *(f"{metrics[n]:.4f}" if n != "fit_s" else f"{metrics[n]:.2f}" for n in names)
+        )
     return table
 
 
@@ -175,10 +204,10 @@ def evaluate(
     """Print ranking metrics of a model on held-out interactions."""
     recommender = load_model(model)
     held_out = load_interactions(test, data_format.value)
-    metrics = evaluate_model(recommender, held_out, k=k)
+    metrics = evaluate_model(recommender, _training_log(recommender), held_out, k=k)
     console.print(
         _metrics_table(
-            f"{recommender.algorithm} on {test.name} @ {k}", [(recommender.algorithm, metrics)]
+            f"{recommender.algorithm} on {test.name}", [(recommender.algorithm, metrics)], k
         )
     )
 
@@ -200,18 +229,16 @@ def run(
         f"{len(data)} interactions; 75/25 split per user"
     )
     rows: list[tuple[str, dict[str, float]]] = []
-    fitted: dict[str, Recommender] = {}
-    for name in ALGORITHMS:
-        model = create_model(name)
+    for algorithm in ALGORITHMS:
+        model = create_model(algorithm)
         started = time.perf_counter()
-        with fraction_progress(f"fit {name}") as progress:
+        with fraction_progress(f"fit {algorithm}") as progress:
             model.fit(train_split, progress=progress)
         seconds = time.perf_counter() - started
-        metrics = evaluate_model(model, test_split, k=k)
-        rows.append((name, {**metrics, "train_s": seconds}))
-        fitted[name] = model
-    console.print(_metrics_table(f"{data.name}: holdout metrics @ {k}", rows))
-    best_name, best_metrics = max(rows, key=lambda row: row[1][f"ndcg@{k}"])
+        metrics = evaluate_model(model, train_split, test_split, k=k)
+        rows.append((algorithm, {**metrics, "fit_s": seconds}))
+    console.print(_metrics_table(f"{data.name}: 25% held out per user, top-{k}", rows, k))
+    best_name, best_metrics = max(rows, key=lambda row: row[1]["ndcg"])
     final = create_model(best_name)
     with fraction_progress(f"refit {best_name} on all data") as progress:
         final.fit(data, progress=progress)
@@ -230,7 +257,7 @@ def run(
     shutil.rmtree(staging_dir, ignore_errors=True)
     registry.promote(version.name, version.version)
     console.print(
-        f"best: [bold]{best_name}[/] ndcg@{k}={best_metrics[f'ndcg@{k}']:.4f}; "
+        f"best: [bold]{best_name}[/] ndcg@{k}={best_metrics['ndcg']:.4f}; "
         f"published {version.ref} to production ({config.resolved_models_dir})"
     )
 
@@ -246,7 +273,7 @@ def models_list(
     for column in ("ref", "algorithm", "stage", "dataset", "metrics", "created", "sha256"):
         table.add_column(column)
     for v in versions:
-        shown = ", ".join(f"{m}={x:.4f}" for m, x in v.metrics.items() if "@" in m)
+        shown = ", ".join(f"{m}={x:.4f}" for m, x in v.metrics.items() if m in ("ndcg", "recall"))
         table.add_row(
             v.ref,
             v.algorithm,
@@ -306,3 +333,23 @@ def main(argv: list[str] | None = None) -> Any:
     except MlrecError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         sys.exit(2)
+
+
+@app.command()
+def up(
+    dataset: Annotated[str, typer.Option(help="Dataset to train on if no model serves.")] = "demo",
+    retrain: Annotated[bool, typer.Option(help="Train again even if a model serves.")] = False,
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+) -> None:
+    """Run the whole system locally on embedded defaults: train if needed, then serve.
+
+    With no MLREC_REDIS_URL / MLREC_KAFKA_BOOTSTRAP_SERVERS the API uses the embedded
+    SQLite feature store and event log, and runs the stream processor in-process.
+    """
+    from mlrec.cli.serve import serve_api
+
+    config = settings()
+    if retrain or _registry(config).production("default") is None:
+        run(dataset=dataset, k=10, name="default")
+    console.print(f"serving on http://127.0.0.1:{port}  (docs: /docs, metrics: /metrics)")
+    serve_api(host=None, port=port, workers=1)

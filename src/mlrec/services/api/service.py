@@ -158,37 +158,52 @@ class RecommendationService:
         return sp.csr_matrix(row, dtype=np.float32)
 
     def popular(self, k: int, parsed: tuple[str, set[str]] | None = None) -> _Answer:
-        """Live time-decayed popularity, else the served model's training popularity."""
+        """Live time-decayed popularity, topped up with the model's training popularity.
+
+        Live popularity reflects what people interact with now; while it knows fewer
+        than ``k`` items (a fresh deployment) the training popularity fills the list.
+        """
         answer = _Answer()
         served = self.models.current
-        if self.realtime is not None and parsed is None and not self.breaker.open:
+        if self.realtime is not None and not self.breaker.open:
             try:
-                live = self.realtime.popular_items(k)
+                live = self.realtime.popular_items(max(k * 2, 20))
             except BackendError as exc:
                 self.breaker.failure(str(exc))
                 answer.reasons.append(f"feature store unavailable: {exc}")
                 live = []
-            if live:
-                for item_id, score in live:
-                    info = served.model.item_info.get(item_id) if served else None
-                    answer.items.append(
-                        RecommendedItem(
-                            item_id=item_id,
-                            score=score,
-                            rank=len(answer.items) + 1,
-                            title=info.title if info else None,
-                        )
+            allowed = self._allowed(served, parsed) if served is not None else None
+            for item_id, score in live:
+                if parsed is not None:
+                    index = served.model.items.get(item_id) if served else None
+                    if index is None or allowed is None or not allowed[index]:
+                        continue
+                info = served.model.item_info.get(item_id) if served else None
+                answer.items.append(
+                    RecommendedItem(
+                        item_id=item_id,
+                        score=score,
+                        rank=len(answer.items) + 1,
+                        title=info.title if info else None,
                     )
-                return answer
+                )
+                if len(answer.items) == k:
+                    return answer
         if served is None:
-            answer.reasons.append(self.models.last_error or "no model loaded")
+            if not answer.items:
+                answer.reasons.append(self.models.last_error or "no model loaded")
             return answer
         scores = served.popularity.copy()[None, :]
         allowed = self._allowed(served, parsed)
         if allowed is not None:
             scores[0, ~allowed] = -np.inf
-        indices, best = top_k(scores, k)
-        answer.items = self._items(served, indices[0], best[0])
+        for item in answer.items:
+            index = served.model.items.get(item.item_id)
+            if index is not None:
+                scores[0, index] = -np.inf
+        indices, best = top_k(scores, k - len(answer.items))
+        for extra in self._items(served, indices[0], best[0]):
+            answer.items.append(extra.model_copy(update={"rank": len(answer.items) + 1}))
         return answer
 
     # -- requests ------------------------------------------------------------------

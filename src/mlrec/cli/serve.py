@@ -1,0 +1,86 @@
+"""``mlrec serve``: run the services (API, stream processor)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Annotated, Any
+
+import typer
+
+from mlrec.backends.factory import open_event_log, open_online_store
+from mlrec.cli.common import console, settings
+from mlrec.events.log import INTERACTIONS_TOPIC
+from mlrec.events.processor import StreamProcessor
+from mlrec.features.realtime import Interaction, RealtimeFeatures
+
+serve_app = typer.Typer(help="Run mlrec services.")
+
+
+@serve_app.command("api")
+def serve_api(
+    host: Annotated[str | None, typer.Option(help="Interface (default MLREC_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default MLREC_PORT, 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (MLREC_WORKERS).")] = None,
+) -> None:
+    """The recommendation API (FastAPI on uvicorn)."""
+    import uvicorn
+
+    from mlrec.services.api.config import ApiSettings, get_settings
+
+    config: ApiSettings = get_settings()
+    uvicorn.run(
+        "mlrec.services.api.app:create_app",
+        factory=True,
+        host=host or config.host,
+        port=port or config.port,
+        workers=workers or config.workers,
+        log_level="debug" if config.debug else "info",
+        access_log=config.debug,
+    )
+
+
+@serve_app.command("stream")
+def serve_stream(
+    group: Annotated[str, typer.Option(help="Consumer group id.")] = "mlrec-stream",
+    metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port.")] = 9101,
+    partitions: Annotated[int, typer.Option(help="Partitions of mlrec.interactions.")] = 6,
+) -> None:
+    """The stream processor: consume mlrec.interactions, update real-time features.
+
+    Run one per partition at most to scale out; they share the consumer group.
+    """
+    from prometheus_client import start_http_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    config = settings()
+    online = open_online_store(config.resolved_online_store_url)
+    realtime = RealtimeFeatures(online)
+    event_log = open_event_log(
+        config.kafka_bootstrap_servers, config.data_dir / "events.db", partitions
+    )
+    event_log.ensure_topics()
+
+    def sink(batch: Any) -> int:
+        return realtime.record(
+            [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in batch]
+        )
+
+    processor = StreamProcessor(
+        event_log.consumer(group, [INTERACTIONS_TOPIC]), sink, event_log.producer("mlrec-dlq")
+    )
+    start_http_server(metrics_port)
+    signal.signal(signal.SIGTERM, lambda *_: processor.stop())
+    where = config.kafka_bootstrap_servers or f"embedded log {config.data_dir / 'events.db'}"
+    console.print(f"stream processor: group {group} on {where}; metrics on :{metrics_port}")
+    try:
+        processor.run()
+    except KeyboardInterrupt:
+        processor.stop()
+    finally:
+        processor.consumer.close()
+        online.close()
+        console.print(
+            f"applied {processor.stats.applied}, duplicates {processor.stats.duplicates}, "
+            f"dead letters {processor.stats.dead_letters}"
+        )

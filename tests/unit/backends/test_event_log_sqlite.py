@@ -1,0 +1,136 @@
+"""The embedded SQLite event log keeps the event log contract, across processes too."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mlrec.backends.factory import EventLog, open_event_log
+from mlrec.backends.sqlite_log import SqliteEventLog
+from mlrec.core.errors import BackendUnavailableError, ConfigurationError
+from mlrec.events.log import DLQ_TOPIC, INTERACTIONS_TOPIC, EventConsumer, EventProducer
+from tests.contracts.event_log import EventLogContract, poll_until
+
+
+class TestSqliteEventLog(EventLogContract):
+    wait_s = 2.0
+    quiet_s = 0.05
+
+    @pytest.fixture
+    def event_log(self, tmp_path: Path) -> EventLog:
+        return open_event_log(None, tmp_path / "events.db", partitions=3)
+
+
+def test_producer_and_consumer_satisfy_the_protocols(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    producer: EventProducer = log.producer()
+    consumer: EventConsumer = log.consumer("g", ["t"])
+    assert callable(producer.produce) and callable(consumer.rewind)
+
+
+def test_records_survive_reopening_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    producer = SqliteEventLog(path).producer()
+    producer.produce("t", [(b"k", b"a"), (b"k", b"b")])
+    producer.close()
+
+    consumer = SqliteEventLog(path).consumer("g", ["t"])
+
+    assert [r.value for r in poll_until(consumer, 2, 1.0)] == [b"a", b"b"]
+
+
+def test_another_process_reads_what_this_one_produced_and_commits_for_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.db"
+    SqliteEventLog(path).producer().produce("t", [(b"k", str(i).encode()) for i in range(5)])
+    code = textwrap.dedent(
+        f"""
+        from mlrec.backends.sqlite_log import SqliteEventLog
+        log = SqliteEventLog({str(path)!r})
+        c = log.consumer("g", ["t"])
+        print(len(c.poll(3, 1.0)))
+        c.commit()
+        log.producer().produce("t", [(b"k", b"5")])
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "3"
+
+    consumer = SqliteEventLog(path).consumer("g", ["t"])
+
+    assert [r.value for r in poll_until(consumer, 3, 1.0)] == [b"3", b"4", b"5"]
+
+
+def test_concurrent_processes_produce_dense_offsets_without_losing_records(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "events.db"
+    SqliteEventLog(path, partitions=2)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from mlrec.backends.sqlite_log import SqliteEventLog
+        p = SqliteEventLog({str(path)!r}, partitions=2).producer()
+        for i in range(20):
+            p.produce("t", [(f"k{{i % 5}}".encode(), sys.argv[1].encode())] * 5)
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(n)]) for n in range(3)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+
+    got = poll_until(SqliteEventLog(path).consumer("g", ["t"]), 300, 2.0)
+
+    assert len(got) == 300
+    for partition in {r.partition for r in got}:
+        offsets = sorted(r.offset for r in got if r.partition == partition)
+        assert offsets == list(range(len(offsets)))
+
+
+def test_ensure_topics_refuses_when_partition_count_changes(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    log.ensure_topics({"t": 2})
+    log.ensure_topics({"t": 2})
+
+    with pytest.raises(ConfigurationError, match="already has 2 partitions"):
+        log.ensure_topics({"t": 3})
+
+
+def test_purge_consumed_deletes_only_what_every_group_committed(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db", partitions=1)
+    log.producer().produce("t", [(b"k", str(i).encode()) for i in range(10)])
+    fast, slow = log.consumer("fast", ["t"]), log.consumer("slow", ["t"])
+    assert len(poll_until(fast, 10, 1.0)) == 10
+    fast.commit()
+    assert len(poll_until(slow, 4, 1.0)) == 4
+    slow.commit()
+
+    assert log.purge_consumed(["fast", "slow"]) == 4
+    log.producer().produce("t", [(b"k", b"10")])
+    assert [r.offset for r in poll_until(fast, 1, 1.0)] == [10]
+    assert [r.value for r in poll_until(slow, 7, 1.0)][-1] == b"10"
+
+
+def test_open_event_log_picks_embedded_when_no_bootstrap(tmp_path: Path) -> None:
+    log = open_event_log("", tmp_path / "events.db")
+    log.ensure_topics()
+    assert not log.is_kafka
+    assert open_event_log("kafka://127.0.0.1:9092", tmp_path / "x.db").kafka_bootstrap == (
+        "127.0.0.1:9092"
+    )
+    producer = log.producer()
+    producer.produce(INTERACTIONS_TOPIC, [(b"u", b"v")])
+    producer.produce(DLQ_TOPIC, [(b"u", b"v")])
+    assert len(poll_until(log.consumer("g", [INTERACTIONS_TOPIC, DLQ_TOPIC]), 2, 1.0)) == 2
+
+
+def test_log_raises_unavailable_when_file_cannot_be_opened(tmp_path: Path) -> None:
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(BackendUnavailableError):
+        SqliteEventLog(tmp_path / "dir.db")

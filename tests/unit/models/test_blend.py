@@ -1,0 +1,23 @@
+import pytest
+from tests.unit.models.contract import RecommenderContract, demo_split
+
+from mlrec.core.errors import ValidationError
+from mlrec.models import Blend, Recommender
+
+
+class TestBlend(RecommenderContract):
+    def make_model(self) -> Recommender:
+        return Blend(itemknn=0.5, rp3beta=0.0, sequential=0.25, als=0.5)
+
+
+def test_blend_rejects_all_zero_weights() -> None:
+    with pytest.raises(ValidationError):
+        Blend(ease=0, rp3beta=0, itemknn=0, sequential=0, als=0)
+
+
+def test_blend_reweight_shares_components_and_rejects_unfitted_ones() -> None:
+    model = Blend(rp3beta=0.0, itemknn=1.0, sequential=0.0, als=0.0).fit(demo_split()[0])
+    only_knn = model.reweight(ease=0.0)
+    assert only_knn.components["itemknn"] is model.components["itemknn"]
+    with pytest.raises(ValidationError):
+        model.reweight(als=1.0)
