@@ -8,9 +8,7 @@ import numpy.typing as npt
 F32 = npt.NDArray[np.float32]
 
 
-def make_catalogue(
-    n_items: int, n_queries: int, dim: int = 64, seed: int = 0
-) -> tuple[F32, F32]:
+def make_catalogue(n_items: int, n_queries: int, dim: int = 64, seed: int = 0) -> tuple[F32, F32]:
     """Synthetic ALS-like item and user factors.
 
     Items live near a low-rank subspace, grouped into clusters of Zipf-distributed

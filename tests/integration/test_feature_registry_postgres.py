@@ -1,10 +1,10 @@
 import pytest
 from sqlalchemy import text
+from tests.contracts.feature_registry import FeatureRegistryContract
 
 from mlrec.backends.factory import open_feature_registry
 from mlrec.backends.sql.engine import create_sql_engine
 from mlrec.features.registry import FeatureRegistry
-from tests.contracts.feature_registry import FeatureRegistryContract
 
 pytestmark = pytest.mark.integration
 

@@ -1,10 +1,10 @@
 import pytest
 from sqlalchemy import text
+from tests.contracts.model_registry import ModelRegistryContract
 
 from mlrec.backends.factory import open_model_registry
 from mlrec.backends.sql.engine import create_sql_engine
 from mlrec.models.registry import ModelRegistry
-from tests.contracts.model_registry import ModelRegistryContract
 
 pytestmark = pytest.mark.integration
 

@@ -33,9 +33,9 @@ from mlrec.models import (
     load_model,
     parse_params,
 )
+from mlrec.models.artifact_store import ArtifactStore, LocalArtifactStore
 from mlrec.models.base import Recommender
 from mlrec.models.metrics import evaluate as evaluate_model
-from mlrec.models.artifact_store import ArtifactStore, LocalArtifactStore
 from mlrec.models.publish import publish_model
 from mlrec.models.registry import ModelRegistry, Stage
 

@@ -1,0 +1,51 @@
+"""The Kafka event log keeps the event log contract on the real broker."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from tests.contracts.event_log import EventLogContract, poll_until
+
+from mlrec.backends.factory import EventLog, open_event_log
+from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
+from mlrec.core.errors import BackendUnavailableError
+
+pytestmark = pytest.mark.integration
+
+
+class TestKafkaEventLog(EventLogContract):
+    wait_s = 20.0
+    quiet_s = 1.0
+
+    @pytest.fixture
+    def event_log(self, kafka_bootstrap: str, tmp_path: Path) -> EventLog:
+        return open_event_log(kafka_bootstrap, tmp_path / "unused.db", partitions=3)
+
+
+def test_ensure_topics_is_idempotent_and_grows_partitions(kafka_bootstrap: str) -> None:
+    topic = f"t.ensure.{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka_bootstrap, {topic: 2})
+    ensure_topics(kafka_bootstrap, {topic: 2})
+    ensure_topics(kafka_bootstrap, {topic: 4})
+
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    producer.produce(topic, [(f"k{i}".encode(), b"x") for i in range(100)])
+    consumer = KafkaConsumer(kafka_bootstrap, f"{topic}.g", [topic])
+    try:
+        assert {r.partition for r in poll_until(consumer, 100, 20.0)} == {0, 1, 2, 3}
+    finally:
+        consumer.close()
+        producer.close()
+
+
+def test_produce_raises_unavailable_when_no_broker_answers() -> None:
+    producer = KafkaProducer("127.0.0.1:1", client_id="test", delivery_timeout_s=0.5)
+    with pytest.raises(BackendUnavailableError, match="did not acknowledge"):
+        producer.produce("t.nowhere", [(b"k", b"v")])
+
+
+def test_ensure_topics_raises_unavailable_when_no_broker_answers() -> None:
+    with pytest.raises(BackendUnavailableError):
+        ensure_topics("127.0.0.1:1", {"t.nowhere": 1}, timeout_s=1.0)

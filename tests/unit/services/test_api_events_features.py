@@ -1,0 +1,67 @@
+from fastapi.testclient import TestClient
+from tests.unit.services.conftest import ADMIN
+
+
+def test_event_batch_is_accepted_with_ids(client: TestClient) -> None:
+    events = [
+        {"user_id": "u1", "item_id": "i1", "type": "view"},
+        {"user_id": "u1", "item_id": "i2", "type": "rating", "value": 4.5, "event_id": "e-2"},
+    ]
+    response = client.post("/v1/events", json={"events": events})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["accepted"] == 2 and body["event_ids"][1] == "e-2" and body["spooled"] is False
+
+
+def test_invalid_events_get_field_level_422(client: TestClient) -> None:
+    missing = client.post("/v1/events", json={"item_id": "i1"})
+    assert missing.status_code == 422 and "user_id" in missing.text
+    rating = client.post("/v1/events", json={"user_id": "u", "item_id": "i", "type": "rating"})
+    assert rating.status_code == 422 and "needs a value" in rating.text
+    kind = client.post("/v1/events", json={"user_id": "u", "item_id": "i", "type": "like"})
+    assert kind.status_code == 422
+    spaces = client.post("/v1/events", json={"user_id": "a b", "item_id": "i"})
+    assert spaces.status_code == 422
+
+
+def test_feature_write_needs_the_admin_token(client: TestClient) -> None:
+    rows = {"rows": {"u1": {"interaction_count": 3}}}
+    assert client.put("/v1/features/user_stats", json=rows).status_code == 401
+    wrong = client.put(
+        "/v1/features/user_stats", json=rows, headers={"Authorization": "Bearer nope"}
+    )
+    assert wrong.status_code == 401
+    ok = client.put(
+        "/v1/features/user_stats", json=rows, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    assert ok.status_code == 200 and ok.json() == {"written": 1}
+    body = client.get("/v1/features/user_stats/u1").json()
+    [entity] = body["entities"]
+    assert entity["values"]["interaction_count"] == 3
+    assert "weight_mean" in entity["missing"]
+
+
+def test_feature_reads_report_unknown_view_and_feature(client: TestClient) -> None:
+    assert client.get("/v1/features/nope/u1").status_code == 404
+    batch = client.post(
+        "/v1/features/user_stats/batch", json={"entity_ids": ["u1"], "features": ["height"]}
+    )
+    assert batch.status_code == 422 and "height" in batch.text
+
+
+def test_bad_feature_value_writes_nothing(client: TestClient) -> None:
+    rows = {"rows": {"u1": {"interaction_count": 1}, "u2": {"interaction_count": "many"}}}
+    response = client.put(
+        "/v1/features/user_stats", json=rows, headers={"Authorization": f"Bearer {ADMIN}"}
+    )
+    assert response.status_code == 422 and "interaction_count" in response.text
+    assert client.get("/v1/features/user_stats/u1").json()["entities"][0]["missing"]
+
+
+def test_metrics_and_openapi_are_served(client: TestClient) -> None:
+    client.get("/health")
+    metrics = client.get("/metrics").text
+    assert 'mlrec_api_request_duration_seconds_count{method="GET",route="/health"' in metrics
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/recommendations/{user_id}", "/v1/events", "/v1/features/{view}/batch"):
+        assert path in paths

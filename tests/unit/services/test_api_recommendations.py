@@ -1,0 +1,151 @@
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from tests.unit.services.conftest import Harness
+
+from mlrec.backends.redis_features import RedisOnlineStore
+from mlrec.services.api.app import create_app
+
+
+def wait_for(predicate, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_known_user_gets_personal_items_excluding_training_items(
+    client: TestClient, harness: Harness
+) -> None:
+    user = harness.data.users.id(0)
+    body = client.get(f"/v1/recommendations/{user}", params={"k": 5}).json()
+    assert body["source"] == "personal" and not body["degraded"]
+    assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4, 5]
+    assert body["model"] == {"name": "default", "version": 1, "algorithm": "ease"}
+    seen = set(
+        harness.data.subset(harness.data.user_idx == 0).items.ids(
+            harness.data.item_idx[harness.data.user_idx == 0]
+        )
+    )
+    assert not seen & {i["item_id"] for i in body["items"]}
+    assert all(i["title"] for i in body["items"])
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_a_posted_click_changes_the_next_answer_and_is_excluded(
+    client: TestClient, harness: Harness
+) -> None:
+    before = client.get("/v1/recommendations/new-user", params={"k": 5}).json()
+    assert before["source"] == "popular"
+    clicked = before["items"][0]["item_id"]
+    posted = client.post(
+        "/v1/events", json={"user_id": "new-user", "item_id": clicked, "type": "click"}
+    )
+    assert posted.status_code == 202 and posted.json()["accepted"] == 1
+
+    def personal() -> bool:
+        answer = client.get("/v1/recommendations/new-user", params={"k": 5}).json()
+        return bool(answer["source"] == "personal")
+
+    assert wait_for(personal)
+    after = client.get("/v1/recommendations/new-user", params={"k": 5}).json()
+    assert clicked not in {i["item_id"] for i in after["items"]}
+    kept = client.get(
+        "/v1/recommendations/new-user", params={"k": 80, "exclude_seen": "false"}
+    ).json()
+    assert clicked in {i["item_id"] for i in kept["items"]}
+
+
+def test_anonymous_user_scored_from_recent_items(client: TestClient, harness: Harness) -> None:
+    recent = harness.data.items.ids([0, 1])
+    [answer] = client.post("/v1/recommendations", json={"recent_item_ids": recent, "k": 4}).json()
+    assert answer["source"] == "personal" and answer["user_id"] is None
+    assert not set(recent) & {i["item_id"] for i in answer["items"]}
+
+
+def test_batch_of_users_answers_each(client: TestClient, harness: Harness) -> None:
+    users = harness.data.users.ids([0, 1, 2])
+    answers = client.post("/v1/recommendations", json={"user_ids": users, "k": 3}).json()
+    assert [a["user_id"] for a in answers] == users
+    assert all(len(a["items"]) == 3 for a in answers)
+
+
+def test_category_filter_keeps_only_that_category(client: TestClient, harness: Harness) -> None:
+    user = harness.data.users.id(0)
+    genre = next(iter(harness.data.item_info.values())).categories[0]
+    body = client.get(
+        f"/v1/recommendations/{user}", params={"k": 5, "filter": f"category:{genre}"}
+    ).json()
+    assert body["items"]
+    for item in body["items"]:
+        assert genre in harness.data.item_info[item["item_id"]].categories
+
+
+def test_bad_requests_get_clear_4xx(client: TestClient) -> None:
+    too_many = client.get("/v1/recommendations/u1", params={"k": 101})
+    assert too_many.status_code == 422 and "at most 100" in too_many.text
+    assert client.get("/v1/recommendations/u1", params={"k": 0}).status_code == 422
+    bad_filter = client.get("/v1/recommendations/u1", params={"filter": "colour:red"})
+    assert bad_filter.status_code == 422 and "bad filter" in bad_filter.text
+    empty = client.post("/v1/recommendations", json={"k": 3})
+    assert empty.status_code == 422 and "user_ids" in empty.text
+
+
+def test_similar_items_exclude_the_item_and_unknown_item_is_404(
+    client: TestClient, harness: Harness
+) -> None:
+    item = harness.data.items.id(3)
+    body = client.get(f"/v1/items/{item}/similar", params={"k": 5}).json()
+    assert len(body["items"]) == 5 and item not in {i["item_id"] for i in body["items"]}
+    missing = client.get("/v1/items/no-such-item/similar")
+    assert missing.status_code == 404 and "no-such-item" in missing.text
+
+
+def test_popular_items_are_ranked_by_training_popularity_at_first(client: TestClient) -> None:
+    body = client.get("/v1/items/popular", params={"k": 5}).json()
+    assert len(body["items"]) == 5
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_unreachable_feature_store_degrades_instead_of_failing(harness: Harness) -> None:
+    harness.publish("ease")
+    state = harness.state(online=RedisOnlineStore("redis://127.0.0.1:1/0"))
+    with TestClient(create_app(state=state)) as client:
+        user = harness.data.users.id(0)
+        started = time.monotonic()
+        body = client.get(f"/v1/recommendations/{user}").json()
+        assert time.monotonic() - started < 2.0
+        assert body["degraded"] and "feature store unavailable" in body["degraded_reasons"][0]
+        assert body["source"] == "personal" and len(body["items"]) == 10
+        ready = client.get("/ready").json()
+        assert ready["status"] == "degraded" and ready["checks"]["feature_store"] == "unreachable"
+    state.close()
+
+
+def test_no_model_means_not_ready_and_degraded_answers(harness: Harness) -> None:
+    state = harness.state()
+    with TestClient(create_app(state=state)) as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/ready").status_code == 503
+        body = client.get("/v1/recommendations/u1").json()
+        assert body["degraded"] and body["items"] == []
+        assert "no production version" in body["degraded_reasons"][0]
+    state.close()
+
+
+def test_promoted_version_is_hot_swapped(harness: Harness, tmp_path: Path) -> None:
+    harness.publish("ease")
+    state = harness.state()
+    with TestClient(create_app(state=state)) as client:
+        user = harness.data.users.id(0)
+        assert client.get(f"/v1/recommendations/{user}").json()["model"]["version"] == 1
+        harness.publish("itemknn")
+        assert state.models.refresh()
+        body = client.get(f"/v1/recommendations/{user}").json()
+        assert body["model"] == {"name": "default", "version": 2, "algorithm": "itemknn"}
+    state.close()
