@@ -143,7 +143,8 @@ MAKE_PARQUET = textwrap.dedent(
 
 
 def feast_db(url: str) -> tuple[str, int]:
-    """``host:port`` and a database number different from mlrec's."""
+    """``host:port`` and a database number different from mlrec's (Feast's keys are
+    overwritten by each materialization, so nothing is flushed)."""
     parsed = redis.connection.parse_url(url)
     db = (int(parsed.get("db", 0)) + 1) % 16
     return f"{parsed.get('host', '127.0.0.1')}:{parsed.get('port', 6379)}", db
@@ -171,7 +172,6 @@ class Feast:
             [str(python), "-c", MAKE_PARQUET, str(work / "values.npy"), str(parquet)], check=True
         )
         hostport, db = feast_db(url)
-        redis.Redis.from_url(url, db=db).flushdb()  # Feast's own database only
         (repo / "feature_store.yaml").write_text(
             "project: mlrecbench\n"
             "registry: data/registry.db\n"

@@ -6,11 +6,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from tests.contracts.event_log import EventLogContract, poll_until
 
 from mlrec.backends.factory import EventLog, open_event_log
 from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
 from mlrec.core.errors import BackendUnavailableError
+from tests.contracts.event_log import EventLogContract, poll_until
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from tests.contracts.online_store import LONG_TTL, OnlineStoreContract
 
 from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.core.clock import Clock
 from mlrec.core.errors import BackendUnavailableError
 from mlrec.features.online_store import OnlineStore, RecentEntry, RowWrite, StoredRow
+from tests.contracts.online_store import LONG_TTL, OnlineStoreContract
 
 pytestmark = pytest.mark.integration
 

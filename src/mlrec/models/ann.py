@@ -50,7 +50,7 @@ of item indices per query."""
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
-DEFAULT_PARAMS: dict[str, int] = {"M": 32, "ef_construction": 200, "ef_search": 128}
+DEFAULT_PARAMS: dict[str, int] = {"M": 24, "ef_construction": 100, "ef_search": 400}
 """HNSW defaults: recall@100 >= 0.95 for inner product on the 1M x 64 benchmark.
 
 Inner product with a wide spread of item norms (popular items have long vectors)

@@ -8,12 +8,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.contracts.event_log import EventLogContract, poll_until
 
 from mlrec.backends.factory import EventLog, open_event_log
 from mlrec.backends.sqlite_log import SqliteEventLog
 from mlrec.core.errors import BackendUnavailableError, ConfigurationError
 from mlrec.events.log import DLQ_TOPIC, INTERACTIONS_TOPIC, EventConsumer, EventProducer
+from tests.contracts.event_log import EventLogContract, poll_until
 
 
 class TestSqliteEventLog(EventLogContract):

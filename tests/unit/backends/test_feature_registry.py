@@ -1,10 +1,10 @@
 from pathlib import Path
 
 import pytest
-from tests.contracts.feature_registry import FeatureRegistryContract
 
 from mlrec.backends.factory import open_feature_registry
 from mlrec.features.registry import FeatureRegistry
+from tests.contracts.feature_registry import FeatureRegistryContract
 
 
 class TestInMemoryFeatureRegistry(FeatureRegistryContract):

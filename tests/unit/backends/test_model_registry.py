@@ -1,10 +1,10 @@
 from pathlib import Path
 
 import pytest
-from tests.contracts.model_registry import ModelRegistryContract
 
 from mlrec.backends.factory import open_model_registry
 from mlrec.models.registry import ModelRegistry
+from tests.contracts.model_registry import ModelRegistryContract
 
 
 class TestInMemoryModelRegistry(ModelRegistryContract):

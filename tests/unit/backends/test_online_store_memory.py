@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.contracts.online_store import OnlineStoreContract
 
 from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.core.clock import Clock
 from mlrec.features.online_store import OnlineStore
+from tests.contracts.online_store import OnlineStoreContract
 
 
 class TestInMemoryOnlineStore(OnlineStoreContract):

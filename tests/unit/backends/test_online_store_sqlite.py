@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.contracts.online_store import LONG_TTL, OnlineStoreContract
 
 from mlrec.backends.sqlite_features import SqliteOnlineStore
 from mlrec.core.clock import Clock, ManualClock
 from mlrec.core.errors import BackendUnavailableError
 from mlrec.features.online_store import CounterUpdate, OnlineStore, RowWrite, StoredRow
+from tests.contracts.online_store import LONG_TTL, OnlineStoreContract
 
 
 class TestSqliteOnlineStore(OnlineStoreContract):

@@ -26,7 +26,7 @@ def test_cors_origins_accept_json_list_or_comma_string(monkeypatch: pytest.Monke
 
 def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLREC_REDIS_URL", "http://localhost:6379")
-    with pytest.raises(ConfigurationError, match="MLREC_REDIS_URL: .*redis://"):
+    with pytest.raises(ConfigurationError, match=r"MLREC_REDIS_URL: .*redis://"):
         load_settings(CommonSettings)
     monkeypatch.delenv("MLREC_REDIS_URL")
     monkeypatch.setenv("MLREC_ENVIRONMENT", "moon")

@@ -1,7 +1,7 @@
 import numpy as np
-from tests.unit.models.contract import RecommenderContract, demo_split
 
 from mlrec.models import ALS, Recommender
+from tests.unit.models.contract import RecommenderContract, demo_split
 
 
 class TestALS(RecommenderContract):

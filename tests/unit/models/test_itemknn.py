@@ -1,8 +1,8 @@
 import pytest
-from tests.unit.models.contract import RecommenderContract, demo_split
 
 from mlrec.core.errors import ValidationError
 from mlrec.models import ItemKNN, Recommender
+from tests.unit.models.contract import RecommenderContract, demo_split
 
 
 class TestItemKNN(RecommenderContract):

@@ -1,6 +1,5 @@
-from tests.unit.models.contract import RecommenderContract
-
 from mlrec.models import MostPopular, Recommender
+from tests.unit.models.contract import RecommenderContract
 
 
 class TestMostPopular(RecommenderContract):

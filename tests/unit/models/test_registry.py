@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-from tests.unit.models.contract import demo_split
 
 import mlrec.models as models
 from mlrec.core.errors import ModelError, NotFoundError, ValidationError
@@ -14,6 +13,7 @@ from mlrec.models import (
     load_model,
     parse_params,
 )
+from tests.unit.models.contract import demo_split
 
 
 def test_public_api_is_pinned() -> None:

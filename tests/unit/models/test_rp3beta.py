@@ -1,6 +1,5 @@
-from tests.unit.models.contract import RecommenderContract, demo_split
-
 from mlrec.models import Recommender, RP3beta
+from tests.unit.models.contract import RecommenderContract, demo_split
 
 
 class TestRP3beta(RecommenderContract):

@@ -1,8 +1,8 @@
 import numpy as np
-from tests.unit.models.contract import RecommenderContract
 
 from mlrec.core.interactions import Interactions
 from mlrec.models import Recommender, SequentialCooccurrence
+from tests.unit.models.contract import RecommenderContract
 
 
 class TestSequential(RecommenderContract):

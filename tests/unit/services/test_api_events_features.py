@@ -1,4 +1,5 @@
 from fastapi.testclient import TestClient
+
 from tests.unit.services.conftest import ADMIN
 
 

@@ -2,10 +2,10 @@ import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from tests.unit.services.conftest import Harness
 
 from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.services.api.app import create_app
+from tests.unit.services.conftest import Harness
 
 
 def wait_for(predicate, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-def]
