@@ -41,9 +41,7 @@ SHIPPED = "hnswlib"
 console = Console(stderr=True)
 
 
-def make_catalogue(
-    n_items: int, n_queries: int, dim: int = 64, seed: int = 0
-) -> tuple[F32, F32]:
+def make_catalogue(n_items: int, n_queries: int, dim: int = 64, seed: int = 0) -> tuple[F32, F32]:
     """Synthetic ALS-like item and user factors (seeded).
 
     Items lie near a rank-24 subspace, grouped into 512 clusters ("niches") of
@@ -208,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--libs", default=",".join(installed), help="comma-separated")
     parser.add_argument("--M", type=int, default=DEFAULT_PARAMS["M"])
     parser.add_argument("--ef-construction", type=int, default=DEFAULT_PARAMS["ef_construction"])
-    parser.add_argument("--ef-grid", default="100,128,160,200,256,320,400,512,640,800")
+    parser.add_argument("--ef-grid", default="100,128,160,200,256,320,400,512,640,800,1024,1536")
     parser.add_argument("--recall-target", type=float, default=0.95)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--exact-queries", type=int, default=300, help="timed per round")
@@ -259,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             exact.rounds.append(time_queries(lambda q: exact_search(items, q, args.k), exact_q))
             console.log(f"latency round {round_no + 1}/{args.rounds} done")
 
-    table = Table(title=f"ANN @ {args.n_items:,} x {args.dim}, k={args.k}, M={args.M}, "
-                  f"ef_construction={args.ef_construction}, 1-thread queries")
+    table = Table(
+        title=f"ANN @ {args.n_items:,} x {args.dim}, k={args.k}, M={args.M}, "
+        f"ef_construction={args.ef_construction}, 1-thread queries"
+    )
     for column in ("library", "build s", "ef_search", f"recall@{args.k}", "p50 ms", "p99 ms"):
         table.add_column(column, justify="left" if column == "library" else "right")
     for r in [*results.values(), exact]:

@@ -155,7 +155,7 @@ redis_down() {
 pg_bin() {
   # Debian's versioned binaries; /usr/local/bin may hold a different build.
   local d
-  d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)"
+  d="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
   [[ -n "$d" && -x "$d/postgres" ]] || return 1
   echo "$d"
 }

@@ -51,6 +51,7 @@ for service in redis postgres kafka prometheus; do
 done
 
 started=()
+# shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
   if ((${#started[@]})); then
     log "stopping ${started[*]}"

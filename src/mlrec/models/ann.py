@@ -29,7 +29,7 @@ import os
 import tempfile
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -42,7 +42,7 @@ __all__ = ["DEFAULT_PARAMS", "AnnIndex", "Exclude", "Metric", "exact_search"]
 Metric = Literal["ip", "cosine"]
 """``"ip"``: inner product (ALS scores); ``"cosine"``: inner product of unit vectors."""
 
-Exclude = sp.csr_matrix | Sequence[Collection[int]]
+Exclude: TypeAlias = "sp.csr_matrix | Sequence[Collection[int]]"
 """Items to leave out, per query: a ``(m, n)`` sparse matrix whose non-zeros are the
 excluded items (e.g. the users' rows of the interaction matrix), or one collection
 of item indices per query."""
@@ -89,7 +89,7 @@ def _as_matrix(name: str, values: npt.ArrayLike, dim: int | None = None) -> Floa
 def _check_metric(metric: str) -> Metric:
     if metric not in _METRICS:
         raise ValidationError(f"metric must be one of {', '.join(_METRICS)}, got {metric!r}")
-    return cast(Metric, metric)
+    return metric
 
 
 def _check_k(k: int) -> None:
@@ -99,7 +99,8 @@ def _check_k(k: int) -> None:
 
 def _normalise(vectors: FloatArray) -> FloatArray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-30)).astype(np.float32)
+    unit: FloatArray = (vectors / np.maximum(norms, 1e-30)).astype(np.float32)
+    return unit
 
 
 def _exclusions(exclude: Exclude | None, m: int, n: int) -> list[IntArray] | None:
@@ -424,7 +425,7 @@ class AnnIndex:
             blob = np.ascontiguousarray(arrays[f"{prefix}.index"], dtype=np.uint8)
         except KeyError as exc:
             raise ModelError(f"no ANN index under prefix {prefix!r} ({exc} missing)") from None
-        if len(meta) != 7 or meta[0] != _FORMAT:
+        if len(meta) != 7 or meta[0] != _FORMAT or not 0 <= meta[3] < len(_METRICS):
             raise ModelError(f"ANN index {prefix!r}: unsupported format {meta[:1]}")
         _, n, dim, metric_code, M, ef_construction, ef_search = meta
         metric = _METRICS[metric_code]

@@ -42,8 +42,9 @@ class RecommenderContract:
         raise NotImplementedError
 
     @pytest.fixture(scope="class")
-    def fitted(self) -> Recommender:
-        return self.make_model().fit(demo_split()[0])
+    @classmethod
+    def fitted(cls) -> Recommender:
+        return cls().make_model().fit(demo_split()[0])
 
     def test_recommend_returns_k_unique_unseen_items_sorted_by_score(
         self, fitted: Recommender

@@ -96,10 +96,10 @@ def _random_cases(seed: int, n: int = 60) -> tuple[list[list[str]], list[set[str
 def test_agrees_with_ranx(seed: int, k: int) -> None:
     ranx = pytest.importorskip("ranx")
     ranked, relevant = _random_cases(seed)
-    qrels = ranx.Qrels({f"q{i}": dict.fromkeys(rel, 1) for i, rel in enumerate(relevant)})
+    qrels = ranx.Qrels({f"q{i:03d}": dict.fromkeys(rel, 1) for i, rel in enumerate(relevant)})
     run = ranx.Run(
         {
-            f"q{i}": {doc: float(len(r) - pos) for pos, doc in enumerate(r)}
+            f"q{i:03d}": {doc: float(len(r) - pos) for pos, doc in enumerate(r)}
             for i, r in enumerate(ranked)
         }
     )
