@@ -145,7 +145,7 @@ MAKE_PARQUET = textwrap.dedent(
 def feast_db(url: str) -> tuple[str, int]:
     """``host:port`` and a database number different from mlrec's (Feast's keys are
     overwritten by each materialization, so nothing is flushed)."""
-    parsed = redis.connection.parse_url(url)
+    parsed = redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
     db = (int(parsed.get("db", 0)) + 1) % 16
     return f"{parsed.get('host', '127.0.0.1')}:{parsed.get('port', 6379)}", db
 
@@ -250,7 +250,7 @@ def raw_reader(client: redis.Redis, prefix: str) -> Callable[[list[str]], list[l
             for e in entity_ids:
                 pipe.hmget(prefix + e, FEATURES)
             replies = pipe.execute()
-        return [[unpack(v)[0] for v in reply] for reply in replies]  # type: ignore[union-attr]
+        return [[unpack(v)[0] for v in reply] for reply in replies]  # type: ignore[arg-type]
 
     return read
 

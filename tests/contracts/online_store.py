@@ -366,7 +366,7 @@ class OnlineStoreContract:
         store.push_recent("recent", [RecentEntry(e, "item", now) for e in ids], 5, LONG_TTL)
         store.increment("counts", [CounterUpdate(e, {"n": 1.0}, now) for e in ids], LONG_TTL)
 
-        assert got == [StoredRow(r.values, now) for r in rows]
+        assert got == [StoredRow(dict(r.values), now) for r in rows]
         assert store.view_stats("profile").entities == 1000
         assert store.read_recent("recent", ids, 5) == [[("item", now)]] * 1000
         assert store.read_counters("counts", ids) == [{"n": 1.0}] * 1000

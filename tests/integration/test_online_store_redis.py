@@ -87,7 +87,7 @@ def test_store_reconnects_when_its_connection_is_killed(
     redis_store.write_rows("profile", [RowWrite("u1", {"a": b"1"}, 1.7e9)], LONG_TTL, None)
     raw = redis.Redis.from_url(redis_url)
     mine = redis_store._client.client_id()
-    raw.execute_command("CLIENT", "KILL", "ID", mine)
+    raw.execute_command("CLIENT", "KILL", "ID", mine)  # type: ignore[no-untyped-call]
     raw.close()
 
     assert redis_store.read_rows("profile", ["u1"], ["a"]) == [StoredRow({"a": b"1"}, 1.7e9)]

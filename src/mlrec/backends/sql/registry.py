@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import time
+import zlib
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select, update
+from sqlalchemy import Engine, Row, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from mlrec.backends.sql.engine import create_sql_engine
@@ -51,11 +54,18 @@ class SqlModelRegistry:
         )
 
     def register(self, model: NewModelVersion) -> ModelVersion:
-        # Two trainers may register the same name at once: the unique constraint
-        # rejects the loser, which retries with the next number.
+        # Two trainers may register the same name at once: PostgreSQL serializes them
+        # with an advisory lock; elsewhere the unique constraint rejects the loser,
+        # which retries with the next number.
         for attempt in range(_REGISTER_ATTEMPTS):
             try:
                 with self.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        # serialize registrations of one name; released at commit
+                        conn.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"),
+                            {"key": zlib.crc32(model.name.encode())},
+                        )
                     latest = conn.execute(
                         select(func.max(model_versions.c.version)).where(
                             model_versions.c.name == model.name
@@ -79,6 +89,7 @@ class SqlModelRegistry:
             except IntegrityError:
                 if attempt == _REGISTER_ATTEMPTS - 1:
                     raise
+                time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:
