@@ -260,42 +260,37 @@ class DurableProducer:
                 with self._lock:
                     if segment == self._active_path:
                         break
+                done = [0]
                 try:
-                    replayed += self._replay_segment(segment)
+                    self._replay_segment(segment, done)
                 except BackendUnavailableError as exc:
                     self._primary_failed = True
                     log.info("spool replay paused, event log still unavailable: %s", exc)
-                    return replayed
+                    return replayed + done[0]
+                replayed += done[0]
             self._primary_failed = False
             return replayed
 
-    def _replay_segment(self, segment: Path) -> int:
+    def _replay_segment(self, segment: Path, done: list[int]) -> None:
+        """Replay one sealed segment, counting records acknowledged in ``done[0]``."""
         acked = self._acked(segment)
         batch: list[_Spooled] = []
-        replayed = 0
 
         def send() -> None:
-            nonlocal acked, replayed
-            # One primary call per run of records of the same topic, in order.
+            # One primary call per run of records of the same topic, in order; the
+            # acknowledged position is persisted after each, so a failure (or a crash)
+            # resumes right after what the primary took.
             start = 0
             for i in range(1, len(batch) + 1):
                 if i == len(batch) or batch[i].topic != batch[start].topic:
-                    self.primary.produce(
-                        batch[start].topic, [(r.key, r.value) for r in batch[start:i]]
-                    )
+                    run = batch[start:i]
+                    self.primary.produce(run[0].topic, [(r.key, r.value) for r in run])
+                    self._save_position(segment, run[-1].end)
+                    done[0] += len(run)
+                    with self._lock:
+                        self._pending -= len(run)
+                        PENDING.set(self._pending)
                     start = i
-            acked = batch[-1].end
-            pos = segment.with_suffix(".pos")
-            tmp = segment.with_suffix(".pos.tmp")
-            with open(tmp, "w") as f:
-                f.write(str(acked))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, pos)
-            replayed += len(batch)
-            with self._lock:
-                self._pending -= len(batch)
-                PENDING.set(self._pending)
             batch.clear()
 
         for record in read_segment(segment, acked):
@@ -308,9 +303,17 @@ class DurableProducer:
         segment.unlink()
         segment.with_suffix(".pos").unlink(missing_ok=True)
         _fsync_dir(self.spool_dir)
-        if replayed:
-            log.info("replayed %d spooled events from %s", replayed, segment.name)
-        return replayed
+        if done[0]:
+            log.info("replayed %d spooled events from %s", done[0], segment.name)
+
+    @staticmethod
+    def _save_position(segment: Path, acked: int) -> None:
+        tmp = segment.with_suffix(".pos.tmp")
+        with open(tmp, "w") as f:
+            f.write(str(acked))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, segment.with_suffix(".pos"))
 
     def _run(self) -> None:
         while not self._stop.is_set():

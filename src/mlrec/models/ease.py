@@ -59,7 +59,9 @@ class EASE(Recommender):
         progress(0.9)
         weights = precision / (-np.diag(precision))
         weights[np.diag_indices(n_items)] = 0.0
-        self.weights: FloatArray = weights.astype(np.float32)
+        # C order: scipy multiplies a sparse history by a dense matrix row-wise, and an
+        # F-ordered matrix would be copied (11 MB for ML-100K) on every request.
+        self.weights: FloatArray = np.ascontiguousarray(weights, dtype=np.float32)
         progress(1.0)
 
     def score_histories(self, histories: sp.csr_matrix) -> FloatArray:
@@ -75,4 +77,4 @@ class EASE(Recommender):
         return {"weights": self.weights}
 
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        self.weights = arrays["weights"]
+        self.weights = np.ascontiguousarray(arrays["weights"], dtype=np.float32)

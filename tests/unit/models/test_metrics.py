@@ -91,6 +91,7 @@ def _random_cases(seed: int, n: int = 60) -> tuple[list[list[str]], list[set[str
     return ranked, relevant
 
 
+@pytest.mark.slow  # ranx JIT-compiles its metrics on first use (tens of seconds)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("k", [1, 5, 10])
 def test_agrees_with_ranx(seed: int, k: int) -> None:

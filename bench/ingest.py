@@ -1,0 +1,204 @@
+"""Ingestion benchmark: the stream processor on one consumer vs a bare Kafka consumer.
+
+N valid interaction events are produced once to a fresh topic on the real broker
+(``scripts/services.sh``). Then, in each round (a new consumer group each time):
+
+* **bare**: a confluent-kafka consumer that only reads the topic (``consume`` in
+  batches, nothing else): the ceiling for one consumer on this machine;
+* **processor**: one :class:`~mlrec.events.processor.StreamProcessor` on a
+  :class:`~mlrec.backends.kafka.KafkaConsumer`, decoding every event and applying it
+  to :class:`~mlrec.features.realtime.RealtimeFeatures` on the real Redis (a fresh
+  key prefix per round, so nothing is skipped as a duplicate), committing each batch.
+
+Times run from the first record received to the last (the group join is not
+counted for either). The rounds interleave bare and processor runs, and the figures
+are medians over rounds (the machine is shared).
+
+    python bench/ingest.py                        # 200,000 events, 3 rounds
+    python bench/ingest.py --events 50000 --rounds 1 --batch 2000
+
+The last line is the summary: ``ingest: events_per_s=<x> ratio_to_bare=<x>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _services import ensure_services  # noqa: E402
+from confluent_kafka import Consumer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics  # noqa: E402
+from mlrec.backends.memory_features import InMemoryOnlineStore  # noqa: E402
+from mlrec.events import (  # noqa: E402
+    DLQ_TOPIC,
+    EventType,
+    InteractionEvent,
+    encode_event,
+    event_key,
+)
+from mlrec.events.processor import StreamProcessor  # noqa: E402
+from mlrec.features.online_store import OnlineStore  # noqa: E402
+from mlrec.features.realtime import Interaction, RealtimeFeatures  # noqa: E402
+
+TYPES = [EventType.VIEW] * 6 + [EventType.CLICK] * 3 + [EventType.ADD_TO_CART, EventType.PURCHASE]
+
+
+def make_events(n: int, users: int, items: int, seed: int = 7) -> list[tuple[bytes, bytes]]:
+    """``n`` encoded events, keyed by user, over the last hour."""
+    rng = random.Random(seed)
+    now = time.time()
+    out: list[tuple[bytes, bytes]] = []
+    for i in range(n):
+        event = InteractionEvent(
+            event_id=f"bench-{i}",
+            user_id=f"user-{rng.randrange(users)}",
+            item_id=f"item-{int(rng.paretovariate(1.2) * 10) % items}",
+            type=rng.choice(TYPES),
+            timestamp=now - 3600 + 3600 * i / n,
+        )
+        out.append((event_key(event), encode_event(event)))
+    return out
+
+
+def realtime_sink(features: RealtimeFeatures) -> Callable[[Sequence[InteractionEvent]], int]:
+    """The processor's sink: events -> :meth:`RealtimeFeatures.record`."""
+
+    def sink(events: Sequence[InteractionEvent]) -> int:
+        return features.record(
+            [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in events]
+        )
+
+    return sink
+
+
+def run_bare(bootstrap: str, topic: str, n: int, batch: int) -> float:
+    """Events/s of a consumer that only reads."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench.bare.{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "queued.min.messages": 100_000,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    started = 0.0
+    try:
+        while seen < n:
+            messages = consumer.consume(batch, 1.0)
+            if messages and not started:
+                started = time.perf_counter()
+            seen += sum(1 for m in messages if m.error() is None)
+        return n / (time.perf_counter() - started)
+    finally:
+        consumer.close()
+
+
+def run_processor(
+    bootstrap: str, topic: str, n: int, batch: int, store: OnlineStore, prefix: str
+) -> float:
+    """Events/s of one stream processor applying to real-time features."""
+    consumer = KafkaConsumer(bootstrap, f"bench.proc.{uuid.uuid4().hex[:8]}", [topic])
+    features = RealtimeFeatures(store, prefix=prefix)
+    dlq = KafkaProducer(bootstrap, client_id="bench-dlq")
+    processor = StreamProcessor(consumer, realtime_sink(features), dlq, max_batch=batch)
+    started = 0.0
+    try:
+        while processor.stats.records < n:
+            handled = processor.run_once()
+            if handled and not started:
+                started = time.perf_counter()
+        elapsed = time.perf_counter() - started
+        if processor.stats.applied != n:
+            print(f"warning: applied {processor.stats.applied} of {n}", file=sys.stderr)
+        return n / elapsed
+    finally:
+        consumer.close()
+        dlq.close()
+
+
+def open_store(redis_url: str | None, console: Console) -> tuple[OnlineStore, str]:
+    if redis_url:
+        try:
+            from mlrec.backends.redis_features import RedisOnlineStore
+
+            store = RedisOnlineStore(redis_url, key_prefix="mlrecbench", socket_timeout=5.0)
+            store.flush_prefix()
+            return store, f"Redis {redis_url}"
+        except Exception as exc:
+            console.print(f"[yellow]Redis store unavailable ({exc}); using the in-memory store")
+    return InMemoryOnlineStore(), "in-memory store (fallback)"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=5000, help="records per poll")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--items", type=int, default=5_000)
+    parser.add_argument("--memory-store", action="store_true", help="skip Redis")
+    args = parser.parse_args(argv)
+    console = Console()
+
+    env = ensure_services()
+    bootstrap = env["MLREC_TEST_KAFKA_BOOTSTRAP"]
+    store, store_name = open_store(
+        None if args.memory_store else env.get("MLREC_TEST_REDIS_URL"), console
+    )
+    topic = f"mlrec.bench.ingest.{uuid.uuid4().hex[:8]}"
+    ensure_topics(bootstrap, {topic: args.partitions, DLQ_TOPIC: 1})
+    console.print(
+        f"sink: RealtimeFeatures on {store_name}; topic {topic} ({args.partitions} partitions)"
+    )
+
+    t0 = time.perf_counter()
+    records = make_events(args.events, args.users, args.items)
+    producer = KafkaProducer(
+        bootstrap, client_id="bench-ingest", linger_ms=20, delivery_timeout_s=60
+    )
+    for start in range(0, len(records), 20_000):
+        producer.produce(topic, records[start : start + 20_000])
+    producer.close()
+    console.print(f"produced {args.events:,} events in {time.perf_counter() - t0:.1f} s")
+
+    bare: list[float] = []
+    proc: list[float] = []
+    for r in range(args.rounds):
+        bare.append(run_bare(bootstrap, topic, args.events, args.batch))
+        proc.append(run_processor(bootstrap, topic, args.events, args.batch, store, f"r{r}_"))
+        console.print(f"round {r + 1}: bare {bare[-1]:,.0f}/s  processor {proc[-1]:,.0f}/s")
+    if hasattr(store, "flush_prefix"):
+        store.flush_prefix()
+
+    bare_median, proc_median = statistics.median(bare), statistics.median(proc)
+    table = Table(title=f"Ingestion, one consumer, {args.events:,} events, median of {args.rounds}")
+    table.add_column("consumer")
+    table.add_column("events/s", justify="right")
+    table.add_column("vs bare", justify="right")
+    table.add_row("bare confluent consumer (read only)", f"{bare_median:,.0f}", "1.00")
+    table.add_row(
+        f"StreamProcessor -> RealtimeFeatures ({store_name})",
+        f"{proc_median:,.0f}",
+        f"{proc_median / bare_median:.2f}",
+    )
+    console.print(table)
+    print(f"ingest: events_per_s={proc_median:.0f} ratio_to_bare={proc_median / bare_median:.3f}")
+
+
+if __name__ == "__main__":
+    main()

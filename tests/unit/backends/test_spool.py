@@ -1,0 +1,240 @@
+"""DurableProducer: an accepted event is never lost, whatever the event log does."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from mlrec.backends.spool import DurableProducer
+from mlrec.core.errors import BackendUnavailableError, ConfigurationError
+
+TOPIC = "mlrec.interactions"
+
+
+class FlakyLog:
+    """A primary event log that can be switched off."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.records: list[tuple[str, bytes | None, bytes]] = []
+        self.calls = 0
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        with self.lock:
+            self.calls += 1
+            if self.down:
+                raise BackendUnavailableError("log is down")
+            self.records.extend((topic, k, v) for k, v in records)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def values(self) -> list[bytes]:
+        return [v for _, _, v in self.records]
+
+
+def batch(start: int, n: int) -> list[tuple[bytes | None, bytes]]:
+    return [
+        (f"u{i % 3}".encode() if i % 4 else None, f"e{i}".encode()) for i in range(start, start + n)
+    ]
+
+
+def wait_for(condition: object, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def primary() -> FlakyLog:
+    return FlakyLog()
+
+
+@pytest.fixture
+def producer(primary: FlakyLog, tmp_path: Path) -> Iterator[DurableProducer]:
+    producer = DurableProducer(primary, tmp_path / "spool", retry_interval_s=0.02)
+    yield producer
+    producer.close()
+
+
+def test_records_go_straight_to_primary_when_it_is_up(
+    producer: DurableProducer, primary: FlakyLog
+) -> None:
+    producer.produce(TOPIC, batch(0, 3))
+
+    assert primary.values() == [b"e0", b"e1", b"e2"]
+    assert producer.spooled() == 0
+    assert not producer.degraded
+
+
+def test_records_are_accepted_and_spooled_when_primary_is_down(
+    producer: DurableProducer, primary: FlakyLog
+) -> None:
+    primary.down = True
+
+    producer.produce(TOPIC, batch(0, 3))
+    producer.produce(TOPIC, batch(3, 2))
+
+    assert producer.spooled() == 5
+    assert producer.degraded
+    assert primary.records == []
+    assert primary.calls == 1  # once spooling, later batches queue behind the spool
+
+
+def test_spool_is_replayed_in_order_exactly_once_when_primary_returns(
+    producer: DurableProducer, primary: FlakyLog
+) -> None:
+    primary.down = True
+    producer.produce(TOPIC, batch(0, 5))
+    producer.produce("other.topic", batch(5, 2))
+    producer.produce(TOPIC, batch(7, 3))
+    producer.start()
+    time.sleep(0.1)
+    assert primary.records == []
+
+    primary.down = False
+    wait_for(lambda: producer.spooled() == 0)
+    producer.produce(TOPIC, batch(10, 2))
+
+    assert primary.values() == [f"e{i}".encode() for i in range(12)]
+    assert [t for t, _, _ in primary.records[5:7]] == ["other.topic"] * 2
+    assert [k for _, k, _ in primary.records[:10]] == [k for k, _ in batch(0, 10)]
+    assert not producer.degraded
+    assert list((producer.spool_dir).glob("*.spool")) == []
+
+
+def test_events_accepted_during_replay_follow_the_spooled_ones(
+    producer: DurableProducer, primary: FlakyLog
+) -> None:
+    primary.down = True
+    producer.produce(TOPIC, batch(0, 50))
+    producer.start()
+    primary.down = False
+    for start in range(50, 100, 10):
+        producer.produce(TOPIC, batch(start, 10))
+    wait_for(lambda: producer.spooled() == 0)
+
+    assert primary.values() == [f"e{i}".encode() for i in range(100)]
+
+
+def test_spool_is_replayed_when_a_new_process_starts_on_it(
+    primary: FlakyLog, tmp_path: Path
+) -> None:
+    primary.down = True
+    first = DurableProducer(primary, tmp_path / "spool")
+    first.produce(TOPIC, batch(0, 4))
+    first.close()  # the process exits with events spooled
+    primary.down = False
+
+    second = DurableProducer(primary, tmp_path / "spool", retry_interval_s=0.02)
+    assert second.spooled() == 4
+    second.start()
+    wait_for(lambda: second.spooled() == 0)
+    second.close()
+
+    assert primary.values() == [b"e0", b"e1", b"e2", b"e3"]
+
+
+def test_torn_tail_is_ignored_when_the_last_write_was_cut_short(
+    primary: FlakyLog, tmp_path: Path
+) -> None:
+    primary.down = True
+    first = DurableProducer(primary, tmp_path / "spool")
+    first.produce(TOPIC, batch(0, 3))
+    first.produce(TOPIC, batch(3, 1))
+    first.close()
+    [segment] = (tmp_path / "spool").glob("*.spool")
+    data = segment.read_bytes()
+    segment.write_bytes(data[:-3])  # a crash in the middle of the last frame
+    primary.down = False
+
+    second = DurableProducer(primary, tmp_path / "spool")
+    assert second.spooled() == 3
+    assert second.replay() == 3
+    second.produce(TOPIC, batch(4, 1))
+    second.close()
+
+    assert primary.values() == [b"e0", b"e1", b"e2", b"e4"]
+    assert list((tmp_path / "spool").glob("*.spool")) == []
+
+
+def test_corrupt_frame_ends_the_segment_when_checksum_does_not_match(
+    primary: FlakyLog, tmp_path: Path
+) -> None:
+    primary.down = True
+    first = DurableProducer(primary, tmp_path / "spool")
+    first.produce(TOPIC, batch(0, 1))
+    first.produce(TOPIC, batch(1, 1))
+    first.close()
+    [segment] = (tmp_path / "spool").glob("*.spool")
+    data = bytearray(segment.read_bytes())
+    data[-1] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    primary.down = False
+
+    second = DurableProducer(primary, tmp_path / "spool")
+    assert second.replay() == 1
+    second.close()
+
+    assert primary.values() == [b"e0"]
+
+
+def test_replay_resumes_after_the_acknowledged_part_when_interrupted(
+    primary: FlakyLog, tmp_path: Path
+) -> None:
+    class FailsSecondCall(FlakyLog):
+        def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+            if self.calls == 1 and not self.down:
+                self.calls += 1
+                raise BackendUnavailableError("went away again")
+            super().produce(topic, records)
+
+    log = FailsSecondCall()
+    log.down = True
+    producer = DurableProducer(log, tmp_path / "spool")
+    producer.produce(TOPIC, batch(0, 2))
+    producer.produce("other.topic", batch(2, 2))  # a second primary call on replay
+    log.down = False
+    log.calls = 0
+
+    assert producer.replay() == 2
+    assert producer.spooled() == 2
+    producer.close()
+    reopened = DurableProducer(log, tmp_path / "spool")
+    assert reopened.spooled() == 2
+    assert reopened.replay() == 2
+    reopened.close()
+
+    assert log.values() == [b"e0", b"e1", b"e2", b"e3"]
+
+
+def test_second_producer_is_refused_when_the_spool_is_in_use(
+    producer: DurableProducer, primary: FlakyLog
+) -> None:
+    with pytest.raises(ConfigurationError, match="in use"):
+        DurableProducer(primary, producer.spool_dir)
+
+
+def test_produce_raises_unavailable_when_spool_cannot_be_written(
+    producer: DurableProducer, primary: FlakyLog
+) -> None:
+    primary.down = True
+    shutil.rmtree(producer.spool_dir)
+    producer.spool_dir.write_text("not a directory any more")
+
+    with pytest.raises(BackendUnavailableError, match="spool"):
+        producer.produce(TOPIC, batch(0, 1))
+    assert producer.spooled() == 0
+
+
+def test_close_closes_the_primary(producer: DurableProducer, primary: FlakyLog) -> None:
+    producer.close()
+    assert primary.closed
