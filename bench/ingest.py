@@ -23,6 +23,7 @@ The last line is the summary: ``ingest: events_per_s=<x> ratio_to_bare=<x>``.
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import statistics
 import sys
@@ -33,23 +34,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _services import ensure_services  # noqa: E402
-from confluent_kafka import Consumer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from confluent_kafka import Consumer
+from rich.console import Console
+from rich.table import Table
 
-from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics  # noqa: E402
-from mlrec.backends.memory_features import InMemoryOnlineStore  # noqa: E402
-from mlrec.events import (  # noqa: E402
+from _services import ensure_services
+from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
+from mlrec.backends.memory_features import InMemoryOnlineStore
+from mlrec.events import (
     DLQ_TOPIC,
     EventType,
     InteractionEvent,
     encode_event,
     event_key,
 )
-from mlrec.events.processor import StreamProcessor  # noqa: E402
-from mlrec.features.online_store import OnlineStore  # noqa: E402
-from mlrec.features.realtime import Interaction, RealtimeFeatures  # noqa: E402
+from mlrec.events.processor import StreamProcessor
+from mlrec.features.online_store import OnlineStore
+from mlrec.features.realtime import Interaction, RealtimeFeatures
 
 TYPES = [EventType.VIEW] * 6 + [EventType.CLICK] * 3 + [EventType.ADD_TO_CART, EventType.PURCHASE]
 
@@ -154,6 +155,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-store", action="store_true", help="skip Redis")
     args = parser.parse_args(argv)
     console = Console()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # A restarting broker makes librdkafka log every refused connection.
+    logging.getLogger("mlrec.backends.kafka.librdkafka").setLevel(logging.CRITICAL)
 
     env = ensure_services()
     bootstrap = env["MLREC_TEST_KAFKA_BOOTSTRAP"]

@@ -22,7 +22,13 @@ from mlrec.backends.sql.migrate import upgrade_database
 from mlrec.backends.sql.registry import SqlModelRegistry
 from mlrec.core.clock import Clock
 from mlrec.core.errors import ConfigurationError
-from mlrec.events.log import DLQ_TOPIC, INTERACTIONS_TOPIC, EventConsumer, EventProducer
+from mlrec.events.log import (
+    DLQ_TOPIC,
+    INTERACTIONS_TOPIC,
+    MODELS_PROMOTED_TOPIC,
+    EventConsumer,
+    EventProducer,
+)
 from mlrec.features.online_store import OnlineStore
 from mlrec.features.registry import FeatureRegistry
 from mlrec.models.artifact_store import ArtifactStore
@@ -135,8 +141,10 @@ class EventLog:
         return self._embedded
 
     def ensure_topics(self, topics: Mapping[str, int] | None = None) -> None:
-        """Create ``topics`` (name -> partitions; default: the interaction and DLQ topics)."""
-        wanted = dict(topics or {INTERACTIONS_TOPIC: self.partitions, DLQ_TOPIC: 1})
+        """Create ``topics`` (name -> partitions; default: interactions, DLQ, promotions)."""
+        wanted = dict(
+            topics or {INTERACTIONS_TOPIC: self.partitions, DLQ_TOPIC: 1, MODELS_PROMOTED_TOPIC: 1}
+        )
         if self.kafka_bootstrap is not None:
             from mlrec.backends.kafka import ensure_topics
 

@@ -56,6 +56,9 @@ except ImportError as exc:  # pragma: no cover - confluent-kafka is a core depen
 __all__ = ["KafkaConsumer", "KafkaProducer", "ensure_topics"]
 
 log = logging.getLogger(__name__)
+# librdkafka's own log lines (connection refused while a broker restarts, ...): a
+# separate logger so a deployment can quiet them without losing ours.
+rdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
 
 # librdkafka answers a negative offset for "no offset" (OFFSET_INVALID, -1001).
 _NO_OFFSET = 0
@@ -119,7 +122,7 @@ class KafkaProducer:
             "queue.buffering.max.messages": 500_000,
             "batch.num.messages": 10_000,
             "error_cb": self._on_error,
-            "logger": log,
+            "logger": rdkafka_log,
         }
         self._config.update(config or {})
         self._fatal: KafkaError | None = None
@@ -233,7 +236,7 @@ class KafkaConsumer:
             "enable.auto.commit": False,
             "enable.partition.eof": False,
             "error_cb": self._on_error,
-            "logger": log,
+            "logger": rdkafka_log,
             # Prefetch enough that a batch poll rarely waits on the network.
             "fetch.min.bytes": 1,
             "queued.min.messages": 100_000,
@@ -370,7 +373,7 @@ def ensure_topics(
     Raises:
         BackendUnavailableError: the cluster could not be reached or refused.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": log})  # type: ignore[dict-item]
+    admin = AdminClient({"bootstrap.servers": bootstrap, "logger": rdkafka_log})  # type: ignore[dict-item]
     try:
         new = [
             NewTopic(t, num_partitions=n, replication_factor=replication) for t, n in topics.items()

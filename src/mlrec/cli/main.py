@@ -7,6 +7,7 @@ Every sub-command reads the same ``MLREC_*`` settings as the services, so
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import sys
 import time
@@ -18,7 +19,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from mlrec.backends.factory import open_artifact_store, open_model_registry
+from mlrec.backends.factory import open_artifact_store, open_event_log, open_model_registry
 from mlrec.cli.common import console, err_console, fail, fraction_progress, settings
 from mlrec.cli.features import features_app
 from mlrec.cli.serve import serve_app
@@ -26,6 +27,7 @@ from mlrec.core.errors import MlrecError
 from mlrec.core.interactions import Interactions
 from mlrec.core.settings import CommonSettings
 from mlrec.data import load_dataset, load_interactions, random_split_per_user
+from mlrec.events.log import MODELS_PROMOTED_TOPIC
 from mlrec.models import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -37,7 +39,7 @@ from mlrec.models.artifact_store import ArtifactStore, LocalArtifactStore
 from mlrec.models.base import Recommender
 from mlrec.models.metrics import evaluate as evaluate_model
 from mlrec.models.publish import publish_model
-from mlrec.models.registry import ModelRegistry, Stage
+from mlrec.models.registry import ModelRegistry, ModelVersion, Stage
 
 app = typer.Typer(
     name="mlrec",
@@ -62,6 +64,21 @@ class DataFormat(StrEnum):
 
 def _registry(config: CommonSettings) -> ModelRegistry:
     return open_model_registry(config.resolved_database_url)
+
+
+def _announce_promotion(config: CommonSettings, version: ModelVersion) -> None:
+    """Tell serving replicas at once (they also poll the registry as a fallback)."""
+    payload = json.dumps(
+        {"name": version.name, "version": version.version, "sha256": version.artifact_sha256}
+    ).encode()
+    try:
+        event_log = open_event_log(config.kafka_bootstrap_servers, config.data_dir / "events.db")
+        event_log.ensure_topics({MODELS_PROMOTED_TOPIC: 1})
+        producer = event_log.producer("mlrec-cli")
+        producer.produce(MODELS_PROMOTED_TOPIC, [(version.name.encode(), payload)])
+        producer.close()
+    except MlrecError as exc:
+        err_console.print(f"[yellow]warning:[/] promotion not announced ({exc}); replicas poll")
 
 
 def _artifact_stores(config: CommonSettings) -> list[ArtifactStore]:
@@ -255,7 +272,8 @@ def run(
         metrics={key: round(value, 6) for key, value in best_metrics.items()},
     )
     shutil.rmtree(staging_dir, ignore_errors=True)
-    registry.promote(version.name, version.version)
+    promoted = registry.promote(version.name, version.version)
+    _announce_promotion(config, promoted)
     console.print(
         f"best: [bold]{best_name}[/] ndcg@{k}={best_metrics['ndcg']:.4f}; "
         f"published {version.ref} to production ({config.resolved_models_dir})"
@@ -322,7 +340,10 @@ def models_promote(
     if version is None:
         fail("promote needs NAME:VERSION")
     assert version is not None
-    promoted = _registry(settings()).promote(name, version, stage)
+    config = settings()
+    promoted = _registry(config).promote(name, version, stage)
+    if promoted.stage is Stage.PRODUCTION:
+        _announce_promotion(config, promoted)
     console.print(f"{promoted.ref} is now {promoted.stage.value}")
 
 

@@ -149,3 +149,27 @@ def test_promoted_version_is_hot_swapped(harness: Harness, tmp_path: Path) -> No
         body = client.get(f"/v1/recommendations/{user}").json()
         assert body["model"] == {"name": "default", "version": 2, "algorithm": "itemknn"}
     state.close()
+
+
+def test_a_promotion_message_swaps_the_model_within_a_second(harness: Harness) -> None:
+    from mlrec.backends.sqlite_log import SqliteEventLog
+    from mlrec.events.log import MODELS_PROMOTED_TOPIC
+    from mlrec.services.api.promotions import PromotionListener
+
+    harness.publish("ease")
+    state = harness.state()
+    log = SqliteEventLog(harness.tmp / "promotions.db", partitions=1)
+    log.ensure_topics({MODELS_PROMOTED_TOPIC: 1})
+    listener = PromotionListener(log.consumer("api-1", [MODELS_PROMOTED_TOPIC]), state.models)
+    listener.start()
+    try:
+        harness.publish("rp3beta")
+        log.producer().produce(MODELS_PROMOTED_TOPIC, [(b"default", b'{"version": 2}')])
+        assert wait_for(
+            lambda: state.models.current is not None
+            and state.models.current.version.version == 2,
+            timeout=1.5,
+        )
+    finally:
+        listener.stop()
+        state.close()

@@ -7,6 +7,8 @@ their own ``state`` (or override dependencies) instead.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -31,7 +33,7 @@ from mlrec.core.errors import (
     NotFoundError,
     ValidationError,
 )
-from mlrec.events.log import INTERACTIONS_TOPIC, EventProducer
+from mlrec.events.log import INTERACTIONS_TOPIC, MODELS_PROMOTED_TOPIC, EventProducer
 from mlrec.events.processor import StreamProcessor
 from mlrec.events.schemas import InteractionEvent
 from mlrec.features.builtin import BUILTIN_VIEWS
@@ -40,6 +42,7 @@ from mlrec.features.store import FeatureStore
 from mlrec.services.api.batching import ScoringBatcher
 from mlrec.services.api.config import ApiSettings, get_settings
 from mlrec.services.api.model_server import ModelServer
+from mlrec.services.api.promotions import PromotionListener
 from mlrec.services.api.routes import events, features, health, items, recommendations
 from mlrec.services.api.service import RecommendationService
 from mlrec.services.api.state import ApiState
@@ -104,6 +107,13 @@ def build_state(settings: ApiSettings) -> ApiState:
         log.warning("could not ensure topics: %s", exc)
     producer = _durable_producer(event_log.producer("mlrec-api"), settings)
     producer.start()
+    listener = PromotionListener(
+        event_log.consumer(
+            f"mlrec-api-{socket.gethostname()}-{os.getpid()}", [MODELS_PROMOTED_TOPIC]
+        ),
+        models,
+    )
+    listener.start()
     processor = None
     if not event_log.is_kafka and settings.embedded_stream:
         processor = StreamProcessor(
@@ -119,7 +129,7 @@ def build_state(settings: ApiSettings) -> ApiState:
         settings.history_limit,
     )
     state = ApiState(settings, models, store, realtime, service, producer, processor)
-    state.closers.extend([producer.close, online.close])
+    state.closers.extend([listener.stop, producer.close, online.close])
     state.start_processor()
     return state
 

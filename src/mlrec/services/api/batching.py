@@ -17,7 +17,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from prometheus_client import Histogram
 
-from mlrec.models.base import Recommender, top_k
+from mlrec.models.base import Recommender
 
 __all__ = ["ScoringBatcher", "TopK"]
 
@@ -38,25 +38,45 @@ TopK = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 @dataclass
 class _Job:
     model: Recommender
-    history: sp.csr_matrix
+    items: npt.NDArray[np.int64]
+    weights: npt.NDArray[np.float32]
     k: int
     exclude: bool
     allowed: npt.NDArray[np.bool_] | None
     future: asyncio.Future[TopK]
 
 
+def _top_k_row(scores: npt.NDArray[np.float32], k: int) -> TopK:
+    k = min(k, scores.shape[0])
+    part = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(k)
+    order = np.argsort(-scores[part], kind="stable")
+    best = part[order].astype(np.int64)
+    return best, scores[best]
+
+
 def _score(jobs: list[_Job]) -> list[TopK]:
     started = time.perf_counter()
     model = jobs[0].model
-    histories = sp.vstack([job.history for job in jobs], format="csr")
+    # one CSR for the whole batch, built from index arrays (no per-row sparse objects)
+    indptr = np.zeros(len(jobs) + 1, dtype=np.int64)
+    np.cumsum([len(job.items) for job in jobs], out=indptr[1:])
+    histories = sp.csr_matrix(
+        (
+            np.concatenate([job.weights for job in jobs]),
+            np.concatenate([job.items for job in jobs]),
+            indptr,
+        ),
+        shape=(len(jobs), model.n_items),
+    )
     scores = model.score_histories(histories)
     results: list[TopK] = []
     for row, job in enumerate(jobs):
-        row_scores = np.array(scores[row : row + 1], dtype=np.float32, copy=True)
+        row_scores = np.array(scores[row], dtype=np.float32, copy=True)
         if job.allowed is not None:
-            row_scores[0, ~job.allowed] = -np.inf
-        indices, best = top_k(row_scores, job.k, job.history if job.exclude else None)
-        results.append((indices[0], best[0]))
+            row_scores[~job.allowed] = -np.inf
+        if job.exclude:
+            row_scores[job.items] = -np.inf
+        results.append(_top_k_row(row_scores, job.k))
     SCORING_SECONDS.observe(time.perf_counter() - started)
     BATCH_SIZE.observe(len(jobs))
     return results
@@ -79,14 +99,22 @@ class ScoringBatcher:
     async def top_k(
         self,
         model: Recommender,
-        history: sp.csr_matrix,
+        items: npt.NDArray[np.int64],
+        weights: npt.NDArray[np.float32],
         k: int,
         exclude: bool = True,
         allowed: npt.NDArray[np.bool_] | None = None,
     ) -> TopK:
-        """Top-``k`` item indices and scores for one history row (1 x n_items)."""
+        """Top-``k`` item indices and scores for one history (item indices and weights).
+
+        Args:
+            items: distinct item indices of the history.
+            weights: their interaction weights.
+            exclude: drop the history's items from the answer.
+            allowed: boolean mask of items that may be recommended.
+        """
         loop = asyncio.get_running_loop()
-        job = _Job(model, history, k, exclude, allowed, loop.create_future())
+        job = _Job(model, items, weights, k, exclude, allowed, loop.create_future())
         if self.max_batch <= 1:
             return (await asyncio.to_thread(_score, [job]))[0]
         if self._queue is None:

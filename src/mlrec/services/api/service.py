@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 from prometheus_client import Counter
 
 from mlrec.core.errors import BackendError, NotFoundError, ValidationError
@@ -145,17 +144,32 @@ class RecommendationService:
             )
         return out
 
-    def _history_row(
+    def _history(
         self, served: ServedModel, user_id: str | None, live: Sequence[str]
-    ) -> sp.csr_matrix:
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """Item indices and weights: the user's training row plus live items (weight 1)."""
         model = served.model
-        row = model.history_matrix([list(live)])
+        weights: dict[int, float] = {}
         if user_id is not None:
             index = model.users.get(user_id)
             if index is not None:
-                trained = model.user_items[index]
-                row = (trained + row).tocsr()
-        return sp.csr_matrix(row, dtype=np.float32)
+                matrix = model.user_items
+                start, end = matrix.indptr[index], matrix.indptr[index + 1]
+                weights = dict(
+                    zip(
+                        matrix.indices[start:end].tolist(),
+                        matrix.data[start:end].tolist(),
+                        strict=True,
+                    )
+                )
+        for item_id in live:
+            item = model.items.get(item_id)
+            if item is not None:
+                weights[item] = weights.get(item, 0.0) + 1.0
+        items = np.fromiter(weights.keys(), dtype=np.int64, count=len(weights))
+        values = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
+        order = np.argsort(items)
+        return items[order], values[order]
 
     def popular(self, k: int, parsed: tuple[str, set[str]] | None = None) -> _Answer:
         """Live time-decayed popularity, topped up with the model's training popularity.
@@ -252,9 +266,9 @@ class RecommendationService:
                 degraded=bool(reasons),
                 degraded_reasons=reasons,
             )
-        row = self._history_row(served, user_id, history)
+        items, weights = self._history(served, user_id, history)
         indices, scores = await self.batcher.top_k(
-            served.model, row, k, exclude_seen, self._allowed(served, parsed)
+            served.model, items, weights, k, exclude_seen, self._allowed(served, parsed)
         )
         ANSWERS.labels("personal", str(bool(reasons)).lower()).inc()
         return RecommendationsPublic(

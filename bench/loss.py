@@ -1,0 +1,177 @@
+"""No-loss benchmark: produce through the spool while the Kafka broker restarts.
+
+One thread produces N events (unique event ids) in batches through
+:class:`~mlrec.backends.spool.DurableProducer` wrapping
+:class:`~mlrec.backends.kafka.KafkaProducer`, counting an event as *accepted* when
+``produce`` returned (what the API answers 202 for). Another thread restarts the
+real broker once, mid-way: SIGTERM to the pid in ``$MLREC_SERVICES_DIR/kafka/kafka.pid``,
+wait for it to exit, then ``scripts/services.sh up kafka`` (same command line, same
+data directory). Meanwhile one :class:`~mlrec.events.processor.StreamProcessor`
+applies the topic to real-time features (Redis, or the in-memory store) and keeps
+running until it has caught up.
+
+    python bench/loss.py                  # 100,000 events
+    python bench/loss.py --events 20000 --memory-store
+
+The last line is the summary: ``loss: accepted=<n> applied=<n>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from rich.console import Console
+
+from _services import ROOT, ensure_services
+from ingest import make_events, open_store, realtime_sink
+from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
+from mlrec.backends.spool import DurableProducer
+from mlrec.events import DLQ_TOPIC
+from mlrec.events.processor import StreamProcessor
+from mlrec.features.realtime import RealtimeFeatures
+
+SERVICES_DIR = Path(os.environ.get("MLREC_SERVICES_DIR", "/tmp/mlrec-services"))
+
+
+def restart_broker(console: Console) -> float:
+    """Stop the broker (SIGTERM, as ``services.sh down`` does) and start it again.
+
+    Returns the seconds the broker was unavailable.
+    """
+    pid = int((SERVICES_DIR / "kafka" / "kafka.pid").read_text().split()[0])
+    started = time.monotonic()
+    console.print(f"[bold]restart: stopping the broker (pid {pid})")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    console.print(f"restart: broker down after {time.monotonic() - started:.1f} s; starting it")
+    subprocess.run(
+        [str(ROOT / "scripts" / "services.sh"), "up", "kafka"],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    down = time.monotonic() - started
+    console.print(f"[bold]restart: broker back after {down:.1f} s")
+    return down
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=500, help="events per produce call")
+    parser.add_argument("--pace", type=float, default=0.05, help="seconds between batches")
+    parser.add_argument("--restart-at", type=float, default=0.3, help="fraction accepted")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--memory-store", action="store_true", help="skip Redis")
+    parser.add_argument("--catch-up-timeout", type=float, default=600.0)
+    args = parser.parse_args(argv)
+    console = Console()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # A restarting broker makes librdkafka log every refused connection.
+    logging.getLogger("mlrec.backends.kafka.librdkafka").setLevel(logging.CRITICAL)
+
+    env = ensure_services()
+    bootstrap = env["MLREC_TEST_KAFKA_BOOTSTRAP"]
+    redis_url = None if args.memory_store else env.get("MLREC_TEST_REDIS_URL")
+    store, store_name = open_store(redis_url, console)
+    topic = f"mlrec.bench.loss.{uuid.uuid4().hex[:8]}"
+    ensure_topics(bootstrap, {topic: args.partitions, DLQ_TOPIC: 1})
+    console.print(f"topic {topic}; sink: RealtimeFeatures on {store_name}")
+    records = make_events(args.events, users=20_000, items=5_000, seed=11)
+
+    spool_dir = Path(tempfile.mkdtemp(prefix="mlrec-loss-spool-"))
+    producer = DurableProducer(
+        KafkaProducer(bootstrap, client_id="bench-loss", delivery_timeout_s=3.0),
+        spool_dir,
+        retry_interval_s=0.5,
+    )
+    producer.start()
+    consumer = KafkaConsumer(bootstrap, f"bench.loss.{uuid.uuid4().hex[:8]}", [topic])
+    dlq = KafkaProducer(bootstrap, client_id="bench-loss-dlq", delivery_timeout_s=3.0)
+    processor = StreamProcessor(
+        consumer, realtime_sink(RealtimeFeatures(store, prefix="loss_")), dlq, max_batch=5000
+    )
+    proc_thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.5})
+    proc_thread.start()
+
+    accepted = 0
+    refused = 0
+    max_spooled = 0
+    restart_at = int(args.events * args.restart_at)
+    restart_thread: threading.Thread | None = None
+    t0 = time.monotonic()
+    for start in range(0, len(records), args.batch):
+        chunk = records[start : start + args.batch]
+        try:
+            producer.produce(topic, chunk)
+            accepted += len(chunk)
+        except Exception as exc:  # not accepted: the API would answer 503
+            refused += len(chunk)
+            console.print(f"[red]batch refused: {exc}")
+        max_spooled = max(max_spooled, producer.spooled())
+        if restart_thread is None and accepted >= restart_at:
+            restart_thread = threading.Thread(target=restart_broker, args=(console,))
+            restart_thread.start()
+        time.sleep(args.pace)
+    console.print(
+        f"produced: accepted {accepted:,}, refused {refused:,} in {time.monotonic() - t0:.1f} s;"
+        f" up to {max_spooled:,} spooled at once ({producer.spooled():,} still spooled)"
+    )
+    if restart_thread is not None:
+        restart_thread.join()
+
+    deadline = time.monotonic() + args.catch_up_timeout
+    while producer.spooled() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    console.print(f"spool drained ({producer.spooled()} left); waiting for the processor")
+    last, last_change = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        done = processor.stats.applied
+        if done >= accepted:
+            break
+        if done != last:
+            last, last_change = done, time.monotonic()
+        elif time.monotonic() - last_change > 60:
+            console.print("[red]processor made no progress for 60 s")
+            break
+        time.sleep(0.2)
+    processor.stop()
+    proc_thread.join()
+    producer.close()
+    consumer.close()
+    dlq.close()
+    if hasattr(store, "flush_prefix"):
+        store.flush_prefix()
+
+    stats = processor.stats
+    console.print(
+        f"processor: {stats.records:,} records, {stats.applied:,} applied, "
+        f"{stats.duplicates:,} duplicates (redelivered or re-sent, skipped by event id), "
+        f"{stats.dead_letters} dead letters"
+    )
+    print(f"loss: accepted={accepted} applied={stats.applied}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Follow ``mlrec.models.promoted`` so a promotion is served within a second.
+
+Each API process reads the topic in a consumer group of its own (every replica must
+see every promotion); the registry poll in :class:`ModelServer` remains the fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from mlrec.events.log import EventConsumer
+from mlrec.services.api.model_server import ModelServer
+
+__all__ = ["PromotionListener"]
+
+log = logging.getLogger(__name__)
+
+
+class PromotionListener:
+    """Refreshes the model server whenever a promotion message arrives."""
+
+    def __init__(self, consumer: EventConsumer, models: ModelServer) -> None:
+        self.consumer = consumer
+        self.models = models
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                records = self.consumer.poll(10, 0.5)
+                if records:
+                    log.info("promotion announced: %s", records[-1].value[:200])
+                    self.models.refresh()
+                    self.consumer.commit()
+            except Exception:  # the log may be down: the registry poll still works
+                log.debug("promotion listener poll failed", exc_info=True)
+                self._stop.wait(1.0)
+
+    def start(self) -> None:
+        """Listen in a background thread."""
+        self._thread = threading.Thread(target=self._run, name="promotions", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop listening and leave the consumer group."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.consumer.close()

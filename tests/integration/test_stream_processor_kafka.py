@@ -1,0 +1,125 @@
+"""The stream processor on the real Kafka broker and the real Redis online store."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
+from mlrec.backends.redis_features import RedisOnlineStore
+from mlrec.events import InteractionEvent, encode_event, event_key
+from mlrec.events.processor import StreamProcessor
+from mlrec.features.realtime import Interaction, RealtimeFeatures
+from tests.contracts.event_log import poll_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def features(redis_url: str) -> Iterator[RealtimeFeatures]:
+    store = RedisOnlineStore(redis_url, key_prefix=f"t{uuid.uuid4().hex[:10]}", socket_timeout=5)
+    yield RealtimeFeatures(store)
+    store.flush_prefix()
+    store.close()
+
+
+def sink_for(features: RealtimeFeatures):  # type: ignore[no-untyped-def]
+    def sink(events: Sequence[InteractionEvent]) -> int:
+        return features.record(
+            [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in events]
+        )
+
+    return sink
+
+
+def test_processor_applies_dedups_and_dead_letters_on_kafka_and_redis(
+    kafka_bootstrap: str, features: RealtimeFeatures, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"t.proc.{uuid.uuid4().hex[:10]}"
+    topic, dlq_topic = name, f"{name}.dlq"
+    ensure_topics(kafka_bootstrap, {topic: 3, dlq_topic: 1})
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    now = time.time()
+    events = [
+        InteractionEvent(event_id=f"e{i}", user_id=f"u{i % 5}", item_id=f"i{i}", timestamp=now)
+        for i in range(50)
+    ]
+    records = [(event_key(e), encode_event(e)) for e in events]
+    producer.produce(topic, [*records, (b"u0", b"{broken"), *records[:10]])
+
+    consumer = KafkaConsumer(kafka_bootstrap, f"{name}.g", [topic])
+    processor = StreamProcessor(consumer, sink_for(features), producer, max_batch=20)
+    # The processor writes dead letters to the fixed DLQ topic; point it at ours.
+    monkeypatch.setattr("mlrec.events.processor.DLQ_TOPIC", dlq_topic)
+    try:
+        deadline = time.monotonic() + 30
+        while processor.stats.records < 61 and time.monotonic() < deadline:
+            processor.run_once()
+    finally:
+        consumer.close()
+
+    assert processor.stats.applied == 50
+    assert processor.stats.duplicates == 10
+    assert processor.stats.dead_letters == 1
+    assert sum(len(features.recent_items(f"u{u}")) for u in range(5)) == 50
+
+    dlq_consumer = KafkaConsumer(kafka_bootstrap, f"{name}.dlq-reader", [dlq_topic])
+    try:
+        [letter] = poll_until(dlq_consumer, 1, 20)
+    finally:
+        dlq_consumer.close()
+    body = json.loads(letter.value)
+    assert "invalid event" in body["error"]
+    assert base64.b64decode(body["payload_b64"]) == b"{broken"
+
+    # Everything was committed: the group has nothing left.
+    again = KafkaConsumer(kafka_bootstrap, f"{name}.g", [topic])
+    try:
+        assert poll_until(again, 1, 5) == []
+        assert again.lag() == 0
+    finally:
+        again.close()
+        producer.close()
+
+
+def test_failed_batch_is_redelivered_after_rewind_on_kafka(
+    kafka_bootstrap: str, features: RealtimeFeatures
+) -> None:
+    topic = f"t.proc.{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka_bootstrap, {topic: 2})
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    now = time.time()
+    events = [
+        InteractionEvent(event_id=f"e{i}", user_id=f"u{i % 3}", item_id=f"i{i}", timestamp=now)
+        for i in range(30)
+    ]
+    producer.produce(topic, [(event_key(e), encode_event(e)) for e in events])
+    failures = [1]
+    real_sink = sink_for(features)
+
+    def flaky(batch: Sequence[InteractionEvent]) -> int:
+        if failures[0]:
+            failures[0] -= 1
+            raise ConnectionError("redis went away")
+        return int(real_sink(batch))
+
+    consumer = KafkaConsumer(kafka_bootstrap, f"{topic}.g", [topic])
+    processor = StreamProcessor(consumer, flaky, producer, max_batch=100)
+    try:
+        deadline = time.monotonic() + 30
+        while processor.stats.applied < 30 and time.monotonic() < deadline:
+            try:
+                processor.run_once()
+            except ConnectionError:
+                consumer.rewind()
+    finally:
+        consumer.close()
+        producer.close()
+
+    assert processor.stats.applied == 30
+    assert processor.stats.duplicates == 0
