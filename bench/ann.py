@@ -6,6 +6,7 @@ raised until recall@k against exact search reaches the target, so that latencies
 are compared at equal quality. Single-query latency (1 thread) is timed in rounds,
 each round timing every library and exact search on the same queries one after the
 other, and the reported p50/p99 are medians over rounds (the machine is shared).
+All libraries insert items shortest first (see ``mlrec.models.ann.insertion_order``).
 
     python bench/ann.py                          # 1M items, all installed libraries
     python bench/ann.py --n-items 50000 --libs hnswlib --rounds 2
@@ -33,7 +34,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeElapsedCo
 from rich.table import Table
 from threadpoolctl import threadpool_limits
 
-from mlrec.models.ann import DEFAULT_PARAMS, AnnIndex, exact_search
+from mlrec.models.ann import DEFAULT_PARAMS, AnnIndex, exact_search, insertion_order
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
@@ -125,9 +126,10 @@ class Faiss(Adapter):
         faiss.omp_set_num_threads(os.cpu_count() or 1)
         self.index = faiss.IndexHNSWFlat(vectors.shape[1], args.M, faiss.METRIC_INNER_PRODUCT)
         self.index.hnsw.efConstruction = args.ef_construction
+        self.order = insertion_order(vectors, "ip")  # faiss ids = insertion positions
         step = 20_000
         for start in range(0, len(vectors), step):
-            self.index.add(vectors[start : start + step])
+            self.index.add(vectors[self.order[start : start + step]])
             progress(min(1.0, (start + step) / len(vectors)))
 
     def set_ef(self, ef):
@@ -135,7 +137,7 @@ class Faiss(Adapter):
 
     def search(self, queries, k, threads):
         self.faiss.omp_set_num_threads(threads or (os.cpu_count() or 1))
-        return self.index.search(queries, k, params=self.params)[1]
+        return self.order[self.index.search(queries, k, params=self.params)[1]]
 
 
 class Usearch(Adapter):
@@ -151,10 +153,11 @@ class Usearch(Adapter):
             connectivity=args.M,
             expansion_add=args.ef_construction,
         )
+        order = insertion_order(vectors, "ip")
         step = 20_000
         for start in range(0, len(vectors), step):
-            chunk = vectors[start : start + step]
-            self.index.add(np.arange(start, start + len(chunk)), chunk, threads=0)
+            keys = order[start : start + step]
+            self.index.add(keys, vectors[keys], threads=0)
             progress(min(1.0, (start + step) / len(vectors)))
 
     def set_ef(self, ef):

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 
 from mlrec.core.errors import ModelError, ValidationError
 
-__all__ = ["DEFAULT_PARAMS", "AnnIndex", "Exclude", "Metric", "exact_search"]
+__all__ = ["DEFAULT_PARAMS", "AnnIndex", "Exclude", "Metric", "exact_search", "insertion_order"]
 
 Metric = Literal["ip", "cosine"]
 """``"ip"``: inner product (ALS scores); ``"cosine"``: inner product of unit vectors."""
@@ -193,6 +193,19 @@ def exact_search(
     return out_idx, out_scores
 
 
+def insertion_order(vectors: FloatArray, metric: Metric) -> IntArray:
+    """The order in which to insert ``vectors`` into an HNSW graph.
+
+    For inner product, shortest vectors first: inserted in random order, long
+    (popular) vectors become hubs early and the neighbour-selection heuristic prunes
+    the links between shorter ones, leaving them hard to reach (recall@100 about
+    0.7 on the benchmark at any ``ef_search``). Cosine ignores norms: keep the order.
+    """
+    if metric == "ip":
+        return np.argsort(np.einsum("ij,ij->i", vectors, vectors), kind="stable").astype(np.int64)
+    return np.arange(len(vectors), dtype=np.int64)
+
+
 class AnnIndex:
     """An HNSW index over ``n`` item vectors answering top-``k`` queries.
 
@@ -293,10 +306,11 @@ class AnnIndex:
         index = _hnswlib().Index(space=_SPACES[metric], dim=dim)
         index.init_index(max_elements=n, M=M, ef_construction=ef_construction, random_seed=seed)
         num_threads = threads if threads > 0 else -1
+        order = insertion_order(data, metric)
         for start in range(0, n, max(1, chunk_size)):
-            stop = min(n, start + max(1, chunk_size))
-            index.add_items(data[start:stop], np.arange(start, stop), num_threads=num_threads)
-            report(stop / n)
+            rows = order[start : start + max(1, chunk_size)]
+            index.add_items(data[rows], rows, num_threads=num_threads)
+            report(min(n, start + len(rows)) / n)
         return cls(index, n, dim, metric, params, threads)
 
     def search(

@@ -166,8 +166,7 @@ def test_a_promotion_message_swaps_the_model_within_a_second(harness: Harness) -
         harness.publish("rp3beta")
         log.producer().produce(MODELS_PROMOTED_TOPIC, [(b"default", b'{"version": 2}')])
         assert wait_for(
-            lambda: state.models.current is not None
-            and state.models.current.version.version == 2,
+            lambda: state.models.current is not None and state.models.current.version.version == 2,
             timeout=1.5,
         )
     finally:
