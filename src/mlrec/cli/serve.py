@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -29,12 +32,17 @@ def serve_api(
     from mlrec.services.api.config import ApiSettings, get_settings
 
     config: ApiSettings = get_settings()
+    n_workers = workers or config.workers
+    if n_workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # each worker is a process: prometheus_client aggregates them through files
+        metrics_dir = Path(tempfile.mkdtemp(prefix="mlrec-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     uvicorn.run(
         "mlrec.services.api.app:create_app",
         factory=True,
         host=host or config.host,
         port=port or config.port,
-        workers=workers or config.workers,
+        workers=n_workers,
         log_level="debug" if config.debug else "info",
         access_log=config.debug,
     )

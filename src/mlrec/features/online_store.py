@@ -9,8 +9,11 @@ Everything is keyed by ``(view, entity_id)``. Values are opaque bytes (see
 
 Rules every implementation keeps:
 
-* A write of one entity is atomic (all of its fields or none) and refreshes the
-  entity's expiry to ``written_at + ttl``.
+* A write of one entity is atomic (all of its fields or none), merges its fields
+  into the entity, and refreshes the entity's expiry to *now* + ``ttl`` (so a
+  backfilled row is kept for a full TTL; the domain's staleness rule still refuses
+  to serve it once ``written_at`` is older than the TTL). ``written_at`` becomes the
+  later of the stored and the new one.
 * Nothing is returned for an entity whose expiry has passed (the domain layer adds
   the stricter rule that a value older than the view's current TTL is stale).
 * ``max_entities`` bounds the view: beyond it, the least recently written
@@ -108,7 +111,7 @@ class OnlineStore(Protocol):
         ...
 
     def apply_ttl(self, view: str, ttl_seconds: float) -> int:
-        """Re-apply a (changed) TTL to every live entity: expiry = written_at + ttl.
+        """Re-apply a (changed) TTL to every live entity: expiry = ``written_at + ttl``.
 
         Entities already past the new TTL are removed. Returns how many were touched.
         """

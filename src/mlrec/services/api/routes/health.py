@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from mlrec.services.api.deps import StateDep
 from mlrec.services.api.schemas import HealthPublic
@@ -44,5 +46,9 @@ async def ready(state: StateDep) -> Response:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
-    """Prometheus exposition of every mlrec metric in this process."""
+    """Prometheus exposition of every mlrec metric (of all workers, when several run)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
