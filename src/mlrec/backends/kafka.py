@@ -337,9 +337,13 @@ class KafkaConsumer:
             )
             total = 0
             for tp in positions:
-                low, high = self._consumer.get_watermark_offsets(
-                    tp, timeout=self.timeout_s, cached=False
-                )
+                # The watermarks cached from the last fetch cost nothing; asking the
+                # broker costs a round trip per partition, so only when none is cached.
+                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if low < 0 or high < 0:
+                    low, high = self._consumer.get_watermark_offsets(
+                        tp, timeout=self.timeout_s, cached=False
+                    )
                 position = tp.offset
                 if position < 0:
                     position = committed.get((tp.topic, tp.partition), -1)

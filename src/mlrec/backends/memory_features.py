@@ -153,6 +153,11 @@ class InMemoryOnlineStore:
                 out.append(ordered[:limit])
             return out
 
+    def contains_recent(self, view: str, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        with self._lock:
+            table = self._recent.setdefault(view, {})
+            return [member in (self._fresh(table, entity) or {}) for entity, member in pairs]
+
     def increment(
         self,
         view: str,

@@ -88,6 +88,15 @@ local function trim(index, expiry, now, limit)
 end
 """
 
+# KEYS: recent-list key per pair. ARGV: member per pair. Returns 1/0 per pair.
+_CONTAINS = """
+local out = {}
+for i = 1, #KEYS do
+  out[i] = redis.call('ZSCORE', KEYS[i], ARGV[i]) and 1 or 0
+end
+return out
+"""
+
 # KEYS: index, expiry, hash of each row. ARGV: ttl_ms, max_entities (0 = none),
 # hash key prefix, trim limit, then per row: entity, written_at, n_fields, f1, v1, ...
 _WRITE_ROWS = (
@@ -339,6 +348,7 @@ class RedisOnlineStore:
         self._increment = register(_INCREMENT)
         self._add_decayed = register(_ADD_DECAYED)
         self._top = register(_TOP)
+        self._contains = register(_CONTAINS)
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -541,6 +551,17 @@ class RedisOnlineStore:
                 pipe.zrevrange(prefix + entity, 0, limit - 1, withscores=True)
             replies = pipe.execute()
         return [[(m.decode(), float(s)) for m, s in reply] for reply in replies]
+
+    def contains_recent(self, view: str, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """For each ``(entity_id, member)``: ZSCORE in a script, one call per chunk."""
+        if not pairs:
+            return []
+        prefix = f"{self.key_prefix}:_recent:{view}:"
+        calls: list[tuple[Any, list[str], list[Any]]] = [
+            (self._contains, [prefix + entity for entity, _ in chunk], [m for _, m in chunk])
+            for chunk in _chunks(pairs)
+        ]
+        return [bool(flag) for reply in self._run_scripts(calls) for flag in reply]
 
     def increment(
         self,

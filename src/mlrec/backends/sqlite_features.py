@@ -410,6 +410,21 @@ class SqliteOnlineStore:
                 for entity in entity_ids
             ]
 
+    def contains_recent(self, view: str, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """For each ``(entity_id, member)``, whether it is on the entity's live recent list."""
+        now = self.clock.now()
+        with self._read() as conn:
+            live = self._live_entities(conn, _RECENT, view, sorted({e for e, _ in pairs}), now)
+            return [
+                entity in live
+                and conn.execute(
+                    "SELECT 1 FROM recent WHERE view = ? AND entity = ? AND member = ?",
+                    (view, entity, member),
+                ).fetchone()
+                is not None
+                for entity, member in pairs
+            ]
+
     def increment(
         self,
         view: str,

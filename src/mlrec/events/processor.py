@@ -20,7 +20,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from mlrec.events.log import DLQ_TOPIC, EventConsumer, EventProducer, LogRecord
 from mlrec.events.schemas import InteractionEvent
-from mlrec.events.serde import EventDecodeError, decode_event
+from mlrec.events.serde import EventDecodeError, decode_events
 
 __all__ = ["ProcessorStats", "StreamProcessor"]
 
@@ -102,11 +102,12 @@ class StreamProcessor:
         started = time.perf_counter()
         events: list[InteractionEvent] = []
         bad: list[tuple[bytes | None, bytes]] = []
-        for record in records:
-            try:
-                events.append(decode_event(record.value))
-            except EventDecodeError as exc:
-                bad.append((record.key, _dead_letter(record, str(exc))))
+        decoded = decode_events([record.value for record in records])
+        for record, result in zip(records, decoded, strict=True):
+            if isinstance(result, EventDecodeError):
+                bad.append((record.key, _dead_letter(record, str(result))))
+            else:
+                events.append(result)
         if bad:
             self.dead_letters.produce(DLQ_TOPIC, bad)
         applied = self.sink(events) if events else 0

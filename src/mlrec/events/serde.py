@@ -11,7 +11,9 @@ import pydantic
 from mlrec.core.errors import ValidationError
 from mlrec.events.schemas import InteractionEvent
 
-__all__ = ["EventDecodeError", "decode_event", "encode_event", "event_key"]
+__all__ = ["EventDecodeError", "decode_event", "decode_events", "encode_event", "event_key"]
+
+_BATCH = pydantic.TypeAdapter(list[InteractionEvent])
 
 
 class EventDecodeError(ValidationError):
@@ -38,3 +40,23 @@ def decode_event(payload: bytes) -> InteractionEvent:
             for error in exc.errors()
         )
         raise EventDecodeError(f"invalid event: {problems}") from None
+
+
+def decode_events(payloads: list[bytes]) -> list[InteractionEvent | EventDecodeError]:
+    """Parse many records at once; each position holds the event or why it is invalid.
+
+    The whole batch is validated in one call (several times faster than one call
+    per record); only when that fails are records parsed one by one to find the bad.
+    """
+    if not payloads:
+        return []
+    try:
+        return list(_BATCH.validate_json(b"[" + b",".join(payloads) + b"]"))
+    except (pydantic.ValidationError, ValueError):
+        results: list[InteractionEvent | EventDecodeError] = []
+        for payload in payloads:
+            try:
+                results.append(decode_event(payload))
+            except EventDecodeError as exc:
+                results.append(exc)
+        return results

@@ -134,6 +134,11 @@ class OnlineStore(Protocol):
         """Each entity's recent members with timestamps, newest first, at most ``limit``."""
         ...
 
+    def contains_recent(self, view: str, pairs: Sequence[tuple[str, str]]) -> list[bool]:
+        """For each ``(entity_id, member)``, whether the member is on the entity's recent
+        list (one round trip for the whole batch: the stream processor's dedup check)."""
+        ...
+
     def increment(
         self,
         view: str,

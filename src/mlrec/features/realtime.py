@@ -87,15 +87,15 @@ class RealtimeFeatures:
         self.seen_view = f"{prefix}user_seen_events"
 
     def _unseen(self, interactions: Sequence[Interaction]) -> list[Interaction]:
-        with_ids = [i for i in interactions if i.event_id is not None]
-        if not with_ids:
+        pairs = [(i.user_id, i.event_id) for i in interactions if i.event_id is not None]
+        if not pairs:
             return list(interactions)
-        users = sorted({i.user_id for i in with_ids})
-        seen_lists = self.online.read_recent(self.seen_view, users, self.config.dedup_window)
         seen = {
-            (user, event_id)
-            for user, members in zip(users, seen_lists, strict=True)
-            for event_id, _ in members
+            pair
+            for pair, found in zip(
+                pairs, self.online.contains_recent(self.seen_view, pairs), strict=True
+            )
+            if found
         }
         fresh: list[Interaction] = []
         for interaction in interactions:
@@ -129,33 +129,47 @@ class RealtimeFeatures:
         if not interactions:
             return 0
         cfg = self.config
+        # Aggregate the batch first, so the store does one update per user / item
+        # rather than one per event (hot items and busy users dominate real streams).
+        recent: dict[tuple[str, str], float] = {}
+        counters: dict[str, dict[str, float]] = {}
+        latest: dict[str, float] = {}
+        popularity: dict[str, list[tuple[float, float]]] = {}
+        for i in interactions:
+            key = (i.user_id, i.item_id)
+            recent[key] = max(recent.get(key, i.timestamp), i.timestamp)
+            buckets = counters.setdefault(i.user_id, {})
+            for bucket in (
+                f"h:{int(i.timestamp // HOUR * HOUR)}",
+                f"d:{int(i.timestamp // DAY * DAY)}",
+            ):
+                buckets[bucket] = buckets.get(bucket, 0.0) + 1.0
+            latest[i.user_id] = max(latest.get(i.user_id, i.timestamp), i.timestamp)
+            popularity.setdefault(i.item_id, []).append((i.weight, i.timestamp))
         self.online.push_recent(
             self.recent_view,
-            [RecentEntry(i.user_id, i.item_id, i.timestamp) for i in interactions],
+            [RecentEntry(user, item, ts) for (user, item), ts in recent.items()],
             cfg.recent_items,
             cfg.user_ttl_seconds,
         )
         now = self.clock.now()
         self.online.increment(
             self.activity_view,
-            [
-                CounterUpdate(
-                    i.user_id,
-                    {
-                        f"h:{int(i.timestamp // HOUR * HOUR)}": 1.0,
-                        f"d:{int(i.timestamp // DAY * DAY)}": 1.0,
-                    },
-                    i.timestamp,
-                )
-                for i in interactions
-            ],
+            [CounterUpdate(user, deltas, latest[user]) for user, deltas in counters.items()],
             cfg.user_ttl_seconds,
             drop_before={"h": now - DAY - HOUR, "d": now - 8 * DAY},
         )
+        half_life = cfg.popularity_half_life_seconds
+        decayed = []
+        for item, contributions in popularity.items():
+            # Σ w·2^((t - t_ref)/h) at t_ref = the newest: the same decayed sum in one entry
+            t_ref = max(t for _, t in contributions)
+            amount = sum(w * 2.0 ** ((t - t_ref) / half_life) for w, t in contributions)
+            decayed.append((item, amount, t_ref))
         self.online.add_decayed(
             self.popularity_view,
-            [(i.item_id, i.weight, i.timestamp) for i in interactions],
-            cfg.popularity_half_life_seconds,
+            decayed,
+            half_life,
             cfg.popularity_ttl_seconds,
             cfg.max_popular_items,
         )

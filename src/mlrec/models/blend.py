@@ -48,10 +48,10 @@ class BlendParams:
     """
 
     ease: float = 1.0
-    rp3beta: float = 0.25
-    itemknn: float = 0.5
-    sequential: float = 0.5
-    als: float = 1.0
+    rp3beta: float = 0.0
+    itemknn: float = 0.0
+    sequential: float = 0.25
+    als: float = 0.75
 
     def __post_init__(self) -> None:
         weights = [getattr(self, name) for name in COMPONENTS]

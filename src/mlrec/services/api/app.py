@@ -10,13 +10,14 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlrec.backends.factory import (
     open_artifact_store,
@@ -134,6 +135,37 @@ def build_state(settings: ApiSettings) -> ApiState:
     return state
 
 
+class RequestMetrics:
+    """Pure ASGI middleware timing each request by route template and status.
+
+    (Starlette's ``BaseHTTPMiddleware`` would double the per-request overhead.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = scope.get("route")
+            REQUEST_SECONDS.labels(
+                scope["method"], getattr(route, "path", "unmatched"), str(status)
+            ).observe(time.perf_counter() - started)
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
@@ -154,6 +186,7 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
             yield
         finally:
             await built.service.batcher.close()
+            await built.service.history_batcher.close()
             if state is None:
                 built.close()
 
@@ -172,18 +205,7 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
         allow_headers=["*"],
     )
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(RequestMetrics)
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:

@@ -1,8 +1,8 @@
-"""Micro-batching: concurrent scoring requests combined into one matrix operation.
+"""Micro-batching: concurrent requests share one Redis round trip and one matrix product.
 
-Each request's history row waits at most ``max_wait`` seconds for others; a batch of
-up to ``max_batch`` rows is scored with one ``score_histories`` call in a worker
-thread (numpy releases the GIL), then each request gets its own top-k.
+Each request waits at most ``max_wait`` seconds for others; a batch of up to
+``max_batch`` is handled by one call in a worker thread (Redis I/O and numpy release
+the GIL), so the event loop never blocks on either.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +21,7 @@ from prometheus_client import Histogram
 
 from mlrec.models.base import Recommender
 
-__all__ = ["ScoringBatcher", "TopK"]
+__all__ = ["MicroBatcher", "ScoringBatcher", "TopK"]
 
 BATCH_SIZE = Histogram(
     "mlrec_api_scoring_batch_size",
@@ -33,6 +35,8 @@ SCORING_SECONDS = Histogram(
 )
 
 TopK = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass
@@ -43,7 +47,6 @@ class _Job:
     k: int
     exclude: bool
     allowed: npt.NDArray[np.bool_] | None
-    future: asyncio.Future[TopK]
 
 
 def _top_k_row(scores: npt.NDArray[np.float32], k: int) -> TopK:
@@ -82,19 +85,94 @@ def _score(jobs: list[_Job]) -> list[TopK]:
     return results
 
 
-class ScoringBatcher:
-    """Collects scoring jobs from concurrent requests and scores them together.
+class MicroBatcher(Generic[K, V]):
+    """Runs ``fn`` over the items of concurrent callers, a batch at a time, in a thread.
+
+    Each caller's item waits at most ``max_wait`` seconds for company; ``fn`` gets up to
+    ``max_batch`` items and returns one result per item. Work that is I/O (a Redis
+    round trip) or numpy (a matrix product) runs off the event loop and is amortised.
 
     Args:
-        max_batch: most jobs per matrix operation (1 disables batching).
-        max_wait_seconds: longest the first job of a batch waits for company.
+        fn: maps a list of items to the list of their results (same order).
+        max_batch: most items per call (1 disables waiting).
+        max_wait_seconds: longest the first item of a batch waits for others.
+        group: items with different keys never share a call (e.g. two model versions).
     """
+
+    def __init__(
+        self,
+        fn: Callable[[list[K]], list[V]],
+        max_batch: int = 32,
+        max_wait_seconds: float = 0.002,
+        group: Callable[[K], object] = lambda _item: None,
+    ) -> None:
+        self.fn = fn
+        self.max_batch = max_batch
+        self.max_wait = max_wait_seconds
+        self.group = group
+        self._queue: asyncio.Queue[tuple[K, asyncio.Future[V]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, item: K) -> V:
+        """The result of ``fn`` for ``item``, computed together with concurrent items."""
+        if self.max_batch <= 1:
+            return (await asyncio.to_thread(self.fn, [item]))[0]
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._run())
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        await self._queue.put((item, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            jobs = [await queue.get()]
+            deadline = time.monotonic() + self.max_wait
+            while len(jobs) < self.max_batch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    while len(jobs) < self.max_batch and not queue.empty():
+                        jobs.append(queue.get_nowait())
+                    break
+                try:
+                    jobs.append(await asyncio.wait_for(queue.get(), remaining))
+                except TimeoutError:
+                    break
+            groups: dict[object, list[tuple[K, asyncio.Future[V]]]] = {}
+            for job in jobs:
+                groups.setdefault(self.group(job[0]), []).append(job)
+            for group in groups.values():
+                try:
+                    results = await asyncio.to_thread(self.fn, [item for item, _ in group])
+                except Exception as exc:
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(group, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+
+    async def close(self) -> None:
+        """Stop the worker task."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+            self._queue = None
+
+
+class ScoringBatcher:
+    """Top-k scoring of concurrent requests in one matrix operation per batch."""
 
     def __init__(self, max_batch: int = 32, max_wait_seconds: float = 0.002) -> None:
         self.max_batch = max_batch
-        self.max_wait = max_wait_seconds
-        self._queue: asyncio.Queue[_Job] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._batcher: MicroBatcher[_Job, TopK] = MicroBatcher(
+            _score, max_batch, max_wait_seconds, group=lambda job: id(job.model)
+        )
 
     async def top_k(
         self,
@@ -113,53 +191,8 @@ class ScoringBatcher:
             exclude: drop the history's items from the answer.
             allowed: boolean mask of items that may be recommended.
         """
-        loop = asyncio.get_running_loop()
-        job = _Job(model, items, weights, k, exclude, allowed, loop.create_future())
-        if self.max_batch <= 1:
-            return (await asyncio.to_thread(_score, [job]))[0]
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.create_task(self._run())
-        await self._queue.put(job)
-        return await job.future
-
-    async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
-        while True:
-            jobs = [await queue.get()]
-            deadline = time.monotonic() + self.max_wait
-            while len(jobs) < self.max_batch:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    while len(jobs) < self.max_batch and not queue.empty():
-                        jobs.append(queue.get_nowait())
-                    break
-                try:
-                    jobs.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
-            # a model swap can put two versions in one batch: score each group apart
-            groups: dict[int, list[_Job]] = {}
-            for job in jobs:
-                groups.setdefault(id(job.model), []).append(job)
-            for group in groups.values():
-                try:
-                    results = await asyncio.to_thread(_score, group)
-                except Exception as exc:
-                    for job in group:
-                        if not job.future.done():
-                            job.future.set_exception(exc)
-                    continue
-                for job, result in zip(group, results, strict=True):
-                    if not job.future.done():
-                        job.future.set_result(result)
+        return await self._batcher.submit(_Job(model, items, weights, k, exclude, allowed))
 
     async def close(self) -> None:
         """Stop the worker task."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
-            self._queue = None
+        await self._batcher.close()

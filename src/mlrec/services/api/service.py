@@ -17,7 +17,7 @@ from prometheus_client import Counter
 from mlrec.core.errors import BackendError, NotFoundError, ValidationError
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.models.base import top_k
-from mlrec.services.api.batching import ScoringBatcher
+from mlrec.services.api.batching import MicroBatcher, ScoringBatcher
 from mlrec.services.api.breaker import CircuitBreaker
 from mlrec.services.api.model_server import ModelServer, ServedModel
 from mlrec.services.api.schemas import (
@@ -76,6 +76,9 @@ class RecommendationService:
         self.batcher = batcher
         self.history_limit = history_limit
         self.breaker = CircuitBreaker()
+        self.history_batcher: MicroBatcher[str, tuple[list[str], str | None]] = MicroBatcher(
+            self._live_histories, batcher.max_batch, 0.0005
+        )
         self._masks: dict[tuple[int, str, frozenset[str]], npt.NDArray[np.bool_]] = {}
 
     # -- helpers -------------------------------------------------------------------
@@ -86,6 +89,10 @@ class RecommendationService:
             return None
         v = served.version
         return ModelPublic(name=v.name, version=v.version, algorithm=v.algorithm)
+
+    def _live_histories(self, user_ids: list[str]) -> list[tuple[list[str], str | None]]:
+        histories, reason = self.live_history(user_ids)
+        return [(history, reason) for history in histories]
 
     def live_history(self, user_ids: Sequence[str]) -> tuple[list[list[str]], str | None]:
         """Recent items of each user, or empty lists and a reason if the store is down."""
@@ -241,9 +248,10 @@ class RecommendationService:
         parsed = parse_filter(item_filter)
         reasons: list[str] = []
         if live is None:
-            histories, reason = self.live_history([user_id] if user_id else [])
-            live = histories[0] if histories else []
-            live_reason = reason
+            if user_id:
+                live, live_reason = await self.history_batcher.submit(user_id)
+            else:
+                live = []
         if live_reason:
             reasons.append(live_reason)
         history = list(recent_item_ids) + [i for i in live if i not in recent_item_ids]

@@ -16,7 +16,7 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", response_model=HealthPublic)
-def health() -> HealthPublic:
+async def health() -> HealthPublic:
     """The process is alive and serving HTTP."""
     return HealthPublic(status="ok")
 

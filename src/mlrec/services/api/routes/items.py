@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/items", tags=["items"])
 
 
 @router.get("/popular", response_model=ItemsPublic)
-def popular_items(
+async def popular_items(
     service: ServiceDep,
     settings: SettingsDep,
     k: Annotated[int, Query(ge=1, le=1000)] = 10,
@@ -27,7 +27,7 @@ def popular_items(
 
 
 @router.get("/{item_id}/similar", response_model=ItemsPublic)
-def similar_items(
+async def similar_items(
     item_id: Annotated[str, Path(min_length=1, max_length=256)],
     service: ServiceDep,
     settings: SettingsDep,
