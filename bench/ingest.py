@@ -23,6 +23,7 @@ The last line is the summary: ``ingest: events_per_s=<x> ratio_to_bare=<x>``.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import random
 import statistics
@@ -116,6 +117,7 @@ def run_processor(
     features = RealtimeFeatures(store, prefix=prefix)
     dlq = KafkaProducer(bootstrap, client_id="bench-dlq")
     processor = StreamProcessor(consumer, realtime_sink(features), dlq, max_batch=batch)
+    gc.freeze()  # as `mlrec serve stream` does after start-up
     started = 0.0
     try:
         while processor.stats.records < n:

@@ -420,6 +420,19 @@ class OnlineStoreContract:
 
         assert store.read_recent("recent", ["u1"], 10) == [[("i1", t + 2), ("i2", t + 1)]]
 
+    def test_contains_recent_answers_per_pair_in_order(
+        self, store: OnlineStore, clock: Clock
+    ) -> None:
+        t = clock.now()
+        store.push_recent(
+            "seen", [RecentEntry("u1", "e1", t), RecentEntry("u2", "e2", t)], 10, LONG_TTL
+        )
+
+        pairs = [("u1", "e1"), ("u1", "e2"), ("u2", "e2"), ("nobody", "e1")]
+        assert store.contains_recent("seen", pairs) == [True, False, True, False]
+        assert store.contains_recent("other", pairs[:1]) == [False]
+        assert store.contains_recent("seen", []) == []
+
     def test_push_recent_keeps_later_timestamp_when_older_arrives(
         self, store: OnlineStore, clock: Clock
     ) -> None:

@@ -214,7 +214,9 @@ for i = 1, #KEYS do
   seen[KEYS[i]] = true
 end
 for key in pairs(seen) do
-  redis.call('ZREMRANGEBYRANK', key, 0, -(max_len + 1))
+  if redis.call('ZCARD', key) > max_len then
+    redis.call('ZREMRANGEBYRANK', key, 0, -(max_len + 1))
+  end
   redis.call('PEXPIRE', key, ttl)
 end
 return 0
@@ -231,11 +233,16 @@ local a = 3 + 2 * n_drop
 for i = 1, #KEYS do
   local key, n = KEYS[i], tonumber(ARGV[a])
   a = a + 1
+  local created = false
   for j = 0, n - 1 do
-    redis.call('HINCRBYFLOAT', key, ARGV[a + 2 * j], ARGV[a + 2 * j + 1])
+    local delta = ARGV[a + 2 * j + 1]
+    local total = redis.call('HINCRBYFLOAT', key, ARGV[a + 2 * j], delta)
+    -- counters only grow, so total == delta means a new counter (e.g. a new bucket)
+    if tonumber(total) == tonumber(delta) then created = true end
   end
   a = a + 2 * n
-  if n_drop > 0 then
+  -- old buckets can only appear to expire when a new one starts: scan only then
+  if n_drop > 0 and created then
     for _, name in ipairs(redis.call('HKEYS', key)) do
       local prefix, start = string.match(name, '^(.*):([^:]*)$')
       if prefix and drop[prefix] then

@@ -151,7 +151,9 @@ class OnlineStore(Protocol):
         Args:
             drop_before: counters are named ``<prefix>:<bucket start>``; for each prefix
                 given, counters with a bucket start below the value are deleted in the
-                same operation (this keeps windowed counters bounded).
+                same operation (this keeps windowed counters bounded). An implementation
+                may defer the deletion until the entity next gets a new counter, so
+                readers still filter buckets by their start.
         """
         ...
 

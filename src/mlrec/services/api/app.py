@@ -6,6 +6,7 @@ their own ``state`` (or override dependencies) instead.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -182,6 +183,7 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = state or build_state(settings or get_settings())
         app.state.mlrec = built
+        gc.freeze()  # the model and indexes live as long as the process: stop rescanning them
         try:
             yield
         finally:
