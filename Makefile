@@ -41,6 +41,11 @@ unit: install ## Unit tests only: fast, offline, no servers.
 bench: install ## Benchmarks; each prints its figures beside its baseline and one summary line.
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/ann.py
+	$(BIN)/python bench/features.py
+	$(BIN)/python bench/api.py
+	$(BIN)/python bench/freshness.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/loss.py
 
 services-up:
 	scripts/services.sh up

@@ -337,13 +337,10 @@ class KafkaConsumer:
             )
             total = 0
             for tp in positions:
-                # The watermarks cached from the last fetch cost nothing; asking the
-                # broker costs a round trip per partition, so only when none is cached.
-                low, high = self._consumer.get_watermark_offsets(tp, cached=True)
-                if low < 0 or high < 0:
-                    low, high = self._consumer.get_watermark_offsets(
-                        tp, timeout=self.timeout_s, cached=False
-                    )
+                # a broker round trip per partition: callers keep this off hot loops
+                low, high = self._consumer.get_watermark_offsets(
+                    tp, timeout=self.timeout_s, cached=False
+                )
                 position = tp.offset
                 if position < 0:
                     position = committed.get((tp.topic, tp.partition), -1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -13,8 +14,10 @@ from mlrec.core.settings import CommonSettings, load_settings
 
 __all__ = ["console", "counting_progress", "err_console", "fail", "fraction_progress", "settings"]
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (files, CI logs) is not wrapped at rich's default of 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
 
 
 def settings() -> CommonSettings:

@@ -93,6 +93,19 @@ def materialize_command(
         f"{view}: read {report.rows_read} rows, wrote {report.rows_written} entities "
         f"in {report.seconds:.2f} s; watermark {report.watermark}"
     )
+    if report.already_stale:
+        console.print(
+            f"[yellow]note:[/] {report.already_stale} entities have values older than the "
+            f"view's TTL ({registered.view.ttl_seconds:g} s): reads report them stale"
+        )
+
+
+def _human(seconds: float) -> str:
+    """A compact duration: 45s, 3.2h, 7.0d."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if abs(seconds) >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 @features_app.command("stats")
@@ -103,33 +116,26 @@ def stats(
 ) -> None:
     """Per view: entities, bytes, TTL distribution and staleness (memory budget)."""
     store, _ = _open()
-    table = Table(title=f"online store {settings().resolved_online_store_url.split('@')[-1]}")
-    for column in (
-        "view",
-        "entities",
-        "max",
-        "bytes/entity",
-        "est. total",
-        "ttl p50/min s",
-        "age p50/max s",
-    ):
-        table.add_column(column, justify="right" if column != "view" else "left")
+    table = Table(title="online store: " + settings().resolved_online_store_url.split("@")[-1])
+    table.add_column("view", no_wrap=True)
+    for column in ("entities", "max", "B/entity", "total", "ttl left p50/min", "age p50/max"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name, view in sorted(store.views.items()):
         s = store.online.view_stats(name, sample)
         ttl = (
-            f"{statistics.median(s.ttl_remaining):.0f}/{min(s.ttl_remaining):.0f}"
+            f"{_human(statistics.median(s.ttl_remaining))}/{_human(min(s.ttl_remaining))}"
             if s.ttl_remaining
             else "-"
         )
         age = (
-            f"{statistics.median(s.write_ages):.0f}/{max(s.write_ages):.0f}"
+            f"{_human(statistics.median(s.write_ages))}/{_human(max(s.write_ages))}"
             if s.write_ages
             else "-"
         )
         table.add_row(
             name,
             str(s.entities),
-            str(view.max_entities or "∞"),
+            str(view.max_entities or "-"),
             f"{s.sampled_bytes:.0f}",
             f"{s.sampled_bytes * s.entities / 1e6:.2f} MB",
             ttl,

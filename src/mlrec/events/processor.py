@@ -91,13 +91,12 @@ class StreamProcessor:
         self.poll_timeout = poll_timeout
         self.stats = ProcessorStats()
         self._stop = threading.Event()
-        self._last_lag_check = 0.0
+        self._lag_thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         """Poll one batch, apply it, commit; returns the number of records handled."""
         records = self.consumer.poll(self.max_batch, self.poll_timeout)
         if not records:
-            self._update_lag()
             return 0
         started = time.perf_counter()
         events: list[InteractionEvent] = []
@@ -121,13 +120,12 @@ class StreamProcessor:
         EVENTS.labels("duplicate").inc(len(events) - applied)
         EVENTS.labels("dead_letter").inc(len(bad))
         BATCH_SECONDS.observe(time.perf_counter() - started)
-        self._update_lag()
         return len(records)
 
-    def _update_lag(self) -> None:
-        now = time.monotonic()
-        if now - self._last_lag_check >= 1.0:
-            self._last_lag_check = now
+    def _watch_lag(self, interval: float) -> None:
+        # Lag asks the broker (a round trip per partition): measure it beside the
+        # processing loop, never inside it.
+        while not self._stop.wait(interval):
             try:
                 LAG.set(self.consumer.lag())
             except Exception:  # lag is best effort: never stop processing for it
@@ -137,8 +135,14 @@ class StreamProcessor:
         """Process until :meth:`stop`; on a failing sink or log, back off and retry.
 
         Nothing is committed for a failed batch and the consumer is rewound to the
-        last commit, so the batch is redelivered rather than skipped.
+        last commit, so the batch is redelivered rather than skipped. Consumer lag is
+        measured every few seconds in a side thread.
         """
+        if self._lag_thread is None:
+            self._lag_thread = threading.Thread(
+                target=self._watch_lag, args=(5.0,), name="stream-lag", daemon=True
+            )
+            self._lag_thread.start()
         while not self._stop.is_set():
             try:
                 self.run_once()

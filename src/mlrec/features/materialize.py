@@ -54,6 +54,9 @@ class MaterializeReport:
     rows_written: int
     watermark: float | None
     seconds: float
+    already_stale: int = 0
+    """Entities written with a timestamp already older than the view's TTL: they are
+    stored, but reads report them stale until a newer value arrives."""
 
 
 class InteractionAggregates:
@@ -219,7 +222,10 @@ def materialize(
         progress: called with ``(rows done, total or None)`` after each batch.
     """
     started = time.perf_counter()
-    declared = set(store.view(view_name).feature_names)
+    view = store.view(view_name)
+    declared = set(view.feature_names)
+    oldest_fresh = store.clock.now() - view.ttl_seconds
+    already_stale = 0
     total = source.count(since)
     read = written = 0
     watermark = since
@@ -232,6 +238,7 @@ def materialize(
                 merged = {**previous[0], **values} if previous else values
                 latest[entity] = (merged, timestamp)
             watermark = timestamp if watermark is None else max(watermark, timestamp)
+        already_stale += sum(1 for _, ts in latest.values() if ts < oldest_fresh)
         written += store.write_features(
             view_name,
             {entity: values for entity, (values, _) in latest.items()},
@@ -240,4 +247,6 @@ def materialize(
         read += len(batch)
         if progress is not None:
             progress(read, total)
-    return MaterializeReport(view_name, read, written, watermark, time.perf_counter() - started)
+    return MaterializeReport(
+        view_name, read, written, watermark, time.perf_counter() - started, already_stale
+    )
