@@ -66,16 +66,26 @@ def grids(quick: bool) -> dict[str, Grid]:
     if quick:
         return {
             "most_popular": [{}],
-            "ease": product(l2=[250.0, 500.0, 1000.0]),
+            "ease": [
+                {"l2": 500.0, "dropout": 0.0, "binary": True},  # plain EASE
+                *product(l2=[100.0, 300.0, 1000.0], dropout=[0.7, 0.85]),
+            ],
             "itemknn": product(neighbours=[100, 200], shrink=[10.0, 50.0]),
             "rp3beta": product(neighbours=[200], alpha=[0.8, 1.0], beta=[0.3, 0.5]),
             "als": product(factors=[16, 32], regularization=[1.0, 10.0], alpha=[5.0]),
             "sequential": product(window=[1, 3], beta=[0.5]),
-            "blend": product(rp3beta=[0.0, 0.25], itemknn=[0.5], sequential=[0.5], als=[0.5, 1.0]),
+            "blend": product(
+                rp3beta=[0.0, 0.25], itemknn=[0.0], sequential=[0.1, 0.25], als=[0.5, 0.75, 1.0]
+            ),
         }
     return {
         "most_popular": [{}],
-        "ease": product(l2=[100.0, 250.0, 500.0, 1000.0]),
+        "ease": [
+            *product(l2=[250.0, 500.0, 1000.0], dropout=[0.0], binary=[True]),  # plain EASE
+            *product(
+                l2=[100.0, 300.0, 1000.0], dropout=[0.5, 0.7, 0.85, 0.9], binary=[True, False]
+            ),
+        ],
         "itemknn": product(
             neighbours=[100, 200, 400], shrink=[10.0, 50.0], weighting=["none", "tfidf"]
         ),
@@ -84,9 +94,9 @@ def grids(quick: bool) -> dict[str, Grid]:
         "sequential": product(window=[1, 3, 5], beta=[0.3, 0.5]),
         "blend": product(
             rp3beta=[0.0, 0.25, 0.5],
-            itemknn=[0.0, 0.25, 0.5],
-            sequential=[0.0, 0.5, 0.75],
-            als=[0.5, 1.0, 1.5],
+            itemknn=[0.0, 0.1, 0.25],
+            sequential=[0.0, 0.1, 0.25, 0.5],
+            als=[0.5, 0.75, 1.0],
         ),
     }
 

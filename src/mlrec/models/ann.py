@@ -55,10 +55,10 @@ DEFAULT_PARAMS: dict[str, int] = {"M": 24, "ef_construction": 100, "ef_search": 
 
 Inner product with a wide spread of item norms is much harder for HNSW than
 cosine: with these graph parameters ``ef_search=1024`` gives recall@100 just under
-0.95 and 1536 gives 0.956, still several times faster than brute force. A denser
-graph (M=32, ef_construction=200) reaches 0.95 at a much smaller ``ef_search`` but
-takes about twice as long to build. Lower ``ef_search`` for speed when
-recall 0.9 is enough; it does not have to be set at build time.
+0.95 and 1536 gives 0.956, at p99 7.6 ms per single-thread query against 114 ms for
+brute force. A denser graph (M=32, ef_construction=200) reached 0.95 at
+``ef_search=100`` on 100k items but took about twice as long to build. Lower
+``ef_search`` for speed when recall 0.9 is enough; it is not fixed at build time.
 """
 
 _FORMAT = 1

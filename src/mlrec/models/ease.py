@@ -38,19 +38,52 @@ class EASEParams:
             the same ``l2`` suits 0/1 data and ratings).
         dropout: EDLAE's dropout rate in ``[0, 1)``; adds
             ``dropout / (1 - dropout) · (XᵀX)_ii`` to item ``i``'s penalty (0 = EASE).
-        binary: train on 0/1 interactions instead of the given weights (ratings as
-            weights help on MovieLens even when every rating counts as a positive).
+        binary: train on 0/1 interactions instead of weights derived from the given
+            ones (ratings as weights help on MovieLens even when every rating
+            counts as a positive).
+        rank_weights: when not ``binary``, replace each user's weights by their
+            percentile rank within that user's row, in ``(0.5, 1.5)`` (ties share
+            their mean rank): only the order of a user's weights matters, so star
+            ratings and heavy-tailed play counts behave alike.
     """
 
     l2: float = 300.0
     dropout: float = 0.85
     binary: bool = False
+    rank_weights: bool = True
 
     def __post_init__(self) -> None:
         if self.l2 < 0:
             raise ValidationError(f"ease: l2 must be >= 0, got {self.l2}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValidationError(f"ease: dropout must be in [0, 1), got {self.dropout}")
+
+
+def rank_within_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Each stored value replaced by its percentile rank within its row, in ``(0.5, 1.5)``.
+
+    Ties get their mean rank, so a row of equal weights becomes all 1.0.
+    """
+    x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    x.sort_indices()
+    lengths = np.diff(x.indptr)
+    rows = np.repeat(np.arange(x.shape[0]), lengths)
+    order = np.lexsort((x.data, rows))
+    sorted_rows, sorted_values = rows[order], x.data[order]
+    position = np.arange(x.nnz) - x.indptr[sorted_rows]
+    starts = np.flatnonzero(
+        np.r_[
+            True, (sorted_rows[1:] != sorted_rows[:-1]) | (sorted_values[1:] != sorted_values[:-1])
+        ]
+    )
+    sizes = np.diff(np.r_[starts, x.nnz])
+    mean_position = (
+        np.repeat(np.add.reduceat(position, starts) / sizes, sizes) if x.nnz else position
+    )
+    ranks = np.empty(x.nnz, np.float64)
+    ranks[order] = 0.5 + (mean_position + 0.5) / lengths[sorted_rows]
+    x.data = ranks.astype(np.float32)
+    return x
 
 
 class EASE(Recommender):
@@ -74,9 +107,7 @@ class EASE(Recommender):
                 f"ease: {n_items} items need a dense {n_items}² matrix; "
                 f"use it up to {MAX_DENSE_ITEMS} items or pick 'als' with ANN retrieval"
             )
-        x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-        if self.params.binary:
-            x.data[:] = 1.0
+        x = self._prepare(matrix)
         scale = float(np.abs(x.data).mean()) if x.nnz else 1.0
         scale = scale if scale > 0 else 1.0
         x.data /= scale
@@ -96,10 +127,17 @@ class EASE(Recommender):
         self.weights: FloatArray = np.ascontiguousarray(weights, dtype=np.float32)
         progress(1.0)
 
-    def score_histories(self, histories: sp.csr_matrix) -> FloatArray:
-        x = histories.copy()
+    def _prepare(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         if self.params.binary:
+            x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
             x.data[:] = 1.0
+            return x
+        if self.params.rank_weights:
+            return rank_within_rows(matrix)
+        return sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+
+    def score_histories(self, histories: sp.csr_matrix) -> FloatArray:
+        x = self._prepare(histories)
         return np.asarray(x @ self.weights, dtype=np.float32)
 
     def item_similarities(self, item_index: int) -> FloatArray:

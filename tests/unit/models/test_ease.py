@@ -1,7 +1,52 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from mlrec.core.errors import ValidationError
 from mlrec.models import EASE, Recommender
-from tests.unit.models.contract import RecommenderContract
+from mlrec.models.ease import rank_within_rows
+from tests.unit.models.contract import RecommenderContract, demo_split
 
 
 class TestEASE(RecommenderContract):
     def make_model(self) -> Recommender:
         return EASE(l2=50.0)
+
+
+class TestPlainEASE(RecommenderContract):
+    def make_model(self) -> Recommender:
+        return EASE(l2=50.0, dropout=0.0, binary=True)
+
+
+def test_rank_within_rows_is_percentile_with_shared_ties() -> None:
+    matrix = sp.csr_matrix(np.array([[5.0, 1.0, 0.0, 3.0], [2.0, 0.0, 2.0, 0.0]], np.float32))
+    ranked = rank_within_rows(matrix).toarray()
+    np.testing.assert_allclose(ranked[0], [0.5 + 2.5 / 3, 0.5 + 0.5 / 3, 0.0, 0.5 + 1.5 / 3])
+    np.testing.assert_allclose(ranked[1], [1.0, 0.0, 1.0, 0.0])
+
+
+def test_ease_dropout_zero_binary_matches_closed_form() -> None:
+    train = demo_split()[0]
+    model = EASE(l2=10.0, dropout=0.0, binary=True).fit(train)
+    x = train.to_csr(binary=True).toarray().astype(np.float64)
+    precision = np.linalg.inv(x.T @ x + 10.0 * np.eye(x.shape[1]))
+    expected = precision / -np.diag(precision)
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(model.weights, expected, atol=1e-4)
+
+
+def test_ease_scores_do_not_depend_on_the_scale_of_weights() -> None:
+    train = demo_split()[0]
+    model = EASE(rank_weights=False).fit(train)
+    history = sp.csr_matrix(train.to_csr()[:5])
+    scaled = history.copy()
+    scaled.data *= 7.0
+    np.testing.assert_allclose(
+        model.score_histories(scaled), 7.0 * model.score_histories(history), rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("params", [{"dropout": 1.0}, {"dropout": -0.1}, {"l2": -1.0}])
+def test_ease_rejects_bad_params(params: dict[str, float]) -> None:
+    with pytest.raises(ValidationError):
+        EASE(**params)
