@@ -129,6 +129,15 @@ class Recommender(ABC):
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
         """Restore what :meth:`_state` returned."""
 
+    def retrieve(self, histories: sp.csr_matrix, k: int) -> tuple[IntArray, FloatArray] | None:
+        """Top-``k`` unseen items per history row without scoring the whole catalogue.
+
+        Models with an approximate nearest-neighbour index override this for large
+        catalogues; ``None`` (the default) means "score densely with
+        :meth:`score_histories`".
+        """
+        return None
+
     def score_users(self, user_indices: IntArray) -> FloatArray:
         """Scores of known users by dense index; models with user factors override."""
         return self.score_histories(self.user_items[user_indices])

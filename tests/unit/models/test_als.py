@@ -31,3 +31,31 @@ def test_als_embeddings_score_like_the_model() -> None:
     np.testing.assert_allclose(
         model.user_embeddings(users) @ model.embeddings().T, expected, rtol=1e-5
     )
+
+
+class TestALSWithAnnRetrieval(RecommenderContract):
+    """The whole contract again with retrieval through the ANN index (tiny threshold)."""
+
+    def make_model(self) -> Recommender:
+        return ALS(factors=16, regularization=1.0, iterations=10, num_threads=1, ann_min_items=1)
+
+
+def test_ann_retrieval_agrees_with_dense_scoring(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mlrec.models import load_model
+
+    train = demo_split()[0]
+    dense = ALS(factors=16, iterations=10, num_threads=1, ann_min_items=0).fit(train)
+    ann = ALS(factors=16, iterations=10, num_threads=1, ann_min_items=1).fit(train)
+    assert dense.ann is None and ann.ann is not None
+    users = np.arange(50, dtype=np.int64)
+    exact, _ = dense.recommend_batch(users, k=10)
+    approx, _ = ann.recommend_batch(users, k=10)
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx, strict=True)])
+    assert overlap >= 0.95
+    seen = ann.user_items[users]
+    assert not any(seen[row, item] for row in range(50) for item in approx[row])
+    retrieved = ann.retrieve(ann.user_items[users], 10)
+    assert retrieved is not None and retrieved[0].shape == (50, 10)
+    ann.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert np.array_equal(loaded.recommend_batch(users, k=10)[0], approx)
