@@ -68,7 +68,7 @@ def grids(quick: bool) -> dict[str, Grid]:
             "most_popular": [{}],
             "ease": [
                 {"l2": 500.0, "dropout": 0.0, "binary": True},  # plain EASE
-                *product(l2=[100.0, 300.0, 1000.0], dropout=[0.7, 0.85]),
+                *product(l2=[300.0, 500.0], dropout=[0.5, 0.85], binary=[True, False]),
             ],
             "itemknn": product(neighbours=[100, 200], shrink=[10.0, 50.0]),
             "rp3beta": product(neighbours=[200], alpha=[0.8, 1.0], beta=[0.3, 0.5]),

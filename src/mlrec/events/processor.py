@@ -73,7 +73,8 @@ class StreamProcessor:
         sink: applies a batch (e.g. ``RealtimeFeatures.record``), returns new count.
         dead_letters: producer for ``mlrec.interactions.dlq``.
         max_batch: records per poll.
-        poll_timeout: seconds to wait for records when idle.
+        poll_timeout: longest a poll waits to fill a batch (bounds the latency a quiet
+            stream adds before an event is applied).
     """
 
     def __init__(
@@ -82,7 +83,7 @@ class StreamProcessor:
         sink: Sink,
         dead_letters: EventProducer,
         max_batch: int = 1000,
-        poll_timeout: float = 0.05,
+        poll_timeout: float = 0.01,
     ) -> None:
         self.consumer = consumer
         self.sink = sink

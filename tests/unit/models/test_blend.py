@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import pytest
 
 from mlrec.core.errors import ValidationError
-from mlrec.models import Blend, Recommender
+from mlrec.models import EASE, Blend, Recommender
+from mlrec.models.blend import COMPONENT_PARAMS
 from tests.unit.models.contract import RecommenderContract, demo_split
 
 
@@ -21,3 +24,11 @@ def test_blend_reweight_shares_components_and_rejects_unfitted_ones() -> None:
     assert only_knn.components["itemknn"] is model.components["itemknn"]
     with pytest.raises(ValidationError):
         model.reweight(als=1.0)
+
+
+def test_blend_components_use_component_params_after_a_round_trip(tmp_path: Path) -> None:
+    model = Blend(rp3beta=0.0, itemknn=0.0, sequential=0.0, als=0.0).fit(demo_split()[0])
+    assert model.components["ease"].params == EASE(**COMPONENT_PARAMS["ease"]).params
+    model.save(tmp_path / "blend")
+    loaded = Blend.load(tmp_path / "blend")
+    assert loaded.components["ease"].params == model.components["ease"].params

@@ -37,7 +37,7 @@ def test_ease_dropout_zero_binary_matches_closed_form() -> None:
 
 def test_ease_scores_do_not_depend_on_the_scale_of_weights() -> None:
     train = demo_split()[0]
-    model = EASE(rank_weights=False).fit(train)
+    model = EASE(binary=False, rank_weights=False).fit(train)
     history = sp.csr_matrix(train.to_csr()[:5])
     scaled = history.copy()
     scaled.data *= 7.0
