@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from mlrec.backends.factory import open_feature_registry, open_online_store
+from mlrec.backends.sql.offline_source import SqlTableSource
 from mlrec.cli.common import console, counting_progress, fail, settings
 from mlrec.data import load_dataset
 from mlrec.features import (
@@ -67,6 +68,12 @@ def materialize_command(
     source: Annotated[
         Path | None, typer.Option(help="CSV or Parquet file of feature rows.")
     ] = None,
+    sql_table: Annotated[
+        str | None, typer.Option(help="SQL table of feature rows (schema.name).")
+    ] = None,
+    sql_url: Annotated[
+        str | None, typer.Option(help="Database of --sql-table (default MLREC_DATABASE_URL).")
+    ] = None,
     full: Annotated[bool, typer.Option(help="Ignore the watermark and reload everything.")] = False,
 ) -> None:
     """Load feature values into the online store, incrementally by timestamp."""
@@ -75,14 +82,18 @@ def materialize_command(
     registered = registry.get_view(view)
     store = FeatureStore(open_online_store(config.resolved_online_store_url), [registered.view])
     offline: OfflineSource
-    if source is not None:
+    if sql_table is not None:
+        offline = SqlTableSource(
+            sql_url or config.resolved_database_url, sql_table, registered.view
+        )
+    elif source is not None:
         offline = FileSource(source, registered.view)
     elif dataset is not None:
         offline = InteractionAggregates(
             load_dataset(dataset, config.data_dir), registered.view.entity
         )
     else:
-        fail("give --dataset NAME or --source FILE")
+        fail("give --dataset NAME, --source FILE or --sql-table TABLE")
         return
     since = None if full else registered.materialized_until
     with counting_progress(f"materialize {view}") as progress:

@@ -1,0 +1,75 @@
+"""SqlTableSource behaviour, shared by the SQLite (unit) and PostgreSQL (integration) tests."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Column, Float, Integer, MetaData, Numeric, String, Table, create_engine
+
+from mlrec.backends.memory_features import InMemoryOnlineStore
+from mlrec.backends.sql.engine import normalise_url
+from mlrec.backends.sql.offline_source import SqlTableSource
+from mlrec.core.clock import ManualClock
+from mlrec.core.errors import ValidationError
+from mlrec.features.definitions import Feature, FeatureView, ValueType
+from mlrec.features.materialize import materialize
+from mlrec.features.store import FeatureStore
+
+VIEW = FeatureView(
+    "item_stats",
+    "item",
+    (Feature("ctr", ValueType.FLOAT), Feature("clicks", ValueType.INT, 0)),
+    ttl_seconds=10_000,
+)
+
+
+def make_table(url: str) -> None:
+    engine = create_engine(normalise_url(url))
+    metadata = MetaData()
+    table = Table(
+        "item_features",
+        metadata,
+        Column("item", String(64)),
+        Column("timestamp", Float),
+        Column("ctr", Numeric(10, 4)),
+        Column("clicks", Integer),
+        Column("ignored", String(10)),
+    )
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            table.insert(),
+            [
+                {"item": "i1", "timestamp": 100.0, "ctr": 0.5, "clicks": 3, "ignored": "x"},
+                {"item": "i2", "timestamp": 200.0, "ctr": 0.25, "clicks": None, "ignored": "y"},
+                {"item": "i1", "timestamp": 300.0, "ctr": 0.75, "clicks": 9, "ignored": "z"},
+            ],
+        )
+    engine.dispose()
+
+
+class SqlTableSourceContract:
+    @pytest.fixture
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def test_materializes_latest_row_per_entity_then_only_newer_rows(self, url: str) -> None:
+        make_table(url)
+        clock = ManualClock(start=400.0)
+        store = FeatureStore(InMemoryOnlineStore(clock), [VIEW], clock=clock)
+        source = SqlTableSource(url, "item_features", VIEW)
+        assert source.count(None) == 3 and source.count(150.0) == 2
+        report = materialize(store, "item_stats", source, batch_size=2)
+        assert (report.rows_read, report.watermark) == (3, 300.0)
+        values = store.get_online_features("item_stats", ["i1", "i2"]).values
+        assert values == [[0.75, 9], [0.25, 0]]
+        assert materialize(store, "item_stats", source, since=report.watermark).rows_read == 0
+
+    def test_unknown_table_or_columns_are_named(self, url: str) -> None:
+        make_table(url)
+        with pytest.raises(ValidationError, match="'nope' does not exist"):
+            SqlTableSource(url, "nope", VIEW)
+        with pytest.raises(ValidationError, match="no column"):
+            SqlTableSource(url, "item_features", VIEW, timestamp_column="ts")
+        with pytest.raises(ValidationError, match="bad table name"):
+            SqlTableSource(url, "x; drop table y", VIEW)
