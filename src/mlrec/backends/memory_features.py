@@ -14,6 +14,7 @@ from mlrec.features.online_store import (
     RowWrite,
     StoredRow,
     ViewStats,
+    bucket_start,
 )
 
 __all__ = ["InMemoryOnlineStore"]
@@ -24,16 +25,6 @@ class _Entry:
     values: dict[str, bytes] = field(default_factory=dict)
     written_at: float = 0.0
     expires_at: float = 0.0
-
-
-def _bucket_start(name: str) -> tuple[str, float] | None:
-    prefix, sep, start = name.rpartition(":")
-    if not sep:
-        return None
-    try:
-        return prefix, float(start)
-    except ValueError:
-        return None
 
 
 class InMemoryOnlineStore:
@@ -173,7 +164,7 @@ class InMemoryOnlineStore:
                 for name, delta in update.deltas.items():
                     counters[name] = counters.get(name, 0.0) + delta
                 for name in list(counters):
-                    parsed = _bucket_start(name)
+                    parsed = bucket_start(name)
                     if (
                         parsed
                         and drop_before

@@ -39,6 +39,7 @@ from mlrec.features.online_store import (
     RowWrite,
     StoredRow,
     ViewStats,
+    bucket_start,
 )
 
 __all__ = ["SqliteOnlineStore"]
@@ -88,17 +89,6 @@ def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
-
-
-def _bucket_start(name: str) -> tuple[str, float] | None:
-    """``("clicks", 1700000000.0)`` for a counter named ``clicks:1700000000``."""
-    prefix, sep, start = name.rpartition(":")
-    if not sep:
-        return None
-    try:
-        return prefix, float(start)
-    except ValueError:
-        return None
 
 
 class SqliteOnlineStore:
@@ -461,7 +451,7 @@ class SqliteOnlineStore:
                     ]
                     stale = []
                     for name in names:
-                        parsed = _bucket_start(name)
+                        parsed = bucket_start(name)
                         if (
                             parsed
                             and parsed[0] in drop_before

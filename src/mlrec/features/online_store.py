@@ -35,7 +35,19 @@ __all__ = [
     "RowWrite",
     "StoredRow",
     "ViewStats",
+    "bucket_start",
 ]
+
+
+def bucket_start(name: str) -> tuple[str, float] | None:
+    """``("h", 1700000000.0)`` for a windowed counter named ``h:1700000000``, else None."""
+    prefix, sep, start = name.rpartition(":")
+    if not sep:
+        return None
+    try:
+        return prefix, float(start)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
