@@ -32,3 +32,39 @@ def ensure_services() -> dict[str, str]:
 def dataset_dir() -> Path:
     """The shared datasets (never copied into the repo)."""
     return Path(os.environ.get("MLREC_TEST_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+def wait_until_ok(url: str, timeout: float = 90.0) -> None:
+    """Poll ``url`` until it answers 200 (a server starting up)."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
+
+
+def publish_production(model: object, work: Path, dataset: str) -> str:
+    """Save ``model``, publish it as ``default`` in a fresh SQLite registry, promote it.
+
+    Returns the database URL the API should read (``MLREC_DATABASE_URL``).
+    """
+    from mlrec.backends.factory import open_artifact_store, open_model_registry
+    from mlrec.models.base import Recommender
+    from mlrec.models.publish import publish_model
+
+    assert isinstance(model, Recommender)
+    database = f"sqlite:///{work / 'meta.db'}"
+    model.save(work / "saved")
+    registry = open_model_registry(database)
+    version = publish_model(
+        model, work / "saved", [open_artifact_store(database)], registry, "default", dataset
+    )
+    registry.promote("default", version.version)
+    return database

@@ -29,16 +29,13 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _services import ROOT, dataset_dir, ensure_services
+from _services import ROOT, dataset_dir, ensure_services, publish_production, wait_until_ok
 from mlrec.backends.factory import (
-    open_artifact_store,
-    open_model_registry,
     open_online_store,
 )
 from mlrec.data import load_movielens_100k
 from mlrec.features.realtime import Interaction, RealtimeFeatures
 from mlrec.models import create_model
-from mlrec.models.publish import publish_model
 
 BARE_APP = textwrap.dedent(
     """
@@ -65,18 +62,6 @@ WRK_SCRIPT = textwrap.dedent(
 )
 
 
-def wait_ready(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not become ready")
-
-
 def start_server(
     app: str, port: int, env: dict[str, str], workers: int, factory: bool
 ) -> subprocess.Popen[bytes]:
@@ -98,7 +83,7 @@ def start_server(
     if factory:
         cmd.append("--factory")
     process = subprocess.Popen(cmd, env=env, start_new_session=True)
-    wait_ready(f"http://127.0.0.1:{port}/v1/recommendations/1?k=10")
+    wait_until_ok(f"http://127.0.0.1:{port}/v1/recommendations/1?k=10")
     return process
 
 
@@ -151,16 +136,8 @@ def main() -> None:
     services = ensure_services()
     redis_url = services["MLREC_TEST_REDIS_URL"]
     work = Path(tempfile.mkdtemp(prefix="mlrec-bench-api-"))
-    database = f"sqlite:///{work / 'meta.db'}"
-
     data = load_movielens_100k(dataset_dir() / "ml-100k")
-    model = create_model("ease").fit(data)
-    model.save(work / "saved")
-    registry = open_model_registry(database)
-    version = publish_model(
-        model, work / "saved", [open_artifact_store(database)], registry, "default", "ml-100k"
-    )
-    registry.promote("default", version.version)
+    database = publish_production(create_model("ease").fit(data), work, "ml-100k")
 
     # live history in Redis for every user: five recent items each
     online = open_online_store(redis_url)

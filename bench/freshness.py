@@ -29,11 +29,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _services import ROOT, ensure_services
-from mlrec.backends.factory import open_artifact_store, open_model_registry
+from _services import ROOT, ensure_services, publish_production, wait_until_ok
 from mlrec.data import make_demo
 from mlrec.models import create_model
-from mlrec.models.publish import publish_model
 
 LOAD_SCRIPT = """
 import json, random, sys, time, urllib.request
@@ -70,18 +68,6 @@ def post(url: str, body: dict[str, object]) -> int:
         return int(response.status)
 
 
-def wait_ready(url: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if get(url).get("status") == "ok":
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=200)
@@ -90,15 +76,8 @@ def main() -> None:
 
     services = ensure_services()
     work = Path(tempfile.mkdtemp(prefix="mlrec-bench-fresh-"))
-    database = f"sqlite:///{work / 'meta.db'}"
     data = make_demo()
-    model = create_model("ease").fit(data)
-    model.save(work / "saved")
-    registry = open_model_registry(database)
-    version = publish_model(
-        model, work / "saved", [open_artifact_store(database)], registry, "default", "demo"
-    )
-    registry.promote("default", version.version)
+    database = publish_production(create_model("ease").fit(data), work, "demo")
     redis_db = services["MLREC_TEST_REDIS_URL"].rsplit("/", 1)[0] + "/9"
     subprocess.run(["redis-cli", "-u", redis_db, "flushdb"], check=True, capture_output=True)
     env = {
@@ -127,7 +106,7 @@ def main() -> None:
     base = "http://127.0.0.1:8401"
     load = None
     try:
-        wait_ready(f"{base}/ready")
+        wait_until_ok(f"{base}/ready")
         items = data.items.ids()
         # the processor starts from the earliest offset: let it catch up before timing
         time.sleep(5)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from mlrec.core.errors import NotFoundError
 from mlrec.features.definitions import Entity, FeatureView
-from mlrec.features.registry import AppliedView, RegisteredView
+from mlrec.features.registry import AppliedView, RegisteredView, next_version
 from mlrec.models.registry import ModelVersion, NewModelVersion, Stage
 
 __all__ = ["InMemoryFeatureRegistry", "InMemoryModelRegistry"]
@@ -94,27 +94,10 @@ class InMemoryFeatureRegistry:
             applied = []
             for view in views:
                 history = self._views.setdefault(view.name, [])
-                previous = history[-1] if history else None
-                fingerprint = view.fingerprint()
-                if previous is not None and previous.fingerprint == fingerprint:
-                    applied.append(AppliedView(previous, False, False, previous.view.ttl_seconds))
-                    continue
-                current = RegisteredView(
-                    view=view,
-                    version=(previous.version + 1) if previous else 1,
-                    fingerprint=fingerprint,
-                    created_at=datetime.now(UTC),
-                    materialized_until=previous.materialized_until if previous else None,
-                )
-                history.append(current)
-                applied.append(
-                    AppliedView(
-                        current,
-                        previous is None,
-                        previous is not None,
-                        previous.view.ttl_seconds if previous else None,
-                    )
-                )
+                result = next_version(history[-1] if history else None, view)
+                if result.created or result.changed:
+                    history.append(result.registered)
+                applied.append(result)
             return applied
 
     def get_view(self, name: str) -> RegisteredView:

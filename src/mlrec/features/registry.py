@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from mlrec.features.definitions import Entity, FeatureView
 
-__all__ = ["AppliedView", "FeatureRegistry", "RegisteredView"]
+__all__ = ["AppliedView", "FeatureRegistry", "RegisteredView", "next_version"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,31 @@ class AppliedView:
     created: bool
     changed: bool
     previous_ttl: float | None
+
+
+def next_version(previous: RegisteredView | None, view: FeatureView) -> AppliedView:
+    """What applying ``view`` over its current version means (the same for every store).
+
+    Unchanged definitions keep their version; a new or changed one gets the next
+    version, carrying the materialization watermark over. The caller stores
+    ``registered`` when ``created or changed``.
+    """
+    fingerprint = view.fingerprint()
+    if previous is not None and previous.fingerprint == fingerprint:
+        return AppliedView(previous, False, False, previous.view.ttl_seconds)
+    current = RegisteredView(
+        view=view,
+        version=previous.version + 1 if previous else 1,
+        fingerprint=fingerprint,
+        created_at=datetime.now(UTC),
+        materialized_until=previous.materialized_until if previous else None,
+    )
+    return AppliedView(
+        current,
+        created=previous is None,
+        changed=previous is not None,
+        previous_ttl=previous.view.ttl_seconds if previous else None,
+    )
 
 
 class FeatureRegistry(Protocol):

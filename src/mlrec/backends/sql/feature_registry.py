@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Engine, Row, func, select, update
@@ -11,7 +11,7 @@ from mlrec.backends.sql.engine import create_sql_engine
 from mlrec.backends.sql.schema import feature_entities, feature_views
 from mlrec.core.errors import NotFoundError
 from mlrec.features.definitions import Entity, FeatureView
-from mlrec.features.registry import AppliedView, RegisteredView
+from mlrec.features.registry import AppliedView, RegisteredView, next_version
 
 __all__ = ["SqlFeatureRegistry"]
 
@@ -72,35 +72,20 @@ class SqlFeatureRegistry:
                     .limit(1)
                 ).first()
                 previous = _to_registered(previous_row) if previous_row else None
-                fingerprint = view.fingerprint()
-                if previous is not None and previous.fingerprint == fingerprint:
-                    applied.append(AppliedView(previous, False, False, previous.view.ttl_seconds))
-                    continue
-                current = RegisteredView(
-                    view=view,
-                    version=previous.version + 1 if previous else 1,
-                    fingerprint=fingerprint,
-                    created_at=datetime.now(UTC),
-                    materialized_until=previous.materialized_until if previous else None,
-                )
-                conn.execute(
-                    feature_views.insert().values(
-                        name=view.name,
-                        version=current.version,
-                        fingerprint=fingerprint,
-                        spec=view.to_dict(),
-                        created_at=current.created_at,
-                        materialized_until=current.materialized_until,
+                result = next_version(previous, view)
+                if result.created or result.changed:
+                    current = result.registered
+                    conn.execute(
+                        feature_views.insert().values(
+                            name=view.name,
+                            version=current.version,
+                            fingerprint=current.fingerprint,
+                            spec=view.to_dict(),
+                            created_at=current.created_at,
+                            materialized_until=current.materialized_until,
+                        )
                     )
-                )
-                applied.append(
-                    AppliedView(
-                        current,
-                        previous is None,
-                        previous is not None,
-                        previous.view.ttl_seconds if previous else None,
-                    )
-                )
+                applied.append(result)
         return applied
 
     def get_view(self, name: str) -> RegisteredView:
