@@ -136,17 +136,11 @@ class MicroBatcher(Generic[K, V]):
         queue = self._queue
         while True:
             jobs = [await queue.get()]
-            deadline = time.monotonic() + self.max_wait
-            while len(jobs) < self.max_batch:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    while len(jobs) < self.max_batch and not queue.empty():
-                        jobs.append(queue.get_nowait())
-                    break
-                try:
-                    jobs.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
+            # one timer per batch (not one wait per item): let concurrent callers join
+            if self.max_wait > 0 and queue.qsize() < self.max_batch - 1:
+                await asyncio.sleep(self.max_wait)
+            while len(jobs) < self.max_batch and not queue.empty():
+                jobs.append(queue.get_nowait())
             groups: dict[object, list[tuple[K, asyncio.Future[V]]]] = {}
             for job in jobs:
                 groups.setdefault(self.group(job[0]), []).append(job)
