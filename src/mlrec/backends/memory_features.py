@@ -67,11 +67,13 @@ class InMemoryOnlineStore:
         self, view: str, entity_ids: Sequence[str], fields: Sequence[str]
     ) -> list[StoredRow | None]:
         with self._lock:
-            live = self._live(view)
+            rows = self._rows.get(view, {})
+            now = self.clock.now()
             out: list[StoredRow | None] = []
             for entity in entity_ids:
-                entry = live.get(entity)
-                if entry is None:
+                entry = rows.get(entity)
+                # expired entries are purged on writes; a read only has to skip them
+                if entry is None or entry.expires_at <= now:
                     out.append(None)
                     continue
                 values = {f: entry.values[f] for f in fields if f in entry.values}

@@ -16,7 +16,7 @@ import numpy as np
 from mlrec.core.errors import ValidationError
 from mlrec.features.definitions import Feature, ValueType
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "decoder", "encode"]
 
 _F64 = struct.Struct("<d")
 _I64 = struct.Struct("<q")
@@ -113,6 +113,11 @@ def encode(feature: Feature, value: Any) -> bytes:
             f"feature {feature.name!r} is {feature.dtype.value}, got {type(value).__name__} "
             f"{value!r:.40}"
         ) from None
+
+
+def decoder(dtype: ValueType) -> Callable[[bytes], Any]:
+    """The decoding function of ``dtype`` (bind it once for hot loops)."""
+    return _DECODERS[dtype]
 
 
 def decode(dtype: ValueType, raw: bytes) -> Any:

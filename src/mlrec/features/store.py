@@ -10,13 +10,13 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlrec.core.clock import Clock, SystemClock
 from mlrec.core.errors import NotFoundError, ValidationError
-from mlrec.features.codec import decode, encode
+from mlrec.features.codec import decoder, encode
 from mlrec.features.definitions import Feature, FeatureView, check_entity_id
 from mlrec.features.metrics import (
     READ_LATENCY,
@@ -56,11 +56,27 @@ class OnlineFeatures:
 
 
 @dataclass(frozen=True)
+class _Group:
+    """The features of one view in a plan, with everything a read needs precomputed."""
+
+    view: FeatureView
+    features: tuple[Feature, ...]
+    names: tuple[str, ...]
+    columns: tuple[int, ...]
+    decoders: tuple[Callable[[bytes], Any], ...]
+    latency: Any  # labelled metric children: .labels() costs more than the observation
+    hits: Any
+    misses: Any
+    stales: Any
+    staleness: Any
+
+
+@dataclass(frozen=True)
 class _Plan:
     """A parsed list of refs: per view, the features to read and their output columns."""
 
     refs: list[str]
-    groups: list[tuple[FeatureView, tuple[Feature, ...], tuple[str, ...], tuple[int, ...]]]
+    groups: list[_Group]
 
 
 class FeatureStore:
@@ -118,11 +134,17 @@ class FeatureStore:
                 by_view.setdefault(view.name, []).append((feature, column, len(columns)))
                 columns.append(column)
         groups = [
-            (
-                self._views[name],
-                tuple(f for f, _, _ in items),
-                tuple(f.name for f, _, _ in items),
-                tuple(i for _, _, i in items),
+            _Group(
+                view=self._views[name],
+                features=tuple(f for f, _, _ in items),
+                names=tuple(f.name for f, _, _ in items),
+                columns=tuple(i for _, _, i in items),
+                decoders=tuple(decoder(f.dtype) for f, _, _ in items),
+                latency=READ_LATENCY.labels(name),
+                hits=READ_RESULTS.labels(name, "hit"),
+                misses=READ_RESULTS.labels(name, "miss"),
+                stales=READ_RESULTS.labels(name, "stale"),
+                staleness=STALENESS.labels(name),
             )
             for name, items in by_view.items()
         ]
@@ -158,42 +180,46 @@ class FeatureStore:
         missing: list[list[str]] = [[] for _ in range(n_rows)]
         stale: list[list[str]] = [[] for _ in range(n_rows)]
         now = self.clock.now()
-        for view, features, names, columns in plan.groups:
+        refs = plan.refs
+        for group in plan.groups:
             started = time.perf_counter()
-            rows = self.online.read_rows(view.name, entity_ids, names)
+            rows = self.online.read_rows(group.view.name, entity_ids, group.names)
+            ttl = group.view.ttl_seconds
+            features, columns = group.features, group.columns
+            decoded = tuple(zip(group.names, group.decoders, columns, strict=True))
             oldest_age = 0.0
             hits = misses = stales = 0
             for r, stored in enumerate(rows):
                 out = values[r]
-                if stored is None:
-                    misses += 1
+                if stored is None or now - stored.written_at > ttl:
+                    if stored is None:
+                        misses += 1
+                        report = missing[r]
+                    else:
+                        stales += 1
+                        report = stale[r]
                     for feature, column in zip(features, columns, strict=True):
                         out[column] = feature.default
-                        missing[r].append(plan.refs[column])
-                    continue
-                age = now - stored.written_at
-                if age > view.ttl_seconds:
-                    stales += 1
-                    for feature, column in zip(features, columns, strict=True):
-                        out[column] = feature.default
-                        stale[r].append(plan.refs[column])
+                        report.append(refs[column])
                     continue
                 hits += 1
-                oldest_age = max(oldest_age, age)
+                oldest_age = max(oldest_age, now - stored.written_at)
                 raw_values = stored.values
-                for feature, column in zip(features, columns, strict=True):
-                    raw = raw_values.get(feature.name)
+                for (name, decode_value, column), feature in zip(decoded, features, strict=True):
+                    raw = raw_values.get(name)
                     if raw is None:
                         out[column] = feature.default
-                        missing[r].append(plan.refs[column])
+                        missing[r].append(refs[column])
                     else:
-                        out[column] = decode(feature.dtype, raw)
-            READ_LATENCY.labels(view.name).observe(time.perf_counter() - started)
-            for result, count in (("hit", hits), ("miss", misses), ("stale", stales)):
-                if count:
-                    READ_RESULTS.labels(view.name, result).inc(count)
+                        out[column] = decode_value(raw)
+            group.latency.observe(time.perf_counter() - started)
             if hits:
-                STALENESS.labels(view.name).observe(oldest_age)
+                group.hits.inc(hits)
+                group.staleness.observe(oldest_age)
+            if misses:
+                group.misses.inc(misses)
+            if stales:
+                group.stales.inc(stales)
         return OnlineFeatures(plan.refs, list(entity_ids), values, missing, stale)
 
     # -- writes ----------------------------------------------------------------------

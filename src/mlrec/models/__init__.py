@@ -25,6 +25,7 @@ from mlrec.models.artifacts import read_artifact
 from mlrec.models.base import ItemFilter, Progress, Recommendation, Recommender, top_k
 from mlrec.models.blend import Blend
 from mlrec.models.ease import EASE
+from mlrec.models.gfcf import GFCF
 from mlrec.models.itemknn import ItemKNN
 from mlrec.models.metrics import evaluate, ranking_metrics
 from mlrec.models.popular import MostPopular
@@ -36,6 +37,7 @@ __all__ = [
     "ALS",
     "DEFAULT_ALGORITHM",
     "EASE",
+    "GFCF",
     "Blend",
     "ItemFilter",
     "ItemKNN",
@@ -55,7 +57,7 @@ __all__ = [
 
 ALGORITHMS: dict[str, type[Recommender]] = {
     cls.algorithm: cls
-    for cls in (MostPopular, EASE, ItemKNN, RP3beta, ALS, SequentialCooccurrence, Blend)
+    for cls in (MostPopular, EASE, GFCF, ItemKNN, RP3beta, ALS, SequentialCooccurrence, Blend)
 }
 """Every algorithm by its registry name."""
 

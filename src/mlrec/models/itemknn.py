@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from mlrec.core.errors import ValidationError
+from mlrec.models._item_item import SparseItemItem
 from mlrec.models._sparse import top_n_rows
-from mlrec.models.artifacts import pack_csr, unpack_csr
-from mlrec.models.base import FloatArray, Progress, Recommender
+from mlrec.models.base import Progress
 
 __all__ = ["ItemKNN"]
 
@@ -72,7 +72,7 @@ def _weight_users(x: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
     return weighted
 
 
-class ItemKNN(Recommender):
+class ItemKNN(SparseItemItem):
     """Scores ``s_uj = Σ_{i ∈ N(j)} x_ui · sim(i, j)`` with ``N(j)`` the top neighbours of ``j``.
 
     ``sim(i, j) = x_i·x_j / (‖x_i‖ ‖x_j‖ + shrink)`` over item columns. The
@@ -83,12 +83,6 @@ class ItemKNN(Recommender):
     algorithm = "itemknn"
     Params = ItemKNNParams
     params: ItemKNNParams
-
-    def _prepare(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-        if self.params.binary:
-            x.data[:] = 1.0
-        return x
 
     def _fit(self, matrix: sp.csr_matrix, progress: Progress) -> None:
         x = _weight_users(self._prepare(matrix), self.params.weighting)
@@ -107,19 +101,5 @@ class ItemKNN(Recommender):
 
         # row j holds the neighbours of target item j; scoring wants them as columns
         neighbours = top_n_rows(n_items, n_items, block, self.params.neighbours)
-        self.similarity: sp.csr_matrix = sp.csr_matrix(neighbours.T)
+        self.weights = sp.csr_matrix(neighbours.T)
         progress(1.0)
-
-    def score_histories(self, histories: sp.csr_matrix) -> FloatArray:
-        scores = self._prepare(histories) @ self.similarity
-        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
-
-    def item_similarities(self, item_index: int) -> FloatArray:
-        row: FloatArray = np.asarray(self.similarity[item_index].toarray()[0], dtype=np.float32)
-        return row
-
-    def _state(self) -> dict[str, npt.NDArray[Any]]:
-        return pack_csr("similarity", self.similarity)
-
-    def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        self.similarity = unpack_csr("similarity", arrays)

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from mlrec.core.errors import ValidationError
+from mlrec.models._item_item import SparseItemItem
 from mlrec.models._sparse import row_normalize, top_n_rows
-from mlrec.models.artifacts import pack_csr, unpack_csr
-from mlrec.models.base import FloatArray, Progress, Recommender
+from mlrec.models.base import Progress
 
 __all__ = ["RP3beta"]
 
@@ -42,7 +41,7 @@ class RP3betaParams:
             raise ValidationError(f"rp3beta: alpha must be > 0, got {self.alpha}")
 
 
-class RP3beta(Recommender):
+class RP3beta(SparseItemItem):
     """Item-item weights ``W_ij = (P_iu P_uj)^α-walk / pop(j)^β``, top-N per item.
 
     Follows Ferrari Dacrema et al.'s implementation: ``P_ui`` is the row-normalised
@@ -53,12 +52,6 @@ class RP3beta(Recommender):
     algorithm = "rp3beta"
     Params = RP3betaParams
     params: RP3betaParams
-
-    def _prepare(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        x = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-        if self.params.binary:
-            x.data[:] = 1.0
-        return x
 
     def _fit(self, matrix: sp.csr_matrix, progress: Progress) -> None:
         x = self._prepare(matrix)
@@ -84,19 +77,5 @@ class RP3beta(Recommender):
         weights = top_n_rows(n_items, n_items, block, self.params.neighbours)
         if self.params.normalize:
             weights = row_normalize(weights)
-        self.weights: sp.csr_matrix = weights
+        self.weights = weights
         progress(1.0)
-
-    def score_histories(self, histories: sp.csr_matrix) -> FloatArray:
-        scores = self._prepare(histories) @ self.weights
-        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, dtype=np.float32)
-
-    def item_similarities(self, item_index: int) -> FloatArray:
-        row: FloatArray = np.asarray(self.weights[item_index].toarray()[0], dtype=np.float32)
-        return row
-
-    def _state(self) -> dict[str, npt.NDArray[Any]]:
-        return pack_csr("weights", self.weights)
-
-    def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        self.weights = unpack_csr("weights", arrays)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -11,9 +11,9 @@ import scipy.sparse as sp
 
 from mlrec.core.errors import ValidationError
 from mlrec.core.interactions import Interactions
+from mlrec.models._item_item import SparseItemItem
 from mlrec.models._sparse import top_n_rows
-from mlrec.models.artifacts import pack_csr, unpack_csr
-from mlrec.models.base import FloatArray, Progress, Recommender
+from mlrec.models.base import Progress
 
 __all__ = ["SequentialCooccurrence"]
 
@@ -43,7 +43,7 @@ class SequentialParams:
             raise ValidationError(f"sequential: beta must be >= 0, got {self.beta}")
 
 
-class SequentialCooccurrence(Recommender):
+class SequentialCooccurrence(SparseItemItem):
     """Item-item weights from adjacency in users' time-ordered histories; scores ``X @ W``.
 
     Users tend to interact with related items in the same sitting (a MovieLens
@@ -99,23 +99,7 @@ class SequentialCooccurrence(Recommender):
             # column j of W scores target j; keep the strongest sources per target
             return np.asarray(by_column[:, start:stop].T.toarray(), np.float32)
 
-        self.weights: sp.csr_matrix = sp.csr_matrix(
+        self.weights = sp.csr_matrix(
             top_n_rows(n_items, n_items, block, self.params.neighbours).T, dtype=np.float32
         )
         progress(1.0)
-
-    def score_histories(self, histories: sp.csr_matrix) -> FloatArray:
-        x = sp.csr_matrix(histories, dtype=np.float32, copy=True)
-        x.data[:] = 1.0
-        scores = x @ self.weights
-        return np.asarray(scores.toarray() if sp.issparse(scores) else scores, np.float32)
-
-    def item_similarities(self, item_index: int) -> FloatArray:
-        row: FloatArray = np.asarray(self.weights[item_index].toarray()[0], np.float32)
-        return row
-
-    def _state(self) -> dict[str, npt.NDArray[Any]]:
-        return pack_csr("weights", self.weights)
-
-    def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        self.weights = unpack_csr("weights", arrays)

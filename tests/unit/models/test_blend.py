@@ -15,11 +15,11 @@ class TestBlend(RecommenderContract):
 
 def test_blend_rejects_all_zero_weights() -> None:
     with pytest.raises(ValidationError):
-        Blend(ease=0, rp3beta=0, itemknn=0, sequential=0, als=0)
+        Blend(ease=0, rp3beta=0, itemknn=0, sequential=0, als=0, gfcf=0)
 
 
 def test_blend_reweight_shares_components_and_rejects_unfitted_ones() -> None:
-    model = Blend(rp3beta=0.0, itemknn=1.0, sequential=0.0, als=0.0).fit(demo_split()[0])
+    model = Blend(rp3beta=0.0, itemknn=1.0, sequential=0.0, als=0.0, gfcf=0.0).fit(demo_split()[0])
     only_knn = model.reweight(ease=0.0)
     assert only_knn.components["itemknn"] is model.components["itemknn"]
     with pytest.raises(ValidationError):
@@ -27,7 +27,7 @@ def test_blend_reweight_shares_components_and_rejects_unfitted_ones() -> None:
 
 
 def test_blend_components_use_component_params_after_a_round_trip(tmp_path: Path) -> None:
-    model = Blend(rp3beta=0.0, itemknn=0.0, sequential=0.0, als=0.0).fit(demo_split()[0])
+    model = Blend(rp3beta=0.0, itemknn=0.0, sequential=0.0, als=0.0, gfcf=0.0).fit(demo_split()[0])
     assert model.components["ease"].params == EASE(**COMPONENT_PARAMS["ease"]).params
     model.save(tmp_path / "blend")
     loaded = Blend.load(tmp_path / "blend")

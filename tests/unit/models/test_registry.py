@@ -19,8 +19,8 @@ from tests.unit.models.contract import demo_split
 def test_public_api_is_pinned() -> None:
     assert sorted(models.__all__) == sorted(
         [
-            "ALGORITHMS", "ALS", "DEFAULT_ALGORITHM", "EASE", "Blend", "ItemFilter", "ItemKNN",
-            "MostPopular", "Progress", "RP3beta", "Recommendation", "Recommender",
+            "ALGORITHMS", "ALS", "DEFAULT_ALGORITHM", "EASE", "GFCF", "Blend", "ItemFilter",
+            "ItemKNN", "MostPopular", "Progress", "RP3beta", "Recommendation", "Recommender",
             "SequentialCooccurrence", "create_model", "evaluate", "load_model", "parse_params",
             "ranking_metrics", "top_k",
         ]
