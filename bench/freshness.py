@@ -68,6 +68,24 @@ def post(url: str, body: dict[str, object]) -> int:
         return int(response.status)
 
 
+def wait_caught_up(metrics_url: str, timeout: float = 300.0) -> None:
+    """Wait until the stream processor reports zero consumer lag."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(metrics_url, timeout=2) as response:
+                text = response.read().decode()
+            for line in text.splitlines():
+                if line.startswith("mlrec_stream_consumer_lag_records "):
+                    lag = float(line.split()[1])
+                    if lag == 0 and "mlrec_stream_events_total" in text:
+                        return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError("the stream processor did not catch up")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=200)
@@ -108,8 +126,9 @@ def main() -> None:
     try:
         wait_until_ok(f"{base}/ready")
         items = data.items.ids()
-        # the processor starts from the earliest offset: let it catch up before timing
-        time.sleep(5)
+        # a new consumer group starts from the earliest offset: time only once it has
+        # caught up with whatever earlier runs left on the topic (lag is sampled every 5 s)
+        wait_caught_up("http://127.0.0.1:9401/metrics")
         load = subprocess.Popen(
             [
                 sys.executable,

@@ -111,7 +111,8 @@ class StreamProcessor:
         if bad:
             self.dead_letters.produce(DLQ_TOPIC, bad)
         applied = self.sink(events) if events else 0
-        self.consumer.commit()
+        # counted as soon as applied: if the commit below fails, the redelivered batch
+        # is skipped as duplicates, and the totals must still add up
         self.stats.records += len(records)
         self.stats.applied += applied
         self.stats.duplicates += len(events) - applied
@@ -120,6 +121,7 @@ class StreamProcessor:
         EVENTS.labels("applied").inc(applied)
         EVENTS.labels("duplicate").inc(len(events) - applied)
         EVENTS.labels("dead_letter").inc(len(bad))
+        self.consumer.commit()
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return len(records)
 
