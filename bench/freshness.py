@@ -69,21 +69,27 @@ def post(url: str, body: dict[str, object]) -> int:
 
 
 def wait_caught_up(metrics_url: str, timeout: float = 300.0) -> None:
-    """Wait until the stream processor reports zero consumer lag."""
+    """Wait until the stream processor reports zero lag in two samples (5 s apart).
+
+    One zero is not enough: the gauge reads 0 before partitions are assigned.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    zeros = 0
+    while time.monotonic() < deadline and zeros < 2:
         try:
             with urllib.request.urlopen(metrics_url, timeout=2) as response:
                 text = response.read().decode()
-            for line in text.splitlines():
-                if line.startswith("mlrec_stream_consumer_lag_records "):
-                    lag = float(line.split()[1])
-                    if lag == 0 and "mlrec_stream_events_total" in text:
-                        return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise RuntimeError("the stream processor did not catch up")
+            lag = next(
+                float(line.split()[1])
+                for line in text.splitlines()
+                if line.startswith("mlrec_stream_consumer_lag_records ")
+            )
+            zeros = zeros + 1 if lag == 0 else 0
+        except (OSError, StopIteration):
+            zeros = 0
+        time.sleep(5.5)
+    if zeros < 2:
+        raise RuntimeError("the stream processor did not catch up")
 
 
 def main() -> None:
@@ -115,7 +121,9 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     stream = subprocess.Popen(
-        [mlrec, "serve", "stream", "--group", f"bench-{os.getpid()}", "--metrics-port", "9401"],
+        # one group across runs: it resumes where the last run stopped instead of
+        # replaying the whole topic
+        [mlrec, "serve", "stream", "--group", "mlrec-bench-freshness", "--metrics-port", "9401"],
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
@@ -161,6 +169,11 @@ def main() -> None:
                     break
                 if elapsed > 10:
                     timeouts += 1
+                    print(
+                        f"probe {probe}: no personal answer after 10 s; /ready: "
+                        f"{get(f'{base}/ready')}",
+                        flush=True,
+                    )
                     break
             time.sleep(0.05)
         load.wait(120)
