@@ -6,6 +6,9 @@
 | ``sqlite:///path``       | SQLite (SQLAlchemy)      | SQLite file (WAL)     |
 | ``postgresql://...``     | PostgreSQL (SQLAlchemy)  | n/a                   |
 | ``redis://host:port/db`` | n/a                      | Redis hashes + Lua    |
+
+Implementations are imported when first opened: a command that never touches SQL
+or Kafka does not pay for importing SQLAlchemy, Alembic or librdkafka.
 """
 
 from __future__ import annotations
@@ -14,28 +17,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlrec.backends.memory import InMemoryFeatureRegistry, InMemoryModelRegistry
-from mlrec.backends.memory_features import InMemoryOnlineStore
-from mlrec.backends.sql.artifact_store import SqlArtifactStore
-from mlrec.backends.sql.feature_registry import SqlFeatureRegistry
-from mlrec.backends.sql.migrate import upgrade_database
-from mlrec.backends.sql.registry import SqlModelRegistry
-from mlrec.core.clock import Clock
 from mlrec.core.errors import ConfigurationError
-from mlrec.events.log import (
-    DLQ_TOPIC,
-    INTERACTIONS_TOPIC,
-    MODELS_PROMOTED_TOPIC,
-    EventConsumer,
-    EventProducer,
-)
-from mlrec.features.online_store import OnlineStore
-from mlrec.features.registry import FeatureRegistry
-from mlrec.models.artifact_store import ArtifactStore
-from mlrec.models.registry import ModelRegistry
 
 if TYPE_CHECKING:
     from mlrec.backends.sqlite_log import SqliteEventLog
+    from mlrec.core.clock import Clock
+    from mlrec.events.log import EventConsumer, EventProducer
+    from mlrec.features.online_store import OnlineStore
+    from mlrec.features.registry import FeatureRegistry
+    from mlrec.models.artifact_store import ArtifactStore
+    from mlrec.models.registry import ModelRegistry
 
 __all__ = [
     "EventLog",
@@ -50,6 +41,8 @@ __all__ = [
 def _sql(url: str, migrate: bool) -> bool:
     if url.startswith(("sqlite:", "postgres")):
         if migrate:
+            from mlrec.backends.sql.migrate import upgrade_database
+
             upgrade_database(url)
         return True
     return False
@@ -63,8 +56,12 @@ def open_model_registry(url: str, migrate: bool = True) -> ModelRegistry:
         migrate: bring the schema up to date first (idempotent).
     """
     if url.startswith("memory://"):
+        from mlrec.backends.memory import InMemoryModelRegistry
+
         return InMemoryModelRegistry()
     if _sql(url, migrate):
+        from mlrec.backends.sql.registry import SqlModelRegistry
+
         return SqlModelRegistry(url)
     raise ConfigurationError(
         f"unsupported registry URL {url!r}: use memory://, sqlite:/// or postgresql://"
@@ -74,6 +71,8 @@ def open_model_registry(url: str, migrate: bool = True) -> ModelRegistry:
 def open_artifact_store(url: str, migrate: bool = True) -> ArtifactStore:
     """Model artifacts in the metadata DB at ``url`` (SQLite or PostgreSQL)."""
     if _sql(url, migrate):
+        from mlrec.backends.sql.artifact_store import SqlArtifactStore
+
         return SqlArtifactStore(url)
     raise ConfigurationError(
         f"unsupported artifact store URL {url!r}: use sqlite:/// or postgresql://"
@@ -83,8 +82,12 @@ def open_artifact_store(url: str, migrate: bool = True) -> ArtifactStore:
 def open_feature_registry(url: str, migrate: bool = True) -> FeatureRegistry:
     """The feature registry at ``url`` (same URLs as :func:`open_model_registry`)."""
     if url.startswith("memory://"):
+        from mlrec.backends.memory import InMemoryFeatureRegistry
+
         return InMemoryFeatureRegistry()
     if _sql(url, migrate):
+        from mlrec.backends.sql.feature_registry import SqlFeatureRegistry
+
         return SqlFeatureRegistry(url)
     raise ConfigurationError(
         f"unsupported registry URL {url!r}: use memory://, sqlite:/// or postgresql://"
@@ -94,6 +97,8 @@ def open_feature_registry(url: str, migrate: bool = True) -> FeatureRegistry:
 def open_online_store(url: str, clock: Clock | None = None) -> OnlineStore:
     """The online feature store at ``url``: ``memory://``, ``sqlite:///path`` or ``redis://``."""
     if url.startswith("memory://"):
+        from mlrec.backends.memory_features import InMemoryOnlineStore
+
         return InMemoryOnlineStore(clock)
     if url.startswith("sqlite:///"):
         from mlrec.backends.sqlite_features import SqliteOnlineStore
@@ -142,6 +147,8 @@ class EventLog:
 
     def ensure_topics(self, topics: Mapping[str, int] | None = None) -> None:
         """Create ``topics`` (name -> partitions; default: interactions, DLQ, promotions)."""
+        from mlrec.events.log import DLQ_TOPIC, INTERACTIONS_TOPIC, MODELS_PROMOTED_TOPIC
+
         wanted = dict(
             topics or {INTERACTIONS_TOPIC: self.partitions, DLQ_TOPIC: 1, MODELS_PROMOTED_TOPIC: 1}
         )

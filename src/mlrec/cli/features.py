@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from mlrec.backends.factory import open_feature_registry, open_online_store
-from mlrec.backends.sql.offline_source import SqlTableSource
 from mlrec.cli.common import console, counting_progress, fail, settings
 from mlrec.data import load_dataset
 from mlrec.features import (
@@ -83,6 +82,8 @@ def materialize_command(
     store = FeatureStore(open_online_store(config.resolved_online_store_url), [registered.view])
     offline: OfflineSource
     if sql_table is not None:
+        from mlrec.backends.sql.offline_source import SqlTableSource
+
         offline = SqlTableSource(
             sql_url or config.resolved_database_url, sql_table, registered.view
         )

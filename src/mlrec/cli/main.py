@@ -27,7 +27,6 @@ from mlrec.core.errors import MlrecError
 from mlrec.core.interactions import Interactions
 from mlrec.core.settings import CommonSettings
 from mlrec.data import load_dataset, load_interactions, random_split_per_user
-from mlrec.events.log import MODELS_PROMOTED_TOPIC
 from mlrec.models import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -68,6 +67,8 @@ def _registry(config: CommonSettings) -> ModelRegistry:
 
 def _announce_promotion(config: CommonSettings, version: ModelVersion) -> None:
     """Tell serving replicas at once (they also poll the registry as a fallback)."""
+    from mlrec.events.log import MODELS_PROMOTED_TOPIC
+
     payload = json.dumps(
         {"name": version.name, "version": version.version, "sha256": version.artifact_sha256}
     ).encode()

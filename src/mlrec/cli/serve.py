@@ -12,11 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlrec.backends.factory import open_event_log, open_online_store
 from mlrec.cli.common import console, settings
-from mlrec.events.log import INTERACTIONS_TOPIC
-from mlrec.events.processor import StreamProcessor
-from mlrec.features.realtime import Interaction, RealtimeFeatures
 
 serve_app = typer.Typer(help="Run mlrec services.")
 
@@ -60,6 +56,11 @@ def serve_stream(
     Run one per partition at most to scale out; they share the consumer group.
     """
     from prometheus_client import start_http_server
+
+    from mlrec.backends.factory import open_event_log, open_online_store
+    from mlrec.events.log import INTERACTIONS_TOPIC
+    from mlrec.events.processor import StreamProcessor
+    from mlrec.features.realtime import Interaction, RealtimeFeatures
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = settings()
