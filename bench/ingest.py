@@ -30,7 +30,6 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,7 +50,8 @@ from mlrec.events import (
 )
 from mlrec.events.processor import StreamProcessor
 from mlrec.features.online_store import OnlineStore
-from mlrec.features.realtime import Interaction, RealtimeFeatures
+from mlrec.features.realtime import RealtimeFeatures
+from mlrec.services.stream import realtime_sink
 
 TYPES = [EventType.VIEW] * 6 + [EventType.CLICK] * 3 + [EventType.ADD_TO_CART, EventType.PURCHASE]
 
@@ -71,17 +71,6 @@ def make_events(n: int, users: int, items: int, seed: int = 7) -> list[tuple[byt
         )
         out.append((event_key(event), encode_event(event)))
     return out
-
-
-def realtime_sink(features: RealtimeFeatures) -> Callable[[Sequence[InteractionEvent]], int]:
-    """The processor's sink: events -> :meth:`RealtimeFeatures.record`."""
-
-    def sink(events: Sequence[InteractionEvent]) -> int:
-        return features.record(
-            [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in events]
-        )
-
-    return sink
 
 
 def run_bare(bootstrap: str, topic: str, n: int, batch: int) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from confluent_kafka import Consumer, TopicPartition
 from fastapi.testclient import TestClient
 
 from mlrec.backends.factory import (
@@ -23,12 +24,26 @@ from mlrec.events.processor import StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.models import create_model
 from mlrec.models.publish import publish_model
-from mlrec.services.api.app import _sink, build_state, create_app
+from mlrec.services.api.app import build_state, create_app
 from mlrec.services.api.config import ApiSettings
+from mlrec.services.stream import realtime_sink
 
 pytestmark = pytest.mark.integration
 
 REDIS_DB = 7  # keeps these tests' keys apart from the contract suites (db 0)
+
+
+def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
+    """Commit the group's offsets at the topic's end, so the processor under test skips
+    what earlier runs (benchmarks) left on the shared topic and reads only new events."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = []
+    for partition in partitions:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        ends.append(TopicPartition(topic, partition, high))
+    consumer.commit(offsets=ends, asynchronous=False)
+    consumer.close()
 
 
 @pytest.fixture
@@ -62,12 +77,13 @@ def api(
         kafka_bootstrap_servers=kafka_bootstrap,
     )
     state = build_state(settings)
+    start_group_at_end(kafka_bootstrap, unique_name, INTERACTIONS_TOPIC)
     # the stream processor as `mlrec serve stream` runs it, in its own consumer group
     event_log = open_event_log(kafka_bootstrap, tmp_path / "unused.db")
     online = open_online_store(live_redis)
     processor = StreamProcessor(
         event_log.consumer(unique_name, [INTERACTIONS_TOPIC]),
-        _sink(RealtimeFeatures(online)),
+        realtime_sink(RealtimeFeatures(online)),
         event_log.producer("test-dlq"),
         poll_timeout=0.02,
     )

@@ -8,7 +8,7 @@ import os
 import signal
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -60,7 +60,8 @@ def serve_stream(
     from mlrec.backends.factory import open_event_log, open_online_store
     from mlrec.events.log import INTERACTIONS_TOPIC
     from mlrec.events.processor import StreamProcessor
-    from mlrec.features.realtime import Interaction, RealtimeFeatures
+    from mlrec.features.realtime import RealtimeFeatures
+    from mlrec.services.stream import realtime_sink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = settings()
@@ -71,13 +72,10 @@ def serve_stream(
     )
     event_log.ensure_topics()
 
-    def sink(batch: Any) -> int:
-        return realtime.record(
-            [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in batch]
-        )
-
     processor = StreamProcessor(
-        event_log.consumer(group, [INTERACTIONS_TOPIC]), sink, event_log.producer("mlrec-dlq")
+        event_log.consumer(group, [INTERACTIONS_TOPIC]),
+        realtime_sink(realtime),
+        event_log.producer("mlrec-dlq"),
     )
     start_http_server(metrics_port)
     # Everything allocated so far lives for the whole process: keep the collector from

@@ -108,7 +108,7 @@ class RealtimeFeatures:
                 seen.add(key)
         return fresh
 
-    def record(self, interactions: Sequence[Interaction]) -> int:
+    def record(self, interactions: Sequence[Interaction], validated: bool = False) -> int:
         """Apply a batch of interactions to every real-time view, each event id once.
 
         Interactions carrying an ``event_id`` already applied (within the user's
@@ -117,12 +117,17 @@ class RealtimeFeatures:
         so a crash in between can only cause a redelivered event to count again
         (at-least-once), never to be lost.
 
+        Args:
+            interactions: the batch.
+            validated: the ids were already checked (e.g. parsed as events): skip it.
+
         Returns:
             how many interactions were applied.
         """
         for interaction in interactions:
-            check_entity_id(interaction.user_id)
-            check_entity_id(interaction.item_id)
+            if not validated:
+                check_entity_id(interaction.user_id)
+                check_entity_id(interaction.item_id)
             if interaction.weight <= 0:
                 raise ValidationError(f"interaction weight must be positive: {interaction}")
         interactions = self._unseen(interactions)

@@ -22,12 +22,13 @@ from mlrec.features.store import FeatureStore
 from mlrec.models import create_model
 from mlrec.models.artifact_store import LocalArtifactStore
 from mlrec.models.publish import publish_model
-from mlrec.services.api.app import _sink, create_app
+from mlrec.services.api.app import create_app
 from mlrec.services.api.batching import ScoringBatcher
 from mlrec.services.api.config import ApiSettings
 from mlrec.services.api.model_server import ModelServer
 from mlrec.services.api.service import RecommendationService
 from mlrec.services.api.state import ApiState
+from mlrec.services.stream import realtime_sink
 
 ADMIN = "s3cret"
 
@@ -63,7 +64,7 @@ class Harness:
         producer = DurableProducer(log.producer(), self.tmp / "spool")
         processor = StreamProcessor(
             log.consumer("api-test", [INTERACTIONS_TOPIC]),
-            _sink(realtime),
+            realtime_sink(realtime),
             log.producer(),
             poll_timeout=0.01,
         )

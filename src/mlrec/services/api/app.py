@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -37,9 +37,8 @@ from mlrec.core.errors import (
 )
 from mlrec.events.log import INTERACTIONS_TOPIC, MODELS_PROMOTED_TOPIC, EventProducer
 from mlrec.events.processor import StreamProcessor
-from mlrec.events.schemas import InteractionEvent
 from mlrec.features.builtin import BUILTIN_VIEWS
-from mlrec.features.realtime import Interaction, RealtimeFeatures
+from mlrec.features.realtime import RealtimeFeatures
 from mlrec.features.store import FeatureStore
 from mlrec.services.api.batching import ScoringBatcher
 from mlrec.services.api.config import ApiSettings, get_settings
@@ -48,6 +47,7 @@ from mlrec.services.api.promotions import PromotionListener
 from mlrec.services.api.routes import events, features, health, items, recommendations
 from mlrec.services.api.service import RecommendationService
 from mlrec.services.api.state import ApiState
+from mlrec.services.stream import realtime_sink
 
 __all__ = ["build_state", "create_app"]
 
@@ -72,15 +72,6 @@ def _durable_producer(primary: EventProducer, settings: ApiSettings) -> DurableP
         except ConfigurationError as exc:
             last = exc
     raise ConfigurationError(f"no free spool slot under {settings.spool_dir}: {last}")
-
-
-def _sink(realtime: RealtimeFeatures) -> Callable[[Sequence[InteractionEvent]], int]:
-    def apply(batch: Sequence[InteractionEvent]) -> int:
-        return realtime.record(
-            [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in batch]
-        )
-
-    return apply
 
 
 def build_state(settings: ApiSettings) -> ApiState:
@@ -120,7 +111,7 @@ def build_state(settings: ApiSettings) -> ApiState:
     if not event_log.is_kafka and settings.embedded_stream:
         processor = StreamProcessor(
             event_log.consumer("mlrec-stream", [INTERACTIONS_TOPIC]),
-            _sink(realtime),
+            realtime_sink(realtime),
             event_log.producer("mlrec-dlq"),
             poll_timeout=0.02,
         )
