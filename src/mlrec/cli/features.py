@@ -5,30 +5,26 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from mlrec.backends.factory import open_feature_registry, open_online_store
 from mlrec.cli.common import console, counting_progress, fail, settings
-from mlrec.data import load_dataset
-from mlrec.features import (
-    BUILTIN_ENTITIES,
-    BUILTIN_VIEWS,
-    FeatureStore,
-    FileSource,
-    InteractionAggregates,
-    OfflineSource,
-    apply_definitions,
-    load_definitions,
-    materialize,
-)
+
+if TYPE_CHECKING:
+    from mlrec.features import FeatureStore, OfflineSource
+
+# The feature-store modules are imported inside the commands, so other commands
+# (`mlrec recommend`) do not pay for them at start-up.
 
 features_app = typer.Typer(help="Feature store: definitions, materialization, stats, reads.")
 
 
 def _open() -> tuple[FeatureStore, object]:
+    from mlrec.features import FeatureStore
+
     config = settings()
     registry = open_feature_registry(config.resolved_database_url)
     online = open_online_store(config.resolved_online_store_url)
@@ -43,6 +39,8 @@ def apply(
     ] = None,
 ) -> None:
     """Register entities and views; a changed TTL is applied to keys already stored."""
+    from mlrec.features import BUILTIN_ENTITIES, BUILTIN_VIEWS, apply_definitions, load_definitions
+
     config = settings()
     entities, views = (
         load_definitions(definitions) if definitions else (BUILTIN_ENTITIES, BUILTIN_VIEWS)
@@ -76,6 +74,9 @@ def materialize_command(
     full: Annotated[bool, typer.Option(help="Ignore the watermark and reload everything.")] = False,
 ) -> None:
     """Load feature values into the online store, incrementally by timestamp."""
+    from mlrec.data import load_dataset
+    from mlrec.features import FeatureStore, FileSource, InteractionAggregates, materialize
+
     config = settings()
     registry = open_feature_registry(config.resolved_database_url)
     registered = registry.get_view(view)

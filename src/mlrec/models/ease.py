@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import scipy.linalg
 import scipy.sparse as sp
 
 from mlrec.core.errors import ModelError, ValidationError
@@ -117,6 +116,8 @@ class EASE(Recommender):
         diagonal = np.diag(gram).copy()
         dropout = self.params.dropout
         gram[np.diag_indices(n_items)] += self.params.l2 + dropout / (1.0 - dropout) * diagonal
+        import scipy.linalg  # only fitting needs it: keep serving start-up light
+
         precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
         progress(0.9)
         weights = precision / (-np.diag(precision))

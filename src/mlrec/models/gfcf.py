@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from scipy.sparse.linalg import svds
 
 from mlrec.core.errors import ValidationError
 from mlrec.models.artifacts import pack_csr, unpack_csr
@@ -86,6 +85,8 @@ class GFCF(Recommender):
         left = np.zeros((0, n_items), np.float32)
         right = np.zeros((0, n_items), np.float32)
         if self.params.alpha > 0 and k >= 1:
+            from scipy.sparse.linalg import svds  # only fitting needs it
+
             _, _, vt = svds(sp.csc_matrix(normalized), k=k, random_state=0)
             # D_i^{-1/2} V Vᵀ D_i^{1/2} = leftᵀ right; alpha is folded into left
             left = np.asarray(self.params.alpha * vt * item_scale[None, :], np.float32)
