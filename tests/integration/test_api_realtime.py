@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from fastapi.testclient import TestClient
 
 from mlrec.backends.factory import (
@@ -37,13 +37,25 @@ def start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
     """Commit the group's offsets at the topic's end, so the processor under test skips
     what earlier runs (benchmarks) left on the shared topic and reads only new events."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    ends = []
-    for partition in partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-        ends.append(TopicPartition(topic, partition, high))
-    consumer.commit(offsets=ends, asynchronous=False)
-    consumer.close()
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                ends = []
+                for partition in partitions:
+                    tp = TopicPartition(topic, partition)
+                    _, high = consumer.get_watermark_offsets(tp, timeout=10)
+                    ends.append(TopicPartition(topic, partition, high))
+                consumer.commit(offsets=ends, asynchronous=False)
+                return
+            except KafkaException:
+                # a topic created a moment ago may not have partition leaders yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        consumer.close()
 
 
 @pytest.fixture
