@@ -14,7 +14,8 @@ from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
 from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.events import InteractionEvent, encode_event, event_key
 from mlrec.events.processor import StreamProcessor
-from mlrec.features.realtime import Interaction, RealtimeFeatures
+from mlrec.features.realtime import RealtimeFeatures
+from mlrec.services.stream import realtime_sink
 from tests.contracts.event_log import poll_until
 
 pytestmark = pytest.mark.integration
@@ -26,15 +27,6 @@ def features(redis_url: str) -> Iterator[RealtimeFeatures]:
     yield RealtimeFeatures(store)
     store.flush_prefix()
     store.close()
-
-
-def sink_for(features: RealtimeFeatures):  # type: ignore[no-untyped-def]
-    def sink(events: Sequence[InteractionEvent]) -> int:
-        return features.record(
-            [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in events]
-        )
-
-    return sink
 
 
 def test_processor_applies_dedups_and_dead_letters_on_kafka_and_redis(
@@ -53,7 +45,7 @@ def test_processor_applies_dedups_and_dead_letters_on_kafka_and_redis(
     producer.produce(topic, [*records, (b"u0", b"{broken"), *records[:10]])
 
     consumer = KafkaConsumer(kafka_bootstrap, f"{name}.g", [topic])
-    processor = StreamProcessor(consumer, sink_for(features), producer, max_batch=20)
+    processor = StreamProcessor(consumer, realtime_sink(features), producer, max_batch=20)
     # The processor writes dead letters to the fixed DLQ topic; point it at ours.
     monkeypatch.setattr("mlrec.events.processor.DLQ_TOPIC", dlq_topic)
     try:
@@ -100,7 +92,7 @@ def test_failed_batch_is_redelivered_after_rewind_on_kafka(
     ]
     producer.produce(topic, [(event_key(e), encode_event(e)) for e in events])
     failures = [1]
-    real_sink = sink_for(features)
+    real_sink = realtime_sink(features)
 
     def flaky(batch: Sequence[InteractionEvent]) -> int:
         if failures[0]:

@@ -24,19 +24,11 @@ from mlrec.events import (
     event_key,
 )
 from mlrec.events.processor import StreamProcessor
-from mlrec.features.realtime import Interaction, RealtimeFeatures
+from mlrec.features.realtime import RealtimeFeatures
+from mlrec.services.stream import realtime_sink
 from tests.contracts.event_log import poll_until
 
 GROUP = "mlrec.stream"
-
-
-def realtime_sink(features: RealtimeFeatures) -> object:
-    def sink(events: Sequence[InteractionEvent]) -> int:
-        return features.record(
-            [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in events]
-        )
-
-    return sink
 
 
 class Harness:
@@ -53,7 +45,7 @@ class Harness:
             self.fail_sink -= 1
             raise RuntimeError("online store is down")
         self.applied_batches += 1
-        return realtime_sink(self.features)(events)  # type: ignore[operator, no-any-return]
+        return realtime_sink(self.features)(events)
 
     def processor(self, consumer: EventConsumer | None = None) -> StreamProcessor:
         return StreamProcessor(
