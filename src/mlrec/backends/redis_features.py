@@ -97,6 +97,15 @@ end
 return out
 """
 
+# KEYS: recent-list keys. ARGV: limit. Per key: flat member, score, ... newest first.
+# One script call instead of a pipeline of ZREVRANGE: redis-py converts each
+# pipelined WITHSCORES reply in Python, which dominated the API's history reads.
+_READ_RECENT = """
+local out, stop = {}, tonumber(ARGV[1]) - 1
+for i = 1, #KEYS do out[i] = redis.call('ZREVRANGE', KEYS[i], 0, stop, 'WITHSCORES') end
+return out
+"""
+
 # KEYS: index, expiry, hash of each row. ARGV: ttl_ms, max_entities (0 = none),
 # hash key prefix, trim limit, then per row: entity, written_at, n_fields, f1, v1, ...
 _WRITE_ROWS = (
@@ -356,6 +365,7 @@ class RedisOnlineStore:
         self._add_decayed = register(_ADD_DECAYED)
         self._top = register(_TOP)
         self._contains = register(_CONTAINS)
+        self._read_recent = register(_READ_RECENT)
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -552,12 +562,16 @@ class RedisOnlineStore:
         if limit <= 0:
             return [[] for _ in entity_ids]
         prefix = f"{self.key_prefix}:_recent:{view}:"
-        with self._errors():
-            pipe = self._client.pipeline(transaction=False)
-            for entity in entity_ids:
-                pipe.zrevrange(prefix + entity, 0, limit - 1, withscores=True)
-            replies = pipe.execute()
-        return [[(m.decode(), float(s)) for m, s in reply] for reply in replies]
+        calls: list[tuple[Any, list[str], list[Any]]] = [
+            (self._read_recent, [prefix + entity for entity in chunk], [limit])
+            for chunk in _chunks(entity_ids)
+        ]
+        out: list[list[tuple[str, float]]] = []
+        for reply in self._run_scripts(calls):
+            for flat in reply:
+                members = iter(flat)
+                out.append([(m.decode(), float(s)) for m, s in zip(members, members, strict=True)])
+        return out
 
     def contains_recent(self, view: str, pairs: Sequence[tuple[str, str]]) -> list[bool]:
         """For each ``(entity_id, member)``: ZSCORE in a script, one call per chunk."""

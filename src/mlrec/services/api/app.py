@@ -127,14 +127,24 @@ def build_state(settings: ApiSettings) -> ApiState:
     return state
 
 
-class RequestMetrics:
-    """Pure ASGI middleware timing each request by route template and status.
+_VARY_ORIGIN = (b"vary", b"Origin")
 
-    (Starlette's ``BaseHTTPMiddleware`` would double the per-request overhead.)
+
+class HttpEdge:
+    """Pure ASGI middleware: request timing by route and status, and CORS.
+
+    Only requests that carry an ``Origin`` header (browsers, cross-origin) go through
+    Starlette's ``CORSMiddleware``; the others, the bulk of service-to-service
+    traffic, just get the ``Vary: Origin`` it would add. Wrapping every response in
+    two more ``send`` layers measured ~10% of the per-request time of the hot route.
+    (Starlette's ``BaseHTTPMiddleware`` would cost far more.)
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, cors_origins: list[str]) -> None:
         self.app = app
+        self.cors = CORSMiddleware(
+            app, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -142,15 +152,18 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        cross_origin = any(name == b"origin" for name, _ in scope["headers"])
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if not cross_origin:  # a copy: the response may reuse its header list
+                    message = {**message, "headers": [*message.get("headers", ()), _VARY_ORIGIN]}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_and_record)
+            await (self.cors if cross_origin else self.app)(scope, receive, send_and_record)
         finally:
             route = scope.get("route")
             REQUEST_SECONDS.labels(
@@ -175,11 +188,14 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
         built = state or build_state(settings or get_settings())
         app.state.mlrec = built
         gc.freeze()  # the model and indexes live as long as the process: stop rescanning them
+        # A request allocates a few hundred short-lived objects: with the default
+        # young-generation threshold (700) collections ran several times per request;
+        # raising it measured ~10% more throughput on the hot route (bench/api.py).
+        gc.set_threshold(20_000, 10, 10)
         try:
             yield
         finally:
-            await built.service.batcher.close()
-            await built.service.history_batcher.close()
+            await built.service.close()
             if state is None:
                 built.close()
 
@@ -191,14 +207,7 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
         lifespan=lifespan,
         debug=config.debug,
     )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=config.cors_origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-    )
-
-    app.add_middleware(RequestMetrics)
+    app.add_middleware(HttpEdge, cors_origins=config.cors_origins)
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:

@@ -19,9 +19,9 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from prometheus_client import Histogram
 
-from mlrec.models.base import Recommender
+from mlrec.models.base import Recommender, top_k
 
-__all__ = ["MicroBatcher", "ScoringBatcher", "TopK"]
+__all__ = ["MicroBatcher", "ScoringBatcher", "ScoringJob", "TopK", "score_jobs"]
 
 BATCH_SIZE = Histogram(
     "mlrec_api_scoring_batch_size",
@@ -39,8 +39,11 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-@dataclass
-class _Job:
+@dataclass(slots=True)
+class ScoringJob:
+    """One history to score: item indices (repeats are summed) and weights, how many
+    items to return, whether to drop the history's items, and an allowed-items mask."""
+
     model: Recommender
     items: npt.NDArray[np.int64]
     weights: npt.NDArray[np.float32]
@@ -49,20 +52,14 @@ class _Job:
     allowed: npt.NDArray[np.bool_] | None
 
 
-def _top_k_row(scores: npt.NDArray[np.float32], k: int) -> TopK:
-    k = min(k, scores.shape[0])
-    part = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(k)
-    order = np.argsort(-scores[part], kind="stable")
-    best = part[order].astype(np.int64)
-    return best, scores[best]
-
-
-def _score(jobs: list[_Job]) -> list[TopK]:
+def score_jobs(jobs: list[ScoringJob]) -> list[TopK]:
+    """Top-k of each job, all scored by one matrix operation (same model for all)."""
     started = time.perf_counter()
     model = jobs[0].model
     # one CSR for the whole batch, built from index arrays (no per-row sparse objects)
+    counts = [len(job.items) for job in jobs]
     indptr = np.zeros(len(jobs) + 1, dtype=np.int64)
-    np.cumsum([len(job.items) for job in jobs], out=indptr[1:])
+    np.cumsum(counts, out=indptr[1:])
     histories = sp.csr_matrix(
         (
             np.concatenate([job.weights for job in jobs]),
@@ -71,39 +68,46 @@ def _score(jobs: list[_Job]) -> list[TopK]:
         ),
         shape=(len(jobs), model.n_items),
     )
+    histories.sum_duplicates()  # an item both in training and live history counts once
+    k = max(job.k for job in jobs)
+    retrieved = None
     if all(job.allowed is None and job.exclude for job in jobs):
-        retrieved = model.retrieve(histories, max(job.k for job in jobs))
-        if retrieved is not None:  # a large catalogue behind an ANN index
-            indices, scores = retrieved
-            SCORING_SECONDS.observe(time.perf_counter() - started)
-            BATCH_SIZE.observe(len(jobs))
-            return [(indices[row, : job.k], scores[row, : job.k]) for row, job in enumerate(jobs)]
-    scores = model.score_histories(histories)
-    results: list[TopK] = []
-    for row, job in enumerate(jobs):
-        row_scores = np.array(scores[row], dtype=np.float32, copy=True)
-        if job.allowed is not None:
-            row_scores[~job.allowed] = -np.inf
-        if job.exclude:
-            row_scores[job.items] = -np.inf
-        results.append(_top_k_row(row_scores, job.k))
+        retrieved = model.retrieve(histories, k)  # a large catalogue behind an ANN index
+    if retrieved is None:
+        scores = np.array(model.score_histories(histories), dtype=np.float32, copy=True)
+        lengths = np.diff(histories.indptr)
+        rows = np.repeat(np.arange(len(jobs)), lengths)
+        excluded = np.repeat([job.exclude for job in jobs], lengths)
+        scores[rows[excluded], histories.indices[excluded]] = -np.inf
+        for row, job in enumerate(jobs):
+            if job.allowed is not None:
+                scores[row, ~job.allowed] = -np.inf
+        retrieved = top_k(scores, k)
+    indices, best = retrieved
     SCORING_SECONDS.observe(time.perf_counter() - started)
     BATCH_SIZE.observe(len(jobs))
-    return results
+    return [(indices[row, : job.k], best[row, : job.k]) for row, job in enumerate(jobs)]
 
 
 class MicroBatcher(Generic[K, V]):
     """Runs ``fn`` over the items of concurrent callers, a batch at a time, in a thread.
 
-    Each caller's item waits at most ``max_wait`` seconds for company; ``fn`` gets up to
-    ``max_batch`` items and returns one result per item. Work that is I/O (a Redis
-    round trip) or numpy (a matrix product) runs off the event loop and is amortised.
+    ``fn`` gets up to ``max_batch`` items and returns one result per item. Work that is
+    I/O (a Redis round trip) or numpy (a matrix product) runs off the event loop and
+    is amortised over the batch.
+
+    Up to ``concurrency`` batches run at once, so the event loop parses and answers
+    requests while a batch is scored (with one batch in flight, loop and thread
+    would take turns and each sit idle half the time). A batch is sent at once when
+    nothing else is in flight (lowest latency when quiet); otherwise it waits up to
+    ``max_wait`` seconds for company, as batches form anyway while the others run.
 
     Args:
         fn: maps a list of items to the list of their results (same order).
-        max_batch: most items per call (1 disables waiting).
+        max_batch: most items per call (1 disables batching).
         max_wait_seconds: longest the first item of a batch waits for others.
         group: items with different keys never share a call (e.g. two model versions).
+        concurrency: batches in flight at once.
     """
 
     def __init__(
@@ -112,13 +116,16 @@ class MicroBatcher(Generic[K, V]):
         max_batch: int = 32,
         max_wait_seconds: float = 0.002,
         group: Callable[[K], object] = lambda _item: None,
+        concurrency: int = 2,
     ) -> None:
         self.fn = fn
         self.max_batch = max_batch
         self.max_wait = max_wait_seconds
         self.group = group
+        self.concurrency = concurrency
         self._queue: asyncio.Queue[tuple[K, asyncio.Future[V]]] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._in_flight = 0
 
     async def submit(self, item: K) -> V:
         """The result of ``fn`` for ``item``, computed together with concurrent items."""
@@ -126,9 +133,9 @@ class MicroBatcher(Generic[K, V]):
             return (await asyncio.to_thread(self.fn, [item]))[0]
         if self._queue is None:
             self._queue = asyncio.Queue()
-            self._worker = asyncio.create_task(self._run())
+            self._workers = [asyncio.create_task(self._run()) for _ in range(self.concurrency)]
         future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
+        self._queue.put_nowait((item, future))
         return await future
 
     async def _run(self) -> None:
@@ -136,34 +143,41 @@ class MicroBatcher(Generic[K, V]):
         queue = self._queue
         while True:
             jobs = [await queue.get()]
-            # one timer per batch (not one wait per item): let concurrent callers join
-            if self.max_wait > 0 and queue.qsize() < self.max_batch - 1:
+            if self._in_flight and self.max_wait > 0 and queue.qsize() < self.max_batch - 1:
                 await asyncio.sleep(self.max_wait)
             while len(jobs) < self.max_batch and not queue.empty():
                 jobs.append(queue.get_nowait())
             groups: dict[object, list[tuple[K, asyncio.Future[V]]]] = {}
             for job in jobs:
                 groups.setdefault(self.group(job[0]), []).append(job)
-            for group in groups.values():
-                try:
-                    results = await asyncio.to_thread(self.fn, [item for item, _ in group])
-                except Exception as exc:
-                    for _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(group, results, strict=True):
-                    if not future.done():
-                        future.set_result(result)
+            self._in_flight += 1
+            try:
+                for group in groups.values():
+                    await self._call(group)
+            finally:
+                self._in_flight -= 1
+
+    async def _call(self, group: list[tuple[K, asyncio.Future[V]]]) -> None:
+        try:
+            results = await asyncio.to_thread(self.fn, [item for item, _ in group])
+        except Exception as exc:
+            for _, future in group:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(group, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
     async def close(self) -> None:
-        """Stop the worker task."""
-        if self._worker is not None:
-            self._worker.cancel()
+        """Stop the worker tasks."""
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
-            self._queue = None
+                await worker
+        self._workers = []
+        self._queue = None
 
 
 class ScoringBatcher:
@@ -171,8 +185,9 @@ class ScoringBatcher:
 
     def __init__(self, max_batch: int = 32, max_wait_seconds: float = 0.002) -> None:
         self.max_batch = max_batch
-        self._batcher: MicroBatcher[_Job, TopK] = MicroBatcher(
-            _score, max_batch, max_wait_seconds, group=lambda job: id(job.model)
+        self.max_wait = max_wait_seconds
+        self._batcher: MicroBatcher[ScoringJob, TopK] = MicroBatcher(
+            score_jobs, max_batch, max_wait_seconds, group=lambda job: id(job.model)
         )
 
     async def top_k(
@@ -192,7 +207,7 @@ class ScoringBatcher:
             exclude: drop the history's items from the answer.
             allowed: boolean mask of items that may be recommended.
         """
-        return await self._batcher.submit(_Job(model, items, weights, k, exclude, allowed))
+        return await self._batcher.submit(ScoringJob(model, items, weights, k, exclude, allowed))
 
     async def close(self) -> None:
         """Stop the worker task."""

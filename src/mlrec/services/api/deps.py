@@ -24,12 +24,18 @@ __all__ = [
     "ServiceDep",
     "SettingsDep",
     "StateDep",
+    "state_of",
 ]
 
 
-async def get_state(request: Request) -> ApiState:
+def state_of(request: Request) -> ApiState:
+    """The application's :class:`ApiState` (what :data:`StateDep` injects)."""
     state: ApiState = request.app.state.mlrec
     return state
+
+
+async def get_state(request: Request) -> ApiState:
+    return state_of(request)
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]

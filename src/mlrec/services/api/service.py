@@ -17,15 +17,11 @@ from prometheus_client import Counter
 from mlrec.core.errors import BackendError, NotFoundError, ValidationError
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.models.base import top_k
-from mlrec.services.api.batching import MicroBatcher, ScoringBatcher
+from mlrec.services.api.answers import ItemScore, Recommendations, items_public
+from mlrec.services.api.batching import MicroBatcher, ScoringBatcher, ScoringJob, TopK, score_jobs
 from mlrec.services.api.breaker import CircuitBreaker
 from mlrec.services.api.model_server import ModelServer, ServedModel
-from mlrec.services.api.schemas import (
-    ItemsPublic,
-    ModelPublic,
-    RecommendationsPublic,
-    RecommendedItem,
-)
+from mlrec.services.api.schemas import ItemsPublic
 
 __all__ = ["RecommendationService", "parse_filter"]
 
@@ -34,9 +30,14 @@ ANSWERS = Counter(
     "Recommendation answers by source (personal, popular) and whether degraded.",
     ["source", "degraded"],
 )
+# label lookups cost a few microseconds each: resolve the hot ones once
+_PERSONAL = {False: ANSWERS.labels("personal", "false"), True: ANSWERS.labels("personal", "true")}
+_POPULAR = {False: ANSWERS.labels("popular", "false"), True: ANSWERS.labels("popular", "true")}
+
+Filter = tuple[str, set[str]]
 
 
-def parse_filter(text: str | None) -> tuple[str, set[str]] | None:
+def parse_filter(text: str | None) -> Filter | None:
     """``category:Comedy|Drama`` -> ``("category", {"Comedy", "Drama"})``."""
     if not text:
         return None
@@ -50,8 +51,27 @@ def parse_filter(text: str | None) -> tuple[str, set[str]] | None:
 
 @dataclass
 class _Answer:
-    items: list[RecommendedItem] = field(default_factory=list)
+    items: list[ItemScore] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _UserRequest:
+    """A known-user request, answered by :meth:`RecommendationService._answer_batch`."""
+
+    user_id: str
+    k: int
+    exclude: bool
+    parsed: Filter | None
+
+
+@dataclass(slots=True)
+class _Outcome:
+    live: list[str]
+    live_reason: str | None
+    served: ServedModel | None
+    top: TopK | None = None
+    """None: the model cannot personalise for this user (the caller falls back)."""
 
 
 class RecommendationService:
@@ -76,23 +96,42 @@ class RecommendationService:
         self.batcher = batcher
         self.history_limit = history_limit
         self.breaker = CircuitBreaker()
-        self.history_batcher: MicroBatcher[str, tuple[list[str], str | None]] = MicroBatcher(
-            self._live_histories, batcher.max_batch, 0.0005
+        # One batch reads the live histories of concurrent users (one Redis round
+        # trip) and scores them (one matrix product) in one worker-thread call.
+        self.user_batcher: MicroBatcher[_UserRequest, _Outcome] = MicroBatcher(
+            self._answer_batch, batcher.max_batch, batcher.max_wait
         )
         self._masks: dict[tuple[int, str, frozenset[str]], npt.NDArray[np.bool_]] = {}
 
+    async def close(self) -> None:
+        """Stop the batchers' worker tasks."""
+        await self.user_batcher.close()
+        await self.batcher.close()
+
     # -- helpers -------------------------------------------------------------------
 
-    @staticmethod
-    def model_public(served: ServedModel | None) -> ModelPublic | None:
+    def _answer_batch(self, requests: list[_UserRequest]) -> list[_Outcome]:
+        histories, reason = self.live_history([r.user_id for r in requests])
+        served = self.models.current
+        outcomes = [_Outcome(live, reason, served) for live in histories]
         if served is None:
-            return None
-        v = served.version
-        return ModelPublic(name=v.name, version=v.version, algorithm=v.algorithm)
-
-    def _live_histories(self, user_ids: list[str]) -> list[tuple[list[str], str | None]]:
-        histories, reason = self.live_history(user_ids)
-        return [(history, reason) for history in histories]
+            return outcomes
+        model = served.model
+        jobs: list[ScoringJob] = []
+        scored: list[_Outcome] = []
+        for request, outcome in zip(requests, outcomes, strict=True):
+            if request.user_id not in model.users and not any(
+                item in model.items for item in outcome.live
+            ):
+                continue
+            items, weights = self._history(served, request.user_id, outcome.live)
+            allowed = self._allowed(served, request.parsed)
+            jobs.append(ScoringJob(model, items, weights, request.k, request.exclude, allowed))
+            scored.append(outcome)
+        if jobs:
+            for outcome, top in zip(scored, score_jobs(jobs), strict=True):
+                outcome.top = top
+        return outcomes
 
     def live_history(self, user_ids: Sequence[str]) -> tuple[list[list[str]], str | None]:
         """Recent items of each user, or empty lists and a reason if the store is down."""
@@ -109,9 +148,7 @@ class RecommendationService:
         self.breaker.success()
         return [[item for item, _ in items] for items in found], None
 
-    def _allowed(
-        self, served: ServedModel, parsed: tuple[str, set[str]] | None
-    ) -> npt.NDArray[np.bool_] | None:
+    def _allowed(self, served: ServedModel, parsed: Filter | None) -> npt.NDArray[np.bool_] | None:
         if parsed is None:
             return None
         kind, values = parsed
@@ -131,54 +168,52 @@ class RecommendationService:
             self._masks[key] = mask
         return mask
 
+    @staticmethod
     def _items(
-        self, served: ServedModel, indices: npt.NDArray[np.int64], scores: npt.NDArray[np.float32]
-    ) -> list[RecommendedItem]:
+        served: ServedModel,
+        indices: npt.NDArray[np.int64],
+        scores: npt.NDArray[np.float32],
+        first_rank: int = 1,
+    ) -> list[ItemScore]:
         model = served.model
-        out: list[RecommendedItem] = []
-        for index, score in zip(indices, scores, strict=True):
-            if not np.isfinite(score):
+        out: list[ItemScore] = []
+        for index, score in zip(indices.tolist(), scores.tolist(), strict=True):
+            if score == -np.inf or score != score:  # excluded, or NaN
                 continue
-            item_id = model.items.id(int(index))
+            item_id = model.items.id(index)
             info = model.item_info.get(item_id)
             out.append(
-                RecommendedItem(
-                    item_id=item_id,
-                    score=float(score),
-                    rank=len(out) + 1,
-                    title=info.title if info else None,
-                )
+                ItemScore(item_id, score, first_rank + len(out), info.title if info else None)
             )
         return out
 
     def _history(
         self, served: ServedModel, user_id: str | None, live: Sequence[str]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Item indices and weights: the user's training row plus live items (weight 1)."""
+        """Item indices and weights: the user's training row plus live items (weight 1).
+
+        An item in both appears twice; scoring sums repeats.
+        """
         model = served.model
-        weights: dict[int, float] = {}
+        indices: list[npt.NDArray[np.int64]] = []
+        weights: list[npt.NDArray[np.float32]] = []
         if user_id is not None:
             index = model.users.get(user_id)
             if index is not None:
                 matrix = model.user_items
                 start, end = matrix.indptr[index], matrix.indptr[index + 1]
-                weights = dict(
-                    zip(
-                        matrix.indices[start:end].tolist(),
-                        matrix.data[start:end].tolist(),
-                        strict=True,
-                    )
-                )
-        for item_id in live:
-            item = model.items.get(item_id)
-            if item is not None:
-                weights[item] = weights.get(item, 0.0) + 1.0
-        items = np.fromiter(weights.keys(), dtype=np.int64, count=len(weights))
-        values = np.fromiter(weights.values(), dtype=np.float32, count=len(weights))
-        order = np.argsort(items)
-        return items[order], values[order]
+                indices.append(matrix.indices[start:end].astype(np.int64))
+                weights.append(matrix.data[start:end].astype(np.float32))
+        lookup = model.items.get
+        known = [i for i in map(lookup, live) if i is not None]
+        if known:
+            indices.append(np.array(known, dtype=np.int64))
+            weights.append(np.ones(len(known), dtype=np.float32))
+        if not indices:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        return np.concatenate(indices), np.concatenate(weights)
 
-    def popular(self, k: int, parsed: tuple[str, set[str]] | None = None) -> _Answer:
+    def popular(self, k: int, parsed: Filter | None = None) -> _Answer:
         """Live time-decayed popularity, topped up with the model's training popularity.
 
         Live popularity reflects what people interact with now; while it knows fewer
@@ -201,12 +236,7 @@ class RecommendationService:
                         continue
                 info = served.model.item_info.get(item_id) if served else None
                 answer.items.append(
-                    RecommendedItem(
-                        item_id=item_id,
-                        score=score,
-                        rank=len(answer.items) + 1,
-                        title=info.title if info else None,
-                    )
+                    ItemScore(item_id, score, len(answer.items) + 1, info.title if info else None)
                 )
                 if len(answer.items) == k:
                     return answer
@@ -223,8 +253,7 @@ class RecommendationService:
             if index is not None:
                 scores[0, index] = -np.inf
         indices, best = top_k(scores, k - len(answer.items))
-        for extra in self._items(served, indices[0], best[0]):
-            answer.items.append(extra.model_copy(update={"rank": len(answer.items) + 1}))
+        answer.items.extend(self._items(served, indices[0], best[0], len(answer.items) + 1))
         return answer
 
     # -- requests ------------------------------------------------------------------
@@ -238,25 +267,32 @@ class RecommendationService:
         recent_item_ids: Sequence[str] = (),
         live: Sequence[str] | None = None,
         live_reason: str | None = None,
-    ) -> RecommendationsPublic:
+    ) -> Recommendations:
         """Recommendations for a (possibly unknown or anonymous) user.
 
         Known users and users with any live history are scored by the model from
         their training history plus live interactions; everyone else gets popular
         items. Redis or model outages degrade the answer instead of failing.
+
+        Args:
+            user_id: the user, or None for an anonymous one.
+            recent_item_ids: items the caller says the user just interacted with.
+            live: the user's live history if the caller already read it; None reads it.
+            live_reason: why ``live`` is empty, if the read failed.
         """
         parsed = parse_filter(item_filter)
-        reasons: list[str] = []
-        if live is None:
-            if user_id:
-                live, live_reason = await self.history_batcher.submit(user_id)
-            else:
-                live = []
-        if live_reason:
-            reasons.append(live_reason)
+        served: ServedModel | None
+        if live is None and user_id and not recent_item_ids:
+            # the common case: history read and scoring batched with concurrent users
+            outcome = await self.user_batcher.submit(_UserRequest(user_id, k, exclude_seen, parsed))
+            live, live_reason, served = outcome.live, outcome.live_reason, outcome.served
+            if outcome.top is not None and served is not None:
+                return self._personal(user_id, served, outcome.top, live_reason)
+        elif live is None:
+            live = []
+        reasons = [live_reason] if live_reason else []
         history = list(recent_item_ids) + [i for i in live if i not in recent_item_ids]
         served = self.models.current
-        request_id = uuid.uuid4().hex
         known = served is not None and user_id is not None and user_id in served.model.users
         usable = served is not None and any(i in served.model.items for i in history)
         if served is None or not (known or usable):
@@ -264,28 +300,38 @@ class RecommendationService:
                 reasons.append(self.models.last_error or "no model loaded")
             answer = self.popular(k, parsed)
             reasons.extend(answer.reasons)
-            ANSWERS.labels("popular", str(bool(reasons)).lower()).inc()
-            return RecommendationsPublic(
+            _POPULAR[bool(reasons)].inc()
+            seen = set(history) if exclude_seen else set()
+            return Recommendations(
                 user_id=user_id,
-                items=[i for i in answer.items if not (exclude_seen and i.item_id in history)][:k],
-                model=self.model_public(served),
+                items=[
+                    item._replace(rank=rank)
+                    for rank, item in enumerate(
+                        (i for i in answer.items if i.item_id not in seen), start=1
+                    )
+                ][:k],
+                served=served,
                 source="popular",
-                request_id=request_id,
-                degraded=bool(reasons),
+                request_id=uuid.uuid4().hex,
                 degraded_reasons=reasons,
             )
         items, weights = self._history(served, user_id, history)
-        indices, scores = await self.batcher.top_k(
+        top = await self.batcher.top_k(
             served.model, items, weights, k, exclude_seen, self._allowed(served, parsed)
         )
-        ANSWERS.labels("personal", str(bool(reasons)).lower()).inc()
-        return RecommendationsPublic(
+        return self._personal(user_id, served, top, live_reason)
+
+    def _personal(
+        self, user_id: str | None, served: ServedModel, top: TopK, live_reason: str | None
+    ) -> Recommendations:
+        reasons = [live_reason] if live_reason else []
+        _PERSONAL[bool(reasons)].inc()
+        return Recommendations(
             user_id=user_id,
-            items=self._items(served, indices, scores),
-            model=self.model_public(served),
+            items=self._items(served, *top),
+            served=served,
             source="personal",
-            request_id=request_id,
-            degraded=bool(reasons),
+            request_id=uuid.uuid4().hex,
             degraded_reasons=reasons,
         )
 
@@ -296,32 +342,15 @@ class RecommendationService:
             raise NotFoundError(self.models.last_error or "no model loaded")
         if item_id not in served.model.items:
             raise NotFoundError(f"unknown item {item_id!r}: the served model has never seen it")
-        found = served.model.similar_items(item_id, k)
-        items: list[RecommendedItem] = []
-        for rec in found:
+        items: list[ItemScore] = []
+        for rec in served.model.similar_items(item_id, k):
             info = served.model.item_info.get(rec.item_id)
             items.append(
-                RecommendedItem(
-                    item_id=rec.item_id,
-                    score=rec.score,
-                    rank=len(items) + 1,
-                    title=info.title if info else None,
-                )
+                ItemScore(rec.item_id, rec.score, len(items) + 1, info.title if info else None)
             )
-        return ItemsPublic(
-            item_id=item_id,
-            items=items,
-            model=self.model_public(served),
-            request_id=uuid.uuid4().hex,
-        )
+        return items_public(items, served, uuid.uuid4().hex, item_id=item_id)
 
     def popular_public(self, k: int, item_filter: str | None = None) -> ItemsPublic:
         """The popular list as a public response."""
         answer = self.popular(k, parse_filter(item_filter))
-        return ItemsPublic(
-            items=answer.items,
-            model=self.model_public(self.models.current),
-            request_id=uuid.uuid4().hex,
-            degraded=bool(answer.reasons),
-            degraded_reasons=answer.reasons,
-        )
+        return items_public(answer.items, self.models.current, uuid.uuid4().hex, answer.reasons)

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
+from mlrec.services.api.answers import model_public
 from mlrec.services.api.deps import StateDep
 from mlrec.services.api.schemas import HealthPublic
 
@@ -39,7 +40,7 @@ async def ready(state: StateDep) -> Response:
     body = HealthPublic(
         status=status_text,
         checks=checks,
-        model=state.service.model_public(served),
+        model=model_public(served),
     )
     return JSONResponse(body.model_dump(), status_code=503 if served is None else 200)
 

@@ -1,0 +1,153 @@
+"""The recommendation hot path: batching, batch scoring, direct JSON, HTTP edge (CORS)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from mlrec.data import make_demo
+from mlrec.models import create_model
+from mlrec.models.registry import ModelVersion
+from mlrec.services.api.answers import ItemScore, Recommendations
+from mlrec.services.api.batching import MicroBatcher, ScoringJob, score_jobs
+from mlrec.services.api.model_server import ServedModel
+from mlrec.services.api.schemas import RecommendationsPublic
+
+
+def _served() -> ServedModel:
+    model = create_model("ease").fit(make_demo(n_users=60, n_items=40, seed=3))
+    version = ModelVersion(
+        name="default",
+        version=4,
+        algorithm="ease",
+        artifact_sha256="0" * 64,
+        artifact_path="",
+        params={},
+        dataset="demo",
+        metrics={},
+        stage="production",
+        created_at=datetime.now(UTC),
+    )
+    return ServedModel.build(model, version)
+
+
+def test_direct_json_matches_the_documented_response_model() -> None:
+    answer = Recommendations(
+        user_id="u1",
+        items=[ItemScore("i1", 0.75, 1, "Film (1995)"), ItemScore("i2", -1.5, 2, None)],
+        served=_served(),
+        source="personal",
+        request_id="abc",
+        degraded_reasons=["feature store unavailable: boom"],
+    )
+    direct = orjson.loads(answer.json())
+    assert direct == answer.public().model_dump(mode="json")
+    assert RecommendationsPublic.model_validate(direct).degraded is True
+    assert direct["model"] == {"name": "default", "version": 4, "algorithm": "ease"}
+
+
+def test_score_jobs_sums_repeated_items_and_applies_each_jobs_options() -> None:
+    model = _served().model
+    history = np.array([0, 3, 5], dtype=np.int64)
+    ones = np.ones(3, dtype=np.float32)
+    twice = np.concatenate([history, history[:1]])  # item 0 in training and live history
+    allowed = np.zeros(model.n_items, dtype=bool)
+    allowed[[1, 2, 7, 9]] = True
+    jobs = [
+        ScoringJob(model, history, ones, 5, True, None),
+        ScoringJob(model, twice, np.ones(4, dtype=np.float32), 3, True, None),
+        ScoringJob(model, history, ones, 4, False, None),
+        ScoringJob(model, history, ones, 10, True, allowed),
+    ]
+    results = score_jobs(jobs)
+
+    single = [score_jobs([job])[0] for job in jobs]
+    for (indices, scores), (alone_indices, alone_scores) in zip(results, single, strict=True):
+        assert indices.tolist() == alone_indices.tolist()  # batching changes nothing
+        np.testing.assert_allclose(scores, alone_scores, rtol=1e-5)
+    assert len(results[0][0]) == 5 and not set(results[0][0].tolist()) & {0, 3, 5}
+    assert len(results[1][0]) == 3
+    assert not set(results[1][0].tolist()) & {0, 3, 5}  # a repeated item is still excluded
+    assert len(results[2][0]) == 4
+    # only four items are allowed: the rest of the top-10 are -inf placeholders
+    finite = results[3][0][np.isfinite(results[3][1])]
+    assert set(finite.tolist()) <= {1, 2, 7, 9} and len(finite) == 4
+
+
+def test_micro_batcher_groups_concurrent_callers_into_one_call() -> None:
+    calls: list[list[int]] = []
+
+    def double(items: list[int]) -> list[int]:
+        calls.append(items)
+        return [2 * i for i in items]
+
+    async def main() -> list[int]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(double, max_batch=8, concurrency=1)
+        try:
+            return list(await asyncio.gather(*(batcher.submit(i) for i in range(20))))
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(main()) == [2 * i for i in range(20)]
+    assert max(len(c) for c in calls) == 8
+    assert sum(len(c) for c in calls) == 20
+    assert len(calls) < 20
+
+
+def test_micro_batcher_runs_batches_concurrently_and_reports_errors() -> None:
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def slow(items: list[int]) -> list[int]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        if -1 in items:
+            raise ValueError("bad item")
+        return items
+
+    async def main() -> tuple[list[int], BaseException | None]:
+        batcher: MicroBatcher[int, int] = MicroBatcher(
+            slow, max_batch=2, max_wait_seconds=0.0, concurrency=2
+        )
+        try:
+            ok = await asyncio.gather(*(batcher.submit(i) for i in range(6)))
+            with pytest.raises(ValueError, match="bad item"):
+                await batcher.submit(-1)
+            return list(ok), None
+        finally:
+            await batcher.close()
+
+    ok, _ = asyncio.run(main())
+    assert ok == list(range(6))
+    assert most == 2
+
+
+def test_requests_without_origin_skip_cors_but_vary_on_origin(client: TestClient) -> None:
+    plain = client.get("/v1/items/popular")
+    assert plain.status_code == 200
+    assert "Origin" in plain.headers["vary"]
+    assert "access-control-allow-origin" not in plain.headers
+
+
+def test_cross_origin_requests_get_cors_headers(client: TestClient) -> None:
+    simple = client.get("/v1/items/popular", headers={"Origin": "https://ui.example"})
+    assert simple.headers["access-control-allow-origin"] == "*"
+    preflight = client.options(
+        "/v1/events",
+        headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 200
+    assert "POST" in preflight.headers["access-control-allow-methods"]
