@@ -105,7 +105,9 @@ def run_processor(
     consumer = KafkaConsumer(bootstrap, f"bench.proc.{uuid.uuid4().hex[:8]}", [topic])
     features = RealtimeFeatures(store, prefix=prefix)
     dlq = KafkaProducer(bootstrap, client_id="bench-dlq")
-    processor = StreamProcessor(consumer, realtime_sink(features), dlq, max_batch=batch)
+    processor = StreamProcessor(
+        consumer, realtime_sink(features), dlq, max_batch=batch, pipeline=True
+    )
     gc.freeze()  # as `mlrec serve stream` does after start-up
     started = 0.0
     try:

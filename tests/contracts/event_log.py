@@ -208,6 +208,26 @@ class EventLogContract:
 
         assert self.values(poll_until(second, 2, self.wait_s)) == [b"b", b"c"]
 
+    def test_commit_through_records_leaves_later_polled_records_uncommitted(
+        self,
+        event_log: EventLog,
+        names: str,
+        producer: EventProducer,
+        open_consumer: OpenConsumer,
+    ) -> None:
+        topic = self.topic(event_log, names)
+        producer.produce(topic, [(b"k", v) for v in (b"a", b"b", b"c", b"d")])
+        first = open_consumer(f"{names}.g", topic)
+        polled = poll_until(first, 4, self.wait_s)
+        assert self.values(polled) == [b"a", b"b", b"c", b"d"]
+        first.commit(through=polled[:2])  # "a" and "b" applied; "c", "d" still in flight
+        first.close()
+
+        second = open_consumer(f"{names}.g", topic)
+
+        assert self.values(poll_until(second, 2, self.wait_s)) == [b"c", b"d"]
+        assert second.poll(10, self.quiet_s) == []
+
     def test_rewind_redelivers_uncommitted_records_when_called_after_a_failure(
         self,
         event_log: EventLog,

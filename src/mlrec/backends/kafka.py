@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlrec.core.errors import BackendError, BackendUnavailableError
-from mlrec.events.log import LogRecord
+from mlrec.events.log import LogRecord, positions_after
 
 try:
     from confluent_kafka import (
@@ -289,20 +289,24 @@ class KafkaConsumer:
             pending[(topic, partition)] = offset + 1
         return out
 
-    def commit(self) -> None:
-        """Synchronously commit the position after every record returned by :meth:`poll`.
+    def commit(self, through: Sequence[LogRecord] | None = None) -> None:
+        """Synchronously commit the position after every record returned by :meth:`poll`
+        (or only after the records in ``through``).
 
         Raises:
             BackendUnavailableError: the group coordinator did not take the commit.
         """
-        if not self._pending:
+        positions = self._pending if through is None else positions_after(through)
+        if not positions:
             return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in self._pending.items()]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             raise BackendUnavailableError(f"Kafka commit failed: {exc}") from exc
-        self._pending.clear()
+        for partition, offset in list(positions.items()):
+            if self._pending.get(partition, -1) <= offset:
+                self._pending.pop(partition, None)
 
     def rewind(self) -> None:
         """Seek every assigned partition back to its committed offset (or its start)."""

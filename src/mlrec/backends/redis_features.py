@@ -38,13 +38,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any, TypeVar, cast
+
+import orjson
 
 from mlrec.core.clock import Clock, SystemClock
 from mlrec.core.errors import BackendError, BackendUnavailableError, ConfigurationError
-from mlrec.features.decay import log_score, value_at
+from mlrec.features.decay import EPOCH, log_score, value_at
 from mlrec.features.online_store import (
     CounterUpdate,
+    RealtimePlan,
     RecentEntry,
     RowWrite,
     StoredRow,
@@ -66,6 +70,8 @@ _T = TypeVar("_T")
 _TS = "_ts"
 # Rows (or members) per script call: bounds how long one call holds the server.
 _CHUNK = 500
+# Events per apply_interactions script call.
+_EVENTS_PER_CALL = 500
 # Index members removed per call when trimming expired entities during a write.
 _TRIM_PER_WRITE = 1000
 
@@ -95,6 +101,114 @@ for i = 1, #KEYS do
   out[i] = redis.call('ZSCORE', KEYS[i], ARGV[i]) and 1 or 0
 end
 return out
+"""
+
+# Applies a batch of interactions to the four real-time views in one call (see
+# RealtimeFeatures and RealtimePlan): the same updates as push_recent (recent items,
+# seen event ids), increment (windowed activity counters) and add_decayed (item
+# popularity), after the same dedup check as contains_recent. The events and the
+# plan travel as two JSON arguments: packing one argument per field in redis-py
+# measured more time than Redis took to apply them. Keys are built from prefixes in
+# the plan, so this script needs a standalone (non-cluster) Redis, like the chart's.
+# ARGV[1]: [[user, item, timestamp, weight, event_id or null], ...]; ARGV[2]: the plan.
+_APPLY_INTERACTIONS = """
+local events, c = cjson.decode(ARGV[1]), cjson.decode(ARGV[2])
+local null = cjson.null
+local ln2h = math.log(2) / c.half_life
+local function num(x) return string.format('%.17g', x) end
+local function zadd_gt(key, pairs_)
+  for j = 1, #pairs_, 2000 do
+    redis.call('ZADD', key, 'GT', unpack(pairs_, j, math.min(j + 1999, #pairs_)))
+  end
+end
+local function keep_newest(key, n)
+  if redis.call('ZCARD', key) > n then redis.call('ZREMRANGEBYRANK', key, 0, -(n + 1)) end
+end
+local users, order, pop, pop_order, batch_seen, applied = {}, {}, {}, {}, {}, 0
+local hour_names, day_names = {}, {}
+for _, e in ipairs(events) do
+  local u, item, t, w, id = e[1], e[2], e[3], e[4], e[5]
+  local fresh = true
+  if id ~= null then
+    local k = u .. '\0' .. id
+    if batch_seen[k] or redis.call('ZSCORE', c.seen_prefix .. u, id) then
+      fresh = false
+    else
+      batch_seen[k] = true
+    end
+  end
+  if fresh then
+    applied = applied + 1
+    local s = users[u]
+    if not s then
+      s = {recent = {}, ids = {}, counters = {}}
+      users[u] = s
+      order[#order + 1] = u
+    end
+    if not s.recent[item] or t > s.recent[item] then s.recent[item] = t end
+    if id ~= null then s.ids[id] = math.max(s.ids[id] or t, t) end
+    local hour, day = math.floor(t / 3600) * 3600, math.floor(t / 86400) * 86400
+    local h, d = hour_names[hour], day_names[day]
+    if not h then h = string.format('h:%d', hour); hour_names[hour] = h end
+    if not d then d = string.format('d:%d', day); day_names[day] = d end
+    s.counters[h] = (s.counters[h] or 0) + 1
+    s.counters[d] = (s.counters[d] or 0) + 1
+    local new, cur = math.log(w) + (t - c.epoch) * ln2h, pop[item]
+    if cur then
+      local high, low = math.max(cur, new), math.min(cur, new)
+      new = high + math.log(1 + math.exp(low - high))
+    else
+      pop_order[#pop_order + 1] = item
+    end
+    pop[item] = new
+  end
+end
+for _, u in ipairs(order) do
+  local s = users[u]
+  local key, args = c.recent_prefix .. u, {}
+  for item, t in pairs(s.recent) do args[#args + 1] = num(t); args[#args + 1] = item end
+  zadd_gt(key, args)
+  keep_newest(key, c.recent_max)
+  redis.call('PEXPIRE', key, c.user_ttl_ms)
+  key, args = c.seen_prefix .. u, {}
+  for id, t in pairs(s.ids) do args[#args + 1] = num(t); args[#args + 1] = id end
+  if #args > 0 then
+    zadd_gt(key, args)
+    keep_newest(key, c.dedup_window)
+    redis.call('PEXPIRE', key, c.user_ttl_ms)
+  end
+  key = c.counters_prefix .. u
+  local created = false
+  for name, n in pairs(s.counters) do
+    -- counts are whole numbers here: HINCRBY skips HINCRBYFLOAT's float formatting
+    if redis.call('HINCRBY', key, name, n) == n then created = true end
+  end
+  if created then
+    for _, name in ipairs(redis.call('HKEYS', key)) do
+      local prefix, start = string.match(name, '^(.*):([^:]*)$')
+      local limit = prefix and c.drop_before[prefix]
+      if limit and tonumber(start) and tonumber(start) < limit then
+        redis.call('HDEL', key, name)
+      end
+    end
+  end
+  redis.call('PEXPIRE', key, c.user_ttl_ms)
+end
+if #pop_order > 0 then
+  local key = c.decayed_key
+  for _, item in ipairs(pop_order) do
+    local new, cur = pop[item], redis.call('ZSCORE', key, item)
+    if cur then
+      cur = tonumber(cur)
+      local high, low = math.max(cur, new), math.min(cur, new)
+      new = high + math.log(1 + math.exp(low - high))
+    end
+    redis.call('ZADD', key, num(new), item)
+  end
+  redis.call('ZREMRANGEBYRANK', key, 0, -(c.max_popular + 1))
+  redis.call('PEXPIRE', key, c.popularity_ttl_ms)
+end
+return applied
 """
 
 # KEYS: recent-list keys. ARGV: limit. Per key: flat member, score, ... newest first.
@@ -366,6 +480,7 @@ class RedisOnlineStore:
         self._top = register(_TOP)
         self._contains = register(_CONTAINS)
         self._read_recent = register(_READ_RECENT)
+        self._apply_interactions = register(_APPLY_INTERACTIONS)
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -654,6 +769,47 @@ class RedisOnlineStore:
         pairs.update({bytes(m): float(s) for m, s in zip(ties[::2], ties[1::2], strict=True)})
         best = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
         return [(m.decode(), value_at(s, now, half_life_seconds)) for m, s in best]
+
+    def apply_interactions(
+        self,
+        interactions: Sequence[tuple[str, str, float, float, str | None]],
+        plan: RealtimePlan,
+    ) -> int:
+        """Apply a batch to the real-time views: one script call per chunk of events,
+        all chunks in one round trip (see :class:`InteractionBatchWriter`)."""
+        if not interactions:
+            return 0
+        p = self.key_prefix
+        config = orjson.dumps(
+            {
+                "recent_prefix": f"{p}:_recent:{plan.recent_view}:",
+                "seen_prefix": f"{p}:_recent:{plan.seen_view}:",
+                "counters_prefix": f"{p}:_counters:{plan.activity_view}:",
+                "decayed_key": f"{p}:_decayed:{plan.popularity_view}",
+                "recent_max": plan.recent_items,
+                "dedup_window": plan.dedup_window,
+                "user_ttl_ms": _ms(plan.user_ttl_seconds),
+                "drop_before": dict(plan.drop_before),
+                "half_life": plan.half_life_seconds,
+                "epoch": EPOCH,
+                "max_popular": plan.max_popular_items,
+                "popularity_ttl_ms": _ms(plan.popularity_ttl_seconds),
+            }
+        )
+        # Each user's events go to one call (sorted by user, stable so their order
+        # holds), so the per-user updates, most of the cost, happen once per batch
+        # rather than once per chunk. Calls stay small: each blocks Redis while it runs.
+        ordered = sorted(interactions, key=itemgetter(0))
+        calls: list[tuple[Any, list[str], list[Any]]] = []
+        start = 0
+        while start < len(ordered):
+            end = min(start + _EVENTS_PER_CALL, len(ordered))
+            while end < len(ordered) and ordered[end][0] == ordered[end - 1][0]:
+                end += 1
+            chunk = orjson.dumps(ordered[start:end])
+            calls.append((self._apply_interactions, [], [chunk, config]))
+            start = end
+        return sum(int(applied) for applied in self._run_scripts(calls))
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mlrec.core.errors import BackendUnavailableError, ConfigurationError
-from mlrec.events.log import LogRecord
+from mlrec.events.log import LogRecord, positions_after
 
 __all__ = ["SqliteEventLog", "SqliteLogConsumer", "SqliteLogProducer"]
 
@@ -341,11 +341,13 @@ class SqliteLogConsumer:
                 return records
             time.sleep(min(_IDLE_INTERVAL_S, left))
 
-    def commit(self) -> None:
-        """Store the positions after every record polled so far (durably)."""
+    def commit(self, through: Sequence[LogRecord] | None = None) -> None:
+        """Store the positions after every record polled so far (durably), or only
+        after the records in ``through``."""
+        positions = self._position if through is None else positions_after(through)
         changed = [
             (self.group_id, t, p, o)
-            for (t, p), o in self._position.items()
+            for (t, p), o in positions.items()
             if self._committed.get((t, p)) != o
         ]
         if not changed:

@@ -50,6 +50,9 @@ def serve_stream(
     group: Annotated[str, typer.Option(help="Consumer group id.")] = "mlrec-stream",
     metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port.")] = 9101,
     partitions: Annotated[int, typer.Option(help="Partitions of mlrec.interactions.")] = 6,
+    max_batch: Annotated[
+        int, typer.Option(help="Most records per poll (a backlog is read in batches this big).")
+    ] = 5000,
 ) -> None:
     """The stream processor: consume mlrec.interactions, update real-time features.
 
@@ -76,6 +79,8 @@ def serve_stream(
         event_log.consumer(group, [INTERACTIONS_TOPIC]),
         realtime_sink(realtime),
         event_log.producer("mlrec-dlq"),
+        max_batch=max_batch,
+        pipeline=True,
     )
     start_http_server(metrics_port)
     # Everything allocated so far lives for the whole process: keep the collector from

@@ -21,6 +21,7 @@ __all__ = [
     "EventConsumer",
     "EventProducer",
     "LogRecord",
+    "positions_after",
 ]
 
 INTERACTIONS_TOPIC = "mlrec.interactions"
@@ -37,6 +38,16 @@ class LogRecord:
     offset: int
     key: bytes | None
     value: bytes
+
+
+def positions_after(records: Sequence[LogRecord]) -> dict[tuple[str, int], int]:
+    """``(topic, partition) -> offset`` just past the highest of ``records`` in each
+    partition: the position to commit once all of them are processed."""
+    positions: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        positions[key] = max(positions.get(key, 0), record.offset + 1)
+    return positions
 
 
 class EventProducer(Protocol):
@@ -63,8 +74,10 @@ class EventConsumer(Protocol):
         """Up to ``max_records`` records after the group's position (may be empty)."""
         ...
 
-    def commit(self) -> None:
-        """Commit the position after every record returned by :meth:`poll` so far."""
+    def commit(self, through: Sequence[LogRecord] | None = None) -> None:
+        """Commit the position after every record returned by :meth:`poll` so far, or
+        only after the records in ``through`` (the highest offset of each of their
+        partitions), leaving later polled records uncommitted."""
         ...
 
     def rewind(self) -> None:

@@ -2,6 +2,13 @@
 
 At-least-once: offsets are committed only after the sink applied the batch, so a
 crash redelivers; the sink dedups by ``event_id`` so redelivery is harmless.
+
+Pipelined (``pipeline=True``, what the services run): while the sink applies batch
+N in a worker thread (mostly waiting on the feature store), the next batch is polled
+and decoded; batch N's offsets are committed, exactly up to its own records, once
+its apply returned. A failed apply is raised by the next :meth:`run_once`, and
+:meth:`StreamProcessor.run` rewinds to the last commit, so that batch and the one
+polled behind it are both redelivered.
 Records that are not valid events go to the dead-letter topic with the error, and
 are committed too (they would fail forever otherwise).
 """
@@ -14,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -40,6 +48,17 @@ BATCH_SECONDS = Histogram(
 
 Sink = Callable[[Sequence[InteractionEvent]], int]
 """Applies events (idempotently by event_id) and returns how many were new."""
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """A polled batch being applied in the worker (pipelined mode)."""
+
+    records: list[LogRecord]
+    events: int
+    dead_letters: int
+    future: Future[int] | None
+    started: float
 
 
 @dataclass
@@ -75,6 +94,8 @@ class StreamProcessor:
         max_batch: records per poll.
         poll_timeout: longest a poll waits to fill a batch (bounds the latency a quiet
             stream adds before an event is applied).
+        pipeline: apply each batch in a worker thread while the next one is polled
+            and decoded.
     """
 
     def __init__(
@@ -84,6 +105,7 @@ class StreamProcessor:
         dead_letters: EventProducer,
         max_batch: int = 1000,
         poll_timeout: float = 0.01,
+        pipeline: bool = False,
     ) -> None:
         self.consumer = consumer
         self.sink = sink
@@ -93,11 +115,20 @@ class StreamProcessor:
         self.stats = ProcessorStats()
         self._stop = threading.Event()
         self._lag_thread: threading.Thread | None = None
+        self._applier = (
+            ThreadPoolExecutor(1, thread_name_prefix="stream-apply") if pipeline else None
+        )
+        self._in_flight: _Batch | None = None
 
     def run_once(self) -> int:
-        """Poll one batch, apply it, commit; returns the number of records handled."""
+        """Poll one batch, apply it, commit; returns the number of records handled.
+
+        Pipelined, the batch is handed to the worker once the previous one is applied
+        and committed, and a quiet poll completes whatever is in flight.
+        """
         records = self.consumer.poll(self.max_batch, self.poll_timeout)
         if not records:
+            self.finish()
             return 0
         started = time.perf_counter()
         events: list[InteractionEvent] = []
@@ -110,20 +141,42 @@ class StreamProcessor:
                 events.append(result)
         if bad:
             self.dead_letters.produce(DLQ_TOPIC, bad)
-        applied = self.sink(events) if events else 0
-        # counted as soon as applied: if the commit below fails, the redelivered batch
-        # is skipped as duplicates, and the totals must still add up
+        if self._applier is None:
+            applied = self.sink(events) if events else 0
+            self._account(records, len(events), applied, len(bad))
+            self.consumer.commit()
+            BATCH_SECONDS.observe(time.perf_counter() - started)
+            return len(records)
+        self.finish()
+        future = self._applier.submit(self.sink, events) if events else None
+        self._in_flight = _Batch(records, len(events), len(bad), future, started)
+        return len(records)
+
+    def finish(self) -> None:
+        """Wait for the batch in flight (pipelined mode), count it and commit it.
+
+        Raises:
+            Exception: whatever the sink raised for it (nothing is committed then).
+        """
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return
+        applied = batch.future.result() if batch.future is not None else 0
+        self._account(batch.records, batch.events, applied, batch.dead_letters)
+        self.consumer.commit(through=batch.records)
+        BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+
+    def _account(self, records: list[LogRecord], events: int, applied: int, bad: int) -> None:
+        # counted as soon as applied: if the commit fails, the redelivered batch is
+        # skipped as duplicates, and the totals must still add up
         self.stats.records += len(records)
         self.stats.applied += applied
-        self.stats.duplicates += len(events) - applied
-        self.stats.dead_letters += len(bad)
+        self.stats.duplicates += events - applied
+        self.stats.dead_letters += bad
         self.stats.batches += 1
         EVENTS.labels("applied").inc(applied)
-        EVENTS.labels("duplicate").inc(len(events) - applied)
-        EVENTS.labels("dead_letter").inc(len(bad))
-        self.consumer.commit()
-        BATCH_SECONDS.observe(time.perf_counter() - started)
-        return len(records)
+        EVENTS.labels("duplicate").inc(events - applied)
+        EVENTS.labels("dead_letter").inc(bad)
 
     def _watch_lag(self, interval: float) -> None:
         # Lag asks the broker (a round trip per partition): measure it beside the
@@ -151,11 +204,26 @@ class StreamProcessor:
                 self.run_once()
             except Exception:
                 log.exception("stream processor batch failed; retrying in %.1f s", retry_delay)
+                self._drop_in_flight()
                 self._stop.wait(retry_delay)
                 try:
                     self.consumer.rewind()
                 except Exception:
                     log.exception("could not rewind the consumer; retrying")
+        try:
+            self.finish()
+        except Exception:
+            log.exception("the last batch failed; it will be redelivered")
+
+    def _drop_in_flight(self) -> None:
+        # after a failure everything uncommitted is redelivered: forget the batch, but
+        # let its apply end before the rewind (it may still be writing)
+        batch, self._in_flight = self._in_flight, None
+        if batch is not None and batch.future is not None:
+            try:
+                batch.future.result()
+            except Exception:
+                log.debug("in-flight batch failed too", exc_info=True)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""

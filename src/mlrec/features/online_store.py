@@ -30,7 +30,9 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "CounterUpdate",
+    "InteractionBatchWriter",
     "OnlineStore",
+    "RealtimePlan",
     "RecentEntry",
     "RowWrite",
     "StoredRow",
@@ -201,4 +203,50 @@ class OnlineStore(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimePlan:
+    """Where and how interactions update the real-time views (see ``features.realtime``).
+
+    Attributes:
+        recent_view, seen_view, activity_view, popularity_view: view names.
+        recent_items: members kept per user in ``recent_view``.
+        dedup_window: event ids kept per user in ``seen_view``.
+        user_ttl_seconds: TTL of the per-user views.
+        drop_before: windowed-counter prefix -> bucket starts older than this are dropped.
+        half_life_seconds, popularity_ttl_seconds, max_popular_items: ``add_decayed``'s.
+    """
+
+    recent_view: str
+    seen_view: str
+    activity_view: str
+    popularity_view: str
+    recent_items: int
+    dedup_window: int
+    user_ttl_seconds: float
+    drop_before: Mapping[str, float]
+    half_life_seconds: float
+    popularity_ttl_seconds: float
+    max_popular_items: int
+
+
+@runtime_checkable
+class InteractionBatchWriter(Protocol):
+    """An online store that applies a whole batch of interactions in one server call.
+
+    Optional: :class:`~mlrec.features.realtime.RealtimeFeatures` uses it when the store
+    provides it, and otherwise composes the same updates from the
+    :class:`OnlineStore` primitives; the results must be the same (a test compares
+    them). Each interaction is ``(user_id, item_id, timestamp, weight, event_id)``.
+    """
+
+    def apply_interactions(
+        self,
+        interactions: Sequence[tuple[str, str, float, float, str | None]],
+        plan: RealtimePlan,
+    ) -> int:
+        """Apply the interactions not applied before (by ``(user, event_id)`` in the
+        user's dedup window, or earlier in this batch); return how many were applied."""
         ...

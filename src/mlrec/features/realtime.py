@@ -18,7 +18,13 @@ from dataclasses import dataclass
 from mlrec.core.clock import Clock, SystemClock
 from mlrec.core.errors import ValidationError
 from mlrec.features.definitions import check_entity_id
-from mlrec.features.online_store import CounterUpdate, OnlineStore, RecentEntry
+from mlrec.features.online_store import (
+    CounterUpdate,
+    InteractionBatchWriter,
+    OnlineStore,
+    RealtimePlan,
+    RecentEntry,
+)
 
 __all__ = ["Interaction", "RealtimeConfig", "RealtimeFeatures"]
 
@@ -130,6 +136,11 @@ class RealtimeFeatures:
                 check_entity_id(interaction.item_id)
             if interaction.weight <= 0:
                 raise ValidationError(f"interaction weight must be positive: {interaction}")
+        if isinstance(self.online, InteractionBatchWriter):
+            return self.online.apply_interactions(
+                [(i.user_id, i.item_id, i.timestamp, i.weight, i.event_id) for i in interactions],
+                self.plan(),
+            )
         interactions = self._unseen(interactions)
         if not interactions:
             return 0
@@ -157,12 +168,11 @@ class RealtimeFeatures:
             cfg.recent_items,
             cfg.user_ttl_seconds,
         )
-        now = self.clock.now()
         self.online.increment(
             self.activity_view,
             [CounterUpdate(user, deltas, latest[user]) for user, deltas in counters.items()],
             cfg.user_ttl_seconds,
-            drop_before={"h": now - DAY - HOUR, "d": now - 8 * DAY},
+            drop_before=self._drop_before(),
         )
         half_life = cfg.popularity_half_life_seconds
         decayed = []
@@ -182,6 +192,28 @@ class RealtimeFeatures:
         if ids:
             self.online.push_recent(self.seen_view, ids, cfg.dedup_window, cfg.user_ttl_seconds)
         return len(interactions)
+
+    def _drop_before(self) -> dict[str, float]:
+        # windowed counters older than the longest window that reads them
+        now = self.clock.now()
+        return {"h": now - DAY - HOUR, "d": now - 8 * DAY}
+
+    def plan(self) -> RealtimePlan:
+        """The views and limits an :class:`InteractionBatchWriter` applies a batch with."""
+        cfg = self.config
+        return RealtimePlan(
+            recent_view=self.recent_view,
+            seen_view=self.seen_view,
+            activity_view=self.activity_view,
+            popularity_view=self.popularity_view,
+            recent_items=cfg.recent_items,
+            dedup_window=cfg.dedup_window,
+            user_ttl_seconds=cfg.user_ttl_seconds,
+            drop_before=self._drop_before(),
+            half_life_seconds=cfg.popularity_half_life_seconds,
+            popularity_ttl_seconds=cfg.popularity_ttl_seconds,
+            max_popular_items=cfg.max_popular_items,
+        )
 
     def recent_items(self, user_id: str, limit: int | None = None) -> list[tuple[str, float]]:
         """The user's recent items with timestamps, newest first."""

@@ -32,7 +32,8 @@ GROUP = "mlrec.stream"
 
 
 class Harness:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pipeline: bool = False) -> None:
+        self.pipeline = pipeline
         self.log = SqliteEventLog(path, partitions=3)
         self.log.ensure_topics({INTERACTIONS_TOPIC: 3, DLQ_TOPIC: 1})
         self.producer = self.log.producer()
@@ -54,6 +55,7 @@ class Harness:
             self.producer,
             max_batch=100,
             poll_timeout=0.01,
+            pipeline=self.pipeline,
         )
 
     def send(self, *events: InteractionEvent) -> None:
@@ -63,6 +65,12 @@ class Harness:
         while processor.run_once():
             pass
 
+    @staticmethod
+    def step(processor: StreamProcessor) -> None:
+        """Poll one batch and apply it (pipelined: also wait for it and commit)."""
+        processor.run_once()
+        processor.finish()
+
 
 def event(user: str, item: str, event_id: str | None = None, **kw: object) -> InteractionEvent:
     fields: dict[str, object] = {"user_id": user, "item_id": item, "timestamp": time.time(), **kw}
@@ -71,9 +79,9 @@ def event(user: str, item: str, event_id: str | None = None, **kw: object) -> In
     return InteractionEvent.model_validate(fields)
 
 
-@pytest.fixture
-def h(tmp_path: Path) -> Iterator[Harness]:
-    harness = Harness(tmp_path / "events.db")
+@pytest.fixture(params=[False, True], ids=["sequential", "pipelined"])
+def h(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Harness]:
+    harness = Harness(tmp_path / "events.db", pipeline=request.param)
     yield harness
     harness.producer.close()
 
@@ -132,7 +140,7 @@ def test_nothing_is_committed_when_the_sink_fails(h: Harness) -> None:
     consumer = h.log.consumer(GROUP, [INTERACTIONS_TOPIC])
 
     with pytest.raises(RuntimeError, match="down"):
-        h.processor(consumer).run_once()
+        h.step(h.processor(consumer))
     consumer.close()
 
     again = h.log.consumer(GROUP, [INTERACTIONS_TOPIC])
@@ -144,7 +152,7 @@ def test_failed_batch_is_redelivered_after_rewind_when_the_sink_recovers(h: Harn
     h.fail_sink = 1
     processor = h.processor()
     with pytest.raises(RuntimeError):
-        processor.run_once()
+        h.step(processor)
 
     processor.consumer.rewind()
     h.drain(processor)
@@ -162,11 +170,11 @@ def test_redelivered_events_are_not_applied_twice_when_commit_was_lost(h: Harnes
         def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
             return self.inner.poll(max_records, timeout_seconds)
 
-        def commit(self) -> None:
+        def commit(self, through: Sequence[LogRecord] | None = None) -> None:
             if not self.failed:
                 self.failed = True
                 raise ConnectionError("commit lost")
-            self.inner.commit()
+            self.inner.commit(through)
 
         def rewind(self) -> None:
             self.inner.rewind()
@@ -180,7 +188,7 @@ def test_redelivered_events_are_not_applied_twice_when_commit_was_lost(h: Harnes
     h.send(*(event("u1", f"i{i}", event_id=f"e{i}") for i in range(5)))
     processor = h.processor(LosesFirstCommit(h.log.consumer(GROUP, [INTERACTIONS_TOPIC])))
     with pytest.raises(ConnectionError):
-        processor.run_once()
+        h.step(processor)
     processor.consumer.rewind()
 
     h.drain(processor)
@@ -209,3 +217,21 @@ def test_run_retries_until_everything_is_applied_when_the_sink_fails_twice(h: Ha
     assert processor.stats.applied == 250
     assert processor.stats.duplicates == 0
     assert processor.consumer.lag() == 0
+
+
+def test_pipelined_commit_covers_only_the_applied_batch_when_the_next_is_polled(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path / "events.db", pipeline=True)
+    h.send(*(event("u1", f"i{i}", event_id=f"e{i}") for i in range(150)))  # two batches
+    consumer = h.log.consumer(GROUP, [INTERACTIONS_TOPIC])
+    processor = h.processor(consumer)
+
+    processor.run_once()  # batch 1 handed to the worker
+    processor.run_once()  # batch 1 applied and committed; batch 2 in flight
+    assert processor.stats.applied == 100
+    consumer.close()  # batch 2 never committed
+    h.producer.close()
+
+    again = h.log.consumer(GROUP, [INTERACTIONS_TOPIC])
+    assert len(poll_until(again, 50, 1.0)) == 50

@@ -114,6 +114,7 @@ def build_state(settings: ApiSettings) -> ApiState:
             realtime_sink(realtime),
             event_log.producer("mlrec-dlq"),
             poll_timeout=0.02,
+            pipeline=True,
         )
     service = RecommendationService(
         models,

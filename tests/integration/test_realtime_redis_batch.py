@@ -1,0 +1,75 @@
+"""Redis applies a batch of interactions in one script exactly as the generic path does."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from mlrec.backends.memory_features import InMemoryOnlineStore
+from mlrec.backends.redis_features import RedisOnlineStore
+from mlrec.core.clock import ManualClock
+from mlrec.features.online_store import InteractionBatchWriter
+from mlrec.features.realtime import Interaction, RealtimeConfig, RealtimeFeatures
+
+pytestmark = pytest.mark.integration
+
+HOUR = 3600.0
+
+
+@pytest.fixture
+def redis_store(redis_url: str) -> Iterator[RedisOnlineStore]:
+    store = RedisOnlineStore(redis_url, key_prefix=f"t{uuid.uuid4().hex[:12]}", socket_timeout=5.0)
+    yield store
+    store.flush_prefix()
+    store.close()
+
+
+def _batches(now: float, seed: int = 11) -> list[list[Interaction]]:
+    rng = random.Random(seed)
+    events: list[Interaction] = []
+    for n in range(3000):
+        events.append(
+            Interaction(
+                user_id=f"user-{rng.randrange(40)}",
+                item_id=f"item-{int(rng.paretovariate(1.1)) % 60}",
+                # spread over ten days, so hour and day buckets both roll over and drop
+                timestamp=now - 10 * 24 * HOUR + n * 290.0 + rng.random(),
+                weight=rng.choice([1.0, 1.0, 2.0, 5.0, 3.5]),
+                event_id=None if n % 7 == 0 else f"e{n}",
+            )
+        )
+    # redeliveries: some events again, in later batches and within the same batch
+    events += [events[i] for i in rng.sample(range(len(events)), 400)]
+    batches = [events[i : i + 500] for i in range(0, len(events), 500)]
+    batches[2] = batches[2] + batches[2][:50]
+    return batches
+
+
+def test_redis_batch_script_matches_the_generic_path(redis_store: RedisOnlineStore) -> None:
+    assert isinstance(redis_store, InteractionBatchWriter)
+    memory = InMemoryOnlineStore()
+    assert not isinstance(memory, InteractionBatchWriter)
+    now = time.time()
+    config = RealtimeConfig(recent_items=20, dedup_window=64, max_popular_items=45)
+    generic = RealtimeFeatures(memory, config, ManualClock(now))
+    batched = RealtimeFeatures(redis_store, config, ManualClock(now))
+
+    for batch in _batches(now):
+        assert batched.record(batch, validated=True) == generic.record(batch, validated=True)
+
+    users = [f"user-{u}" for u in range(40)]
+    for expected, got in zip(
+        generic.recent_items_many(users), batched.recent_items_many(users), strict=True
+    ):
+        assert [item for item, _ in got] == [item for item, _ in expected]
+        assert [t for _, t in got] == pytest.approx([t for _, t in expected], abs=1e-6)
+    for user in users:
+        assert batched.activity(user) == generic.activity(user)
+    expected_top = generic.popular_items(45)
+    got_top = batched.popular_items(45)
+    assert [item for item, _ in got_top] == [item for item, _ in expected_top]
+    assert [s for _, s in got_top] == pytest.approx([s for _, s in expected_top], rel=1e-9)
