@@ -110,7 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     consumer = KafkaConsumer(bootstrap, f"bench.loss.{uuid.uuid4().hex[:8]}", [topic])
     dlq = KafkaProducer(bootstrap, client_id="bench-loss-dlq", delivery_timeout_s=3.0)
     processor = StreamProcessor(
-        consumer, realtime_sink(RealtimeFeatures(store, prefix="loss_")), dlq, max_batch=5000
+        consumer,
+        realtime_sink(RealtimeFeatures(store, prefix="loss_")),
+        dlq,
+        max_batch=5000,
+        pipeline=True,  # as `mlrec serve stream` runs it
     )
     proc_thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.5})
     proc_thread.start()
