@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -146,6 +147,8 @@ class HttpEdge:
         self.cors = CORSMiddleware(
             app, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
+        # bounded: route templates (not raw paths) x methods x statuses
+        self._timers: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -166,10 +169,11 @@ class HttpEdge:
         try:
             await (self.cors if cross_origin else self.app)(scope, receive, send_and_record)
         finally:
-            route = scope.get("route")
-            REQUEST_SECONDS.labels(
-                scope["method"], getattr(route, "path", "unmatched"), str(status)
-            ).observe(time.perf_counter() - started)
+            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
+            timer = self._timers.get(key)
+            if timer is None:  # label lookups cost more than the observation: cache them
+                timer = self._timers[key] = REQUEST_SECONDS.labels(key[0], key[1], str(status))
+            timer.observe(time.perf_counter() - started)
 
 
 def _error(status: int, message: str) -> JSONResponse:
