@@ -80,6 +80,7 @@ def grids(quick: bool) -> dict[str, Grid]:
             "ease": [
                 {"l2": 500.0, "dropout": 0.0, "binary": True},  # plain EASE
                 *product(l2=[300.0, 500.0], dropout=[0.5, 0.85], binary=[True, False]),
+                *product(l2=[300.0, 600.0], dropout=[0.0, 0.5], session_weight=[1.0]),
             ],
             "itemknn": product(neighbours=[100, 200], shrink=[10.0, 50.0]),
             "rp3beta": product(neighbours=[200], alpha=[0.8, 1.0], beta=[0.3, 0.5]),
@@ -89,7 +90,7 @@ def grids(quick: bool) -> dict[str, Grid]:
             "blend": product(
                 rp3beta=[0.0, 0.25],
                 itemknn=[0.0],
-                sequential=[0.1, 0.25],
+                sequential=[0.0, 0.1, 0.25],
                 als=[0.5, 0.75, 1.0],
                 gfcf=[0.0, 0.25],
             ),
@@ -100,6 +101,9 @@ def grids(quick: bool) -> dict[str, Grid]:
             *product(l2=[250.0, 500.0, 1000.0], dropout=[0.0], binary=[True]),  # plain EASE
             *product(
                 l2=[100.0, 300.0, 1000.0], dropout=[0.5, 0.7, 0.85, 0.9], binary=[True, False]
+            ),
+            *product(  # with session rows (EASE's session_weight)
+                l2=[300.0, 600.0, 1000.0], dropout=[0.0, 0.5], session_weight=[0.5, 1.0, 2.0]
             ),
         ],
         "itemknn": product(
@@ -112,7 +116,7 @@ def grids(quick: bool) -> dict[str, Grid]:
         "blend": product(
             rp3beta=[0.0, 0.25],
             itemknn=[0.0, 0.1],
-            sequential=[0.1, 0.25, 0.5],
+            sequential=[0.0, 0.1, 0.25, 0.5],
             als=[0.5, 0.75, 1.0],
             gfcf=[0.0, 0.25, 0.5],
         ),

@@ -5,19 +5,25 @@ A closed-form item-item linear autoencoder. ``dropout > 0`` gives EDLAE
 item ``i`` grows with its popularity, ``Λ = dropout / (1 - dropout) · diag(XᵀX) + l2·I``,
 which is what training the autoencoder with input dropout of that rate amounts to
 in closed form; the zero-diagonal constraint of EASE is kept.
+
+``session_weight > 0`` adds one row per training session (see
+:mod:`mlrec.models.sessions`), so items rated in the same sitting count as more
+strongly related than items a user rated months apart.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from mlrec.core.errors import ModelError, ValidationError
+from mlrec.core.interactions import Interactions
 from mlrec.models.base import FloatArray, Progress, Recommender
+from mlrec.models.sessions import has_time, session_matrix
 
 __all__ = ["EASE"]
 
@@ -45,18 +51,28 @@ class EASEParams:
             percentile rank within that user's row, in ``(0.5, 1.5)`` (ties share
             their mean rank): only the order of a user's weights matters, so star
             ratings and heavy-tailed play counts behave alike.
+        session_weight: weight ``w`` of the session rows added to the Gram matrix,
+            ``XᵀX + w·SᵀS`` (see :mod:`mlrec.models.sessions`); 0 = plain EASE.
+            Needs training timestamps; without them the session rows are skipped.
+        session_gap: seconds of inactivity that start a new session.
     """
 
     l2: float = 500.0
     dropout: float = 0.5
     binary: bool = True
     rank_weights: bool = True
+    session_weight: float = 0.0
+    session_gap: float = 60.0
 
     def __post_init__(self) -> None:
         if self.l2 < 0:
             raise ValidationError(f"ease: l2 must be >= 0, got {self.l2}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValidationError(f"ease: dropout must be in [0, 1), got {self.dropout}")
+        if self.session_weight < 0:
+            raise ValidationError(f"ease: session_weight must be >= 0, got {self.session_weight}")
+        if self.session_gap < 0:
+            raise ValidationError(f"ease: session_gap must be >= 0, got {self.session_gap}")
 
 
 def rank_within_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -100,6 +116,16 @@ class EASE(Recommender):
     Params = EASEParams
     params: EASEParams
 
+    def fit(self, interactions: Interactions, progress: Progress | None = None) -> Self:
+        # session rows need the time order, which is not part of the matrix _fit gets
+        self._sessions: sp.csr_matrix | None = None
+        if self.params.session_weight > 0 and has_time(interactions):
+            self._sessions = session_matrix(interactions, self.params.session_gap)
+        try:
+            return super().fit(interactions, progress)
+        finally:
+            self._sessions = None
+
     def _fit(self, matrix: sp.csr_matrix, progress: Progress) -> None:
         n_items = matrix.shape[1]
         if n_items > MAX_DENSE_ITEMS:
@@ -111,7 +137,7 @@ class EASE(Recommender):
         scale = float(np.abs(x.data).mean()) if x.nnz else 1.0
         scale = scale if scale > 0 else 1.0
         x.data /= scale
-        gram = (x.T @ x).toarray().astype(np.float64)
+        gram = self._gram(x)
         progress(0.3)
         diagonal = np.diag(gram).copy()
         dropout = self.params.dropout
@@ -128,6 +154,14 @@ class EASE(Recommender):
         # F-ordered matrix would be copied (11 MB for ML-100K) on every request.
         self.weights: FloatArray = np.ascontiguousarray(weights, dtype=np.float32)
         progress(1.0)
+
+    def _gram(self, x: sp.csr_matrix) -> npt.NDArray[np.float64]:
+        """``XᵀX + w·SᵀS`` of the prepared, scaled training matrix and the sessions."""
+        gram = np.asarray((x.T @ x).toarray(), dtype=np.float64)
+        sessions = getattr(self, "_sessions", None)
+        if sessions is not None and sessions.shape[1] == gram.shape[0]:
+            gram += self.params.session_weight * (sessions.T @ sessions).toarray()
+        return gram
 
     def _prepare(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         if self.params.binary:
