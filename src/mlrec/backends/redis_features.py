@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, TypeVar, cast
 
@@ -406,6 +407,14 @@ if #top == 0 then return {top, {}} end
 local last = top[#top]
 return {top, redis.call('ZRANGEBYSCORE', KEYS[1], last, last, 'WITHSCORES')}
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _EncodedBatch:
+    """Script arguments for a batch of interactions: JSON chunks and the JSON plan."""
+
+    chunks: list[bytes]
+    plan: bytes
 
 
 def _ms(seconds: float) -> int:
@@ -777,8 +786,27 @@ class RedisOnlineStore:
     ) -> int:
         """Apply a batch to the real-time views: one script call per chunk of events,
         all chunks in one round trip (see :class:`InteractionBatchWriter`)."""
-        if not interactions:
+        return self.apply_prepared(self.prepare_interactions(interactions, plan))
+
+    def apply_prepared(self, prepared: object) -> int:
+        """Send what :meth:`prepare_interactions` encoded; returns how many applied."""
+        if not isinstance(prepared, _EncodedBatch):
+            raise TypeError(f"expected a batch from prepare_interactions, got {prepared!r}")
+        if not prepared.chunks:
             return 0
+        calls: list[tuple[Any, list[str], list[Any]]] = [
+            (self._apply_interactions, [], [chunk, prepared.plan]) for chunk in prepared.chunks
+        ]
+        return sum(int(applied) for applied in self._run_scripts(calls))
+
+    def prepare_interactions(
+        self,
+        interactions: Sequence[tuple[str, str, float, float, str | None]],
+        plan: RealtimePlan,
+    ) -> object:
+        """Encode a batch for :meth:`apply_prepared` (CPU only, no I/O)."""
+        if not interactions:
+            return _EncodedBatch([], b"")
         p = self.key_prefix
         config = orjson.dumps(
             {
@@ -799,17 +827,17 @@ class RedisOnlineStore:
         # Each user's events go to one call (sorted by user, stable so their order
         # holds), so the per-user updates, most of the cost, happen once per batch
         # rather than once per chunk. Calls stay small: each blocks Redis while it runs.
-        ordered = sorted(interactions, key=itemgetter(0))
-        calls: list[tuple[Any, list[str], list[Any]]] = []
+        # plain tuples: orjson does not serialise tuple subclasses (named tuples)
+        ordered = sorted(map(tuple, interactions), key=itemgetter(0))
+        chunks: list[bytes] = []
         start = 0
         while start < len(ordered):
             end = min(start + _EVENTS_PER_CALL, len(ordered))
             while end < len(ordered) and ordered[end][0] == ordered[end - 1][0]:
                 end += 1
-            chunk = orjson.dumps(ordered[start:end])
-            calls.append((self._apply_interactions, [], [chunk, config]))
+            chunks.append(orjson.dumps(ordered[start:end]))
             start = end
-        return sum(int(applied) for applied in self._run_scripts(calls))
+        return _EncodedBatch(chunks, config)
 
     # -- lifecycle ----------------------------------------------------------------------
 

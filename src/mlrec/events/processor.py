@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -30,7 +31,7 @@ from mlrec.events.log import DLQ_TOPIC, EventConsumer, EventProducer, LogRecord
 from mlrec.events.schemas import InteractionEvent
 from mlrec.events.serde import EventDecodeError, decode_events
 
-__all__ = ["ProcessorStats", "StreamProcessor"]
+__all__ = ["ProcessorStats", "StagedSink", "StreamProcessor"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,23 @@ BATCH_SECONDS = Histogram(
 
 Sink = Callable[[Sequence[InteractionEvent]], int]
 """Applies events (idempotently by event_id) and returns how many were new."""
+
+
+@runtime_checkable
+class StagedSink(Protocol):
+    """A sink whose work splits into CPU (``prepare``) and I/O (``apply``).
+
+    The pipelined processor prepares batch N+1 on its own thread while batch N is
+    applied, so the store does not wait for Python between batches.
+    """
+
+    def prepare(self, events: Sequence[InteractionEvent]) -> object:
+        """Convert/encode a batch; no I/O."""
+        ...
+
+    def apply(self, prepared: object) -> int:
+        """Apply a prepared batch; how many events were new."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -147,8 +165,14 @@ class StreamProcessor:
             self.consumer.commit()
             BATCH_SECONDS.observe(time.perf_counter() - started)
             return len(records)
-        self.finish()
-        future = self._applier.submit(self.sink, events) if events else None
+        future: Future[int] | None = None
+        if events and isinstance(self.sink, StagedSink):
+            prepared = self.sink.prepare(events)
+            self.finish()
+            future = self._applier.submit(self.sink.apply, prepared)
+        else:
+            self.finish()
+            future = self._applier.submit(self.sink, events) if events else None
         self._in_flight = _Batch(records, len(events), len(bad), future, started)
         return len(records)
 

@@ -250,3 +250,16 @@ class InteractionBatchWriter(Protocol):
         """Apply the interactions not applied before (by ``(user, event_id)`` in the
         user's dedup window, or earlier in this batch); return how many were applied."""
         ...
+
+    def prepare_interactions(
+        self,
+        interactions: Sequence[tuple[str, str, float, float, str | None]],
+        plan: RealtimePlan,
+    ) -> object:
+        """The CPU half of :meth:`apply_interactions` (encoding, no I/O), so a caller
+        can prepare the next batch while the previous one is being applied."""
+        ...
+
+    def apply_prepared(self, prepared: object) -> int:
+        """The I/O half: apply what :meth:`prepare_interactions` returned."""
+        ...

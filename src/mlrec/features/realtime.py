@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from mlrec.core.clock import Clock, SystemClock
 from mlrec.core.errors import ValidationError
@@ -26,22 +27,33 @@ from mlrec.features.online_store import (
     RecentEntry,
 )
 
-__all__ = ["Interaction", "RealtimeConfig", "RealtimeFeatures"]
+__all__ = ["Interaction", "PreparedInteractions", "RealtimeConfig", "RealtimeFeatures"]
 
 HOUR = 3600.0
 DAY = 86400.0
 WINDOWS = {"1h": (HOUR, "h"), "24h": (DAY, "h"), "7d": (7 * DAY, "d")}
 
 
-@dataclass(frozen=True, slots=True)
-class Interaction:
-    """One user-item interaction as the feature store needs it."""
+class Interaction(NamedTuple):
+    """One user-item interaction as the feature store needs it.
+
+    (A named tuple: the stream processor builds one per event, and a tuple is several
+    times cheaper to create than a frozen dataclass.)
+    """
 
     user_id: str
     item_id: str
     timestamp: float
     weight: float = 1.0
     event_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedInteractions:
+    """A validated batch, encoded for the store when it applies batches itself."""
+
+    interactions: Sequence[Interaction]
+    encoded: object | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +142,13 @@ class RealtimeFeatures:
         Returns:
             how many interactions were applied.
         """
+        return self.apply(self.prepare(interactions, validated))
+
+    def prepare(
+        self, interactions: Sequence[Interaction], validated: bool = False
+    ) -> PreparedInteractions:
+        """The CPU half of :meth:`record`: validate, and encode the batch if the store
+        applies batches itself (see :meth:`apply`). No I/O."""
         for interaction in interactions:
             if not validated:
                 check_entity_id(interaction.user_id)
@@ -137,10 +156,17 @@ class RealtimeFeatures:
             if interaction.weight <= 0:
                 raise ValidationError(f"interaction weight must be positive: {interaction}")
         if isinstance(self.online, InteractionBatchWriter):
-            return self.online.apply_interactions(
-                [(i.user_id, i.item_id, i.timestamp, i.weight, i.event_id) for i in interactions],
-                self.plan(),
-            )
+            encoded = self.online.prepare_interactions(interactions, self.plan())
+            return PreparedInteractions((), encoded)
+        return PreparedInteractions(interactions)
+
+    def apply(self, prepared: PreparedInteractions) -> int:
+        """The I/O half of :meth:`record`: apply a prepared batch; how many were new."""
+        if prepared.encoded is not None and isinstance(self.online, InteractionBatchWriter):
+            return self.online.apply_prepared(prepared.encoded)
+        return self._apply_generic(prepared.interactions)
+
+    def _apply_generic(self, interactions: Sequence[Interaction]) -> int:
         interactions = self._unseen(interactions)
         if not interactions:
             return 0

@@ -23,7 +23,7 @@ from mlrec.events import (
     encode_event,
     event_key,
 )
-from mlrec.events.processor import StreamProcessor
+from mlrec.events.processor import StagedSink, StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.services.stream import realtime_sink
 from tests.contracts.event_log import poll_until
@@ -235,3 +235,40 @@ def test_pipelined_commit_covers_only_the_applied_batch_when_the_next_is_polled(
 
     again = h.log.consumer(GROUP, [INTERACTIONS_TOPIC])
     assert len(poll_until(again, 50, 1.0)) == 50
+
+
+def test_staged_sink_is_prepared_on_the_polling_thread_and_applied_in_the_worker(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path / "events.db", pipeline=True)
+    sink = realtime_sink(h.features)
+    assert isinstance(sink, StagedSink)
+    prepared_on: set[str] = set()
+    applied_on: set[str] = set()
+
+    class Recording:
+        def prepare(self, events: Sequence[InteractionEvent]) -> object:
+            prepared_on.add(threading.current_thread().name)
+            return sink.prepare(events)
+
+        def apply(self, prepared: object) -> int:
+            applied_on.add(threading.current_thread().name)
+            return sink.apply(prepared)
+
+        def __call__(self, events: Sequence[InteractionEvent]) -> int:
+            raise AssertionError("a staged sink is prepared and applied, not called")
+
+    h.send(*(event(f"u{i % 200 % 3}", f"i{i}", event_id=f"e{i % 200}") for i in range(250)))
+    processor = StreamProcessor(
+        h.log.consumer(GROUP, [INTERACTIONS_TOPIC]),
+        Recording(),
+        h.producer,
+        max_batch=100,
+        pipeline=True,
+    )
+    h.drain(processor)
+
+    assert processor.stats.applied == 200 and processor.stats.duplicates == 50
+    assert prepared_on == {threading.current_thread().name}
+    assert applied_on and all(name.startswith("stream-apply") for name in applied_on)
+    h.producer.close()

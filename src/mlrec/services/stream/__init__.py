@@ -6,25 +6,45 @@ log. Both use :func:`realtime_sink` so the event -> feature mapping lives once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from mlrec.events.schemas import InteractionEvent
-from mlrec.features.realtime import Interaction, RealtimeFeatures
+from mlrec.features.realtime import Interaction, PreparedInteractions, RealtimeFeatures
 
-__all__ = ["realtime_sink"]
+__all__ = ["RealtimeSink", "realtime_sink"]
 
 
-def realtime_sink(realtime: RealtimeFeatures) -> Callable[[Sequence[InteractionEvent]], int]:
+class RealtimeSink:
     """The processor's sink: apply events to the real-time features, once per event id.
+
+    Staged (:class:`~mlrec.events.processor.StagedSink`): the pipelined processor
+    prepares a batch (CPU: conversion, encoding) on its own thread while the previous
+    batch is applied (I/O), so the feature store is kept busy.
 
     Ids were validated when the events were parsed (same rules as the feature store's),
     so the features are told not to check them again.
     """
 
-    def apply(events: Sequence[InteractionEvent]) -> int:
-        return realtime.record(
+    def __init__(self, realtime: RealtimeFeatures) -> None:
+        self.realtime = realtime
+
+    def prepare(self, events: Sequence[InteractionEvent]) -> PreparedInteractions:
+        """Convert and encode a batch (no I/O)."""
+        return self.realtime.prepare(
             [Interaction(e.user_id, e.item_id, e.timestamp, e.weight, e.event_id) for e in events],
             validated=True,
         )
 
-    return apply
+    def apply(self, prepared: object) -> int:
+        """Apply a prepared batch; how many events were new."""
+        if not isinstance(prepared, PreparedInteractions):
+            raise TypeError(f"expected a batch from prepare(), got {prepared!r}")
+        return self.realtime.apply(prepared)
+
+    def __call__(self, events: Sequence[InteractionEvent]) -> int:
+        return self.apply(self.prepare(events))
+
+
+def realtime_sink(realtime: RealtimeFeatures) -> RealtimeSink:
+    """The sink that applies events to ``realtime`` (see :class:`RealtimeSink`)."""
+    return RealtimeSink(realtime)
