@@ -5,12 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlrec.core.settings import CommonSettings, load_settings
+if TYPE_CHECKING:
+    from mlrec.core.settings import CommonSettings
 
 __all__ = ["console", "counting_progress", "err_console", "fail", "fraction_progress", "settings"]
 
@@ -21,7 +23,13 @@ err_console = Console(stderr=True, width=_WIDTH)
 
 
 def settings() -> CommonSettings:
-    """The process settings (``MLREC_*``)."""
+    """The process settings (``MLREC_*``).
+
+    pydantic-settings is imported here, not at start-up: it is a third of the CLI's
+    import time, and commands like ``recommend`` never read settings.
+    """
+    from mlrec.core.settings import CommonSettings, load_settings
+
     return load_settings(CommonSettings)
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import typer
@@ -25,7 +25,6 @@ from mlrec.cli.features import features_app
 from mlrec.cli.serve import serve_app
 from mlrec.core.errors import MlrecError
 from mlrec.core.interactions import Interactions
-from mlrec.core.settings import CommonSettings
 from mlrec.data import load_dataset, load_interactions, random_split_per_user
 from mlrec.models import (
     ALGORITHMS,
@@ -39,6 +38,9 @@ from mlrec.models.base import Recommender
 from mlrec.models.metrics import evaluate as evaluate_model
 from mlrec.models.publish import publish_model
 from mlrec.models.registry import ModelRegistry, ModelVersion, Stage
+
+if TYPE_CHECKING:
+    from mlrec.core.settings import CommonSettings
 
 app = typer.Typer(
     name="mlrec",
