@@ -6,6 +6,7 @@ its public schemas. Every fallback is reported in ``degraded_reasons``.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -298,7 +299,8 @@ class RecommendationService:
         if served is None or not (known or usable):
             if served is None:
                 reasons.append(self.models.last_error or "no model loaded")
-            answer = self.popular(k, parsed)
+            # reads Redis: off the event loop, so an outage stalls this request only
+            answer = await asyncio.to_thread(self.popular, k, parsed)
             reasons.extend(answer.reasons)
             _POPULAR[bool(reasons)].inc()
             seen = set(history) if exclude_seen else set()

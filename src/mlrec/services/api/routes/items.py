@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.concurrency import run_in_threadpool
 
 from mlrec.core.errors import ValidationError
 from mlrec.services.api.deps import ServiceDep, SettingsDep
@@ -23,7 +24,8 @@ async def popular_items(
     """Items with the highest time-decayed live popularity (training popularity as fallback)."""
     if k > settings.max_k:
         raise ValidationError(f"k must be at most {settings.max_k}, got {k}")
-    return service.popular_public(k, filter)
+    # live popularity is read from Redis: off the event loop
+    return await run_in_threadpool(service.popular_public, k, filter)
 
 
 @router.get("/{item_id}/similar", response_model=ItemsPublic)
