@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -68,3 +69,10 @@ def publish_production(model: object, work: Path, dataset: str) -> str:
     )
     registry.promote("default", version.version)
     return database
+
+
+def quiet_logging() -> None:
+    """Warnings only, and none of librdkafka's: a restarting broker makes it log every
+    refused connection."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mlrec.backends.kafka.librdkafka").setLevel(logging.CRITICAL)

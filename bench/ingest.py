@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import random
 import statistics
 import sys
@@ -38,7 +37,7 @@ from confluent_kafka import Consumer
 from rich.console import Console
 from rich.table import Table
 
-from _services import ensure_services
+from _services import ensure_services, quiet_logging
 from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
 from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.events import (
@@ -148,9 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--memory-store", action="store_true", help="skip Redis")
     args = parser.parse_args(argv)
     console = Console()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # A restarting broker makes librdkafka log every refused connection.
-    logging.getLogger("mlrec.backends.kafka.librdkafka").setLevel(logging.CRITICAL)
+    quiet_logging()
 
     env = ensure_services()
     bootstrap = env["MLREC_TEST_KAFKA_BOOTSTRAP"]

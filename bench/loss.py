@@ -19,7 +19,6 @@ The last line is the summary: ``loss: accepted=<n> applied=<n>``.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import subprocess
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rich.console import Console
 
-from _services import ROOT, ensure_services
+from _services import ROOT, ensure_services, quiet_logging
 from ingest import make_events, open_store, realtime_sink
 from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
 from mlrec.backends.spool import DurableProducer
@@ -87,9 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--catch-up-timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
     console = Console()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # A restarting broker makes librdkafka log every refused connection.
-    logging.getLogger("mlrec.backends.kafka.librdkafka").setLevel(logging.CRITICAL)
+    quiet_logging()
 
     env = ensure_services()
     bootstrap = env["MLREC_TEST_KAFKA_BOOTSTRAP"]

@@ -71,7 +71,7 @@ _T = TypeVar("_T")
 _TS = "_ts"
 # Rows (or members) per script call: bounds how long one call holds the server.
 _CHUNK = 500
-# Events per apply_interactions script call.
+# Events per script call of apply_prepared.
 _EVENTS_PER_CALL = 500
 # Index members removed per call when trimming expired entities during a write.
 _TRIM_PER_WRITE = 1000
@@ -779,17 +779,10 @@ class RedisOnlineStore:
         best = sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
         return [(m.decode(), value_at(s, now, half_life_seconds)) for m, s in best]
 
-    def apply_interactions(
-        self,
-        interactions: Sequence[tuple[str, str, float, float, str | None]],
-        plan: RealtimePlan,
-    ) -> int:
-        """Apply a batch to the real-time views: one script call per chunk of events,
-        all chunks in one round trip (see :class:`InteractionBatchWriter`)."""
-        return self.apply_prepared(self.prepare_interactions(interactions, plan))
-
     def apply_prepared(self, prepared: object) -> int:
-        """Send what :meth:`prepare_interactions` encoded; returns how many applied."""
+        """Apply a batch to the real-time views: one script call per chunk of events,
+        all chunks in one round trip; returns how many were new (see
+        :class:`~mlrec.features.online_store.InteractionBatchWriter`)."""
         if not isinstance(prepared, _EncodedBatch):
             raise TypeError(f"expected a batch from prepare_interactions, got {prepared!r}")
         if not prepared.chunks:

@@ -2,15 +2,15 @@
 
 At-least-once: offsets are committed only after the sink applied the batch, so a
 crash redelivers; the sink dedups by ``event_id`` so redelivery is harmless.
-
-Pipelined (``pipeline=True``, what the services run): while the sink applies batch
-N in a worker thread (mostly waiting on the feature store), the next batch is polled
-and decoded; batch N's offsets are committed, exactly up to its own records, once
-its apply returned. A failed apply is raised by the next :meth:`run_once`, and
-:meth:`StreamProcessor.run` rewinds to the last commit, so that batch and the one
-polled behind it are both redelivered.
 Records that are not valid events go to the dead-letter topic with the error, and
 are committed too (they would fail forever otherwise).
+
+Pipelined (``pipeline=True``, what the services run): while the sink applies batch
+N in a worker thread (mostly waiting on the feature store), the next batch is polled,
+decoded and, for a :class:`StagedSink`, prepared; batch N's offsets are committed,
+exactly up to its own records, once its apply returned. A failed apply is raised by
+the next :meth:`StreamProcessor.run_once`, and :meth:`StreamProcessor.run` rewinds to
+the last commit, so that batch and the one polled behind it are both redelivered.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -165,14 +166,13 @@ class StreamProcessor:
             self.consumer.commit()
             BATCH_SECONDS.observe(time.perf_counter() - started)
             return len(records)
-        future: Future[int] | None = None
+        job: Callable[[], int] | None = None
         if events and isinstance(self.sink, StagedSink):
-            prepared = self.sink.prepare(events)
-            self.finish()
-            future = self._applier.submit(self.sink.apply, prepared)
-        else:
-            self.finish()
-            future = self._applier.submit(self.sink, events) if events else None
+            job = partial(self.sink.apply, self.sink.prepare(events))  # overlaps the apply
+        elif events:
+            job = partial(self.sink, events)
+        self.finish()
+        future = self._applier.submit(job) if job is not None else None
         self._in_flight = _Batch(records, len(events), len(bad), future, started)
         return len(records)
 

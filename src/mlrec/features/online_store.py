@@ -234,7 +234,9 @@ class RealtimePlan:
 
 @runtime_checkable
 class InteractionBatchWriter(Protocol):
-    """An online store that applies a whole batch of interactions in one server call.
+    """An online store that applies a whole batch of interactions in one server call,
+    in two halves: encoding (CPU) and applying (I/O), so a caller can prepare the next
+    batch while the previous one is being applied.
 
     Optional: :class:`~mlrec.features.realtime.RealtimeFeatures` uses it when the store
     provides it, and otherwise composes the same updates from the
@@ -242,24 +244,16 @@ class InteractionBatchWriter(Protocol):
     them). Each interaction is ``(user_id, item_id, timestamp, weight, event_id)``.
     """
 
-    def apply_interactions(
-        self,
-        interactions: Sequence[tuple[str, str, float, float, str | None]],
-        plan: RealtimePlan,
-    ) -> int:
-        """Apply the interactions not applied before (by ``(user, event_id)`` in the
-        user's dedup window, or earlier in this batch); return how many were applied."""
-        ...
-
     def prepare_interactions(
         self,
         interactions: Sequence[tuple[str, str, float, float, str | None]],
         plan: RealtimePlan,
     ) -> object:
-        """The CPU half of :meth:`apply_interactions` (encoding, no I/O), so a caller
-        can prepare the next batch while the previous one is being applied."""
+        """Encode a batch for :meth:`apply_prepared` (no I/O)."""
         ...
 
     def apply_prepared(self, prepared: object) -> int:
-        """The I/O half: apply what :meth:`prepare_interactions` returned."""
+        """Apply what :meth:`prepare_interactions` returned: the interactions not
+        applied before (by ``(user, event_id)`` in the user's dedup window, or earlier
+        in this batch). Returns how many were applied."""
         ...

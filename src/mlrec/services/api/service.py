@@ -282,13 +282,12 @@ class RecommendationService:
             live_reason: why ``live`` is empty, if the read failed.
         """
         parsed = parse_filter(item_filter)
-        served: ServedModel | None
         if live is None and user_id and not recent_item_ids:
             # the common case: history read and scoring batched with concurrent users
             outcome = await self.user_batcher.submit(_UserRequest(user_id, k, exclude_seen, parsed))
-            live, live_reason, served = outcome.live, outcome.live_reason, outcome.served
-            if outcome.top is not None and served is not None:
-                return self._personal(user_id, served, outcome.top, live_reason)
+            live, live_reason = outcome.live, outcome.live_reason
+            if outcome.top is not None and outcome.served is not None:
+                return self._personal(user_id, outcome.served, outcome.top, live_reason)
         elif live is None:
             live = []
         reasons = [live_reason] if live_reason else []
