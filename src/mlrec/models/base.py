@@ -138,6 +138,17 @@ class Recommender(ABC):
         """
         return None
 
+    @property
+    def additive_weights(self) -> FloatArray | None:
+        """Dense ``B`` with ``score_histories(h) == (h != 0) @ B`` for every history ``h``.
+
+        A model whose scores add up item by item over a 0/1 history (EASE on binary
+        data) returns its item-item matrix; a server can then keep each known user's
+        training-history scores and add only the rows of live items per request.
+        ``None`` (the default): scores are not additive that way.
+        """
+        return None
+
     def score_users(self, user_indices: IntArray) -> FloatArray:
         """Scores of known users by dense index; models with user factors override."""
         return self.score_histories(self.user_items[user_indices])

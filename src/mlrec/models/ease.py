@@ -179,6 +179,11 @@ class EASE(Recommender):
     def item_similarities(self, item_index: int) -> FloatArray:
         return np.asarray(self.weights[item_index], dtype=np.float32)
 
+    @property
+    def additive_weights(self) -> FloatArray | None:
+        # binary histories are scored as x @ B with x in {0, 1}: additive per item
+        return self.weights if self.params.binary else None
+
     def _state(self) -> dict[str, npt.NDArray[Any]]:
         return {"weights": self.weights}
 

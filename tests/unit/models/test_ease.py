@@ -46,6 +46,21 @@ def test_ease_scores_do_not_depend_on_the_scale_of_weights() -> None:
     )
 
 
+def test_binary_ease_scores_are_additive_over_the_items_of_a_history() -> None:
+    train = demo_split()[0]
+    model = EASE().fit(train)
+    history = sp.csr_matrix(train.to_csr()[:6])  # weighted: binary EASE ignores the weights
+    weights = model.additive_weights
+    assert weights is not None
+    np.testing.assert_allclose(
+        model.score_histories(history),
+        (history != 0).astype(np.float32) @ weights,
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    assert EASE(binary=False).fit(train).additive_weights is None
+
+
 @pytest.mark.parametrize("params", [{"dropout": 1.0}, {"dropout": -0.1}, {"l2": -1.0}])
 def test_ease_rejects_bad_params(params: dict[str, float]) -> None:
     with pytest.raises(ValidationError):

@@ -16,9 +16,10 @@ from mlrec.data import make_demo
 from mlrec.models import create_model
 from mlrec.models.registry import ModelVersion
 from mlrec.services.api.answers import ItemScore, Recommendations
-from mlrec.services.api.batching import MicroBatcher, ScoringJob, score_jobs
+from mlrec.services.api.batching import MicroBatcher
 from mlrec.services.api.model_server import ServedModel
 from mlrec.services.api.schemas import RecommendationsPublic
+from mlrec.services.api.scoring import ScoringJob, UserScoreCache, score_jobs
 
 
 def _served() -> ServedModel:
@@ -36,6 +37,11 @@ def _served() -> ServedModel:
         created_at=datetime.now(UTC),
     )
     return ServedModel.build(model, version)
+
+
+def _served_with_cache() -> ServedModel:
+    served = _served()
+    return ServedModel.build(served.model, served.version, 1 << 20)
 
 
 def test_direct_json_matches_the_documented_response_model() -> None:
@@ -79,6 +85,67 @@ def test_score_jobs_sums_repeated_items_and_applies_each_jobs_options() -> None:
     # only four items are allowed: the rest of the top-10 are -inf placeholders
     finite = results[3][0][np.isfinite(results[3][1])]
     assert set(finite.tolist()) <= {1, 2, 7, 9} and len(finite) == 4
+
+
+def _cached_and_plain_jobs(
+    served: ServedModel, user: int | None, live: list[int], k: int, exclude: bool
+) -> tuple[ScoringJob, ScoringJob]:
+    model = served.model
+    training = np.empty(0, np.int64)
+    if user is not None:
+        start, end = model.user_items.indptr[user], model.user_items.indptr[user + 1]
+        training = model.user_items.indices[start:end].astype(np.int64)
+    items = np.concatenate([training, np.array(live, dtype=np.int64)])
+    weights = np.ones(len(items), dtype=np.float32)
+    args = (model, items, weights, k, exclude, None, user, len(training))
+    return ScoringJob(*args, served.user_scores), ScoringJob(*args)
+
+
+def test_cached_user_scores_give_the_same_answers_as_scoring_the_whole_history() -> None:
+    served = _served_with_cache()
+    assert served.user_scores is not None
+    model = served.model
+    first = int(model.user_items.indices[model.user_items.indptr[0]])  # in user 0's row
+    cases = [
+        (0, [], 5, True),  # no live items
+        (0, [first, 7, 7, 11], 8, True),  # a training item again, a live item twice
+        (1, [2, 3], 6, False),  # seen items may come back
+        (None, [4, 9], 5, True),  # a new user known only by live items
+        (2, [1], 40, True),  # k larger than what is left
+    ]
+    jobs = [_cached_and_plain_jobs(served, *case) for case in cases]
+    cached = score_jobs([c for c, _ in jobs])
+    plain = score_jobs([p for _, p in jobs])
+    for (indices, scores), (plain_indices, plain_scores) in zip(cached, plain, strict=True):
+        np.testing.assert_allclose(scores, plain_scores, rtol=1e-5, atol=1e-6)
+        finite = np.isfinite(plain_scores)
+        assert set(indices[finite].tolist()) == set(plain_indices[finite].tolist())
+    assert first not in cached[1][0].tolist() and 7 not in cached[1][0].tolist()
+    assert len(served.user_scores) == 3  # users 0, 1 and 2, each scored once
+
+
+def test_user_score_cache_keeps_the_most_recently_used_users_within_its_budget() -> None:
+    model = _served().model
+    cache = UserScoreCache(model, max_bytes=2 * 4 * model.n_items)  # room for two users
+    first = cache.scores(0).copy()
+    cache.scores(1)
+    cache.scores(0)  # user 0 is now the most recent
+    cache.scores(2)  # evicts user 1
+    assert len(cache) == 2
+    np.testing.assert_array_equal(cache.scores(0), first)
+    expected = model.score_histories(model.user_items[1])[0]
+    np.testing.assert_allclose(cache.scores(1), expected)  # recomputed after eviction
+
+
+def test_only_additive_models_get_a_user_score_cache() -> None:
+    data = make_demo(n_users=40, n_items=30, seed=5)
+    version = _served().version
+    additive = create_model("ease").fit(data)
+    assert ServedModel.build(additive, version, 1 << 20).user_scores is not None
+    ranked = create_model("ease", binary=False).fit(data)  # per-row ranks: not additive
+    assert ranked.additive_weights is None
+    assert ServedModel.build(ranked, version, 1 << 20).user_scores is None
+    assert ServedModel.build(additive, version, 0).user_scores is None
 
 
 def test_micro_batcher_groups_concurrent_callers_into_one_call() -> None:

@@ -83,6 +83,7 @@ def build_state(settings: ApiSettings) -> ApiState:
         open_artifact_store(database, migrate=False),
         settings.resolved_model_cache_dir,
         settings.model_name,
+        settings.score_cache_mb << 20,
     )
     models.refresh()
     models.start(settings.model_poll_seconds)

@@ -9,84 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-import numpy as np
-import numpy.typing as npt
-import scipy.sparse as sp
-from prometheus_client import Histogram
+from mlrec.services.api.scoring import ScoringJob, TopK, score_jobs
 
-from mlrec.models.base import Recommender, top_k
+__all__ = ["MicroBatcher", "ScoringBatcher"]
 
-__all__ = ["MicroBatcher", "ScoringBatcher", "ScoringJob", "TopK", "score_jobs"]
-
-BATCH_SIZE = Histogram(
-    "mlrec_api_scoring_batch_size",
-    "Requests scored together in one matrix operation.",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
-)
-SCORING_SECONDS = Histogram(
-    "mlrec_api_scoring_duration_seconds",
-    "Time to score one batch.",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
-)
-
-TopK = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 K = TypeVar("K")
 V = TypeVar("V")
-
-
-@dataclass(slots=True)
-class ScoringJob:
-    """One history to score: item indices (repeats are summed) and weights, how many
-    items to return, whether to drop the history's items, and an allowed-items mask."""
-
-    model: Recommender
-    items: npt.NDArray[np.int64]
-    weights: npt.NDArray[np.float32]
-    k: int
-    exclude: bool
-    allowed: npt.NDArray[np.bool_] | None
-
-
-def score_jobs(jobs: list[ScoringJob]) -> list[TopK]:
-    """Top-k of each job, all scored by one matrix operation (same model for all)."""
-    started = time.perf_counter()
-    model = jobs[0].model
-    # one CSR for the whole batch, built from index arrays (no per-row sparse objects)
-    counts = [len(job.items) for job in jobs]
-    indptr = np.zeros(len(jobs) + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    histories = sp.csr_matrix(
-        (
-            np.concatenate([job.weights for job in jobs]),
-            np.concatenate([job.items for job in jobs]),
-            indptr,
-        ),
-        shape=(len(jobs), model.n_items),
-    )
-    histories.sum_duplicates()  # an item both in training and live history counts once
-    k = max(job.k for job in jobs)
-    retrieved = None
-    if all(job.allowed is None and job.exclude for job in jobs):
-        retrieved = model.retrieve(histories, k)  # a large catalogue behind an ANN index
-    if retrieved is None:
-        scores = np.array(model.score_histories(histories), dtype=np.float32, copy=True)
-        lengths = np.diff(histories.indptr)
-        rows = np.repeat(np.arange(len(jobs)), lengths)
-        excluded = np.repeat([job.exclude for job in jobs], lengths)
-        scores[rows[excluded], histories.indices[excluded]] = -np.inf
-        for row, job in enumerate(jobs):
-            if job.allowed is not None:
-                scores[row, ~job.allowed] = -np.inf
-        retrieved = top_k(scores, k)
-    indices, best = retrieved
-    SCORING_SECONDS.observe(time.perf_counter() - started)
-    BATCH_SIZE.observe(len(jobs))
-    return [(indices[row, : job.k], best[row, : job.k]) for row, job in enumerate(jobs)]
 
 
 class MicroBatcher(Generic[K, V]):
@@ -190,24 +121,9 @@ class ScoringBatcher:
             score_jobs, max_batch, max_wait_seconds, group=lambda job: id(job.model)
         )
 
-    async def top_k(
-        self,
-        model: Recommender,
-        items: npt.NDArray[np.int64],
-        weights: npt.NDArray[np.float32],
-        k: int,
-        exclude: bool = True,
-        allowed: npt.NDArray[np.bool_] | None = None,
-    ) -> TopK:
-        """Top-``k`` item indices and scores for one history (item indices and weights).
-
-        Args:
-            items: distinct item indices of the history.
-            weights: their interaction weights.
-            exclude: drop the history's items from the answer.
-            allowed: boolean mask of items that may be recommended.
-        """
-        return await self._batcher.submit(ScoringJob(model, items, weights, k, exclude, allowed))
+    async def score(self, job: ScoringJob) -> TopK:
+        """Top-``job.k`` item indices and scores of one history, batched with others."""
+        return await self._batcher.submit(job)
 
     async def close(self) -> None:
         """Stop the worker task."""

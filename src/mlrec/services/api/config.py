@@ -33,6 +33,9 @@ class ApiSettings(CommonSettings):
     """How often the registry is polled for a newly promoted version."""
     model_cache_dir: Path | None = None
     """Where fetched artifacts are cached (default: ``<data_dir>/model-cache``)."""
+    score_cache_mb: int = Field(default=256, ge=0, le=1_000_000)
+    """Memory for known users' training-history scores (additive models such as EASE
+    then score only a request's live items); 0 disables the cache."""
     history_limit: int = Field(default=50, ge=1, le=1000)
     """How many recent interactions personalise a request."""
     max_k: int = Field(default=100, ge=1, le=1000)

@@ -19,6 +19,7 @@ from mlrec.core.errors import MlrecError
 from mlrec.models.artifact_store import ArtifactStore, load_version
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelRegistry, ModelVersion
+from mlrec.services.api.scoring import UserScoreCache
 
 __all__ = ["ModelServer", "ServedModel"]
 
@@ -33,12 +34,26 @@ class ServedModel:
     version: ModelVersion
     popularity: npt.NDArray[np.float32]
     """Distinct users per item in training: the cold-start ranking."""
+    item_ids: list[str]
+    """External id of each item index."""
+    titles: list[str | None]
+    """Title of each item index, if known."""
+    user_scores: UserScoreCache | None = None
+    """Known users' training-history scores, when the model's scores are additive."""
 
     @classmethod
-    def build(cls, model: Recommender, version: ModelVersion) -> ServedModel:
+    def build(
+        cls, model: Recommender, version: ModelVersion, score_cache_bytes: int = 0
+    ) -> ServedModel:
         matrix = model.user_items
         counts = np.diff(matrix.tocsc().indptr).astype(np.float32)
-        return cls(model, version, counts)
+        cache = None
+        if score_cache_bytes > 0 and model.additive_weights is not None:
+            cache = UserScoreCache(model, score_cache_bytes)
+        item_ids = list(model.items.ids())
+        info = model.item_info
+        titles = [info[i].title if i in info else None for i in item_ids]
+        return cls(model, version, counts, item_ids, titles, cache)
 
 
 class ModelServer:
@@ -49,15 +64,22 @@ class ModelServer:
         store: where artifacts are fetched from by sha256.
         cache_dir: local artifact cache.
         name: the model name to serve.
+        score_cache_bytes: memory for known users' cached scores (0 = no cache).
     """
 
     def __init__(
-        self, registry: ModelRegistry, store: ArtifactStore, cache_dir: Path, name: str
+        self,
+        registry: ModelRegistry,
+        store: ArtifactStore,
+        cache_dir: Path,
+        name: str,
+        score_cache_bytes: int = 0,
     ) -> None:
         self.registry = registry
         self.store = store
         self.cache_dir = cache_dir
         self.name = name
+        self.score_cache_bytes = score_cache_bytes
         self.current: ServedModel | None = None
         self.last_error: str | None = None
         self._lock = threading.Lock()
@@ -81,7 +103,7 @@ class ModelServer:
                     self.last_error = None
                     return False
                 model = load_version(wanted, self.store, self.cache_dir)
-                self.current = ServedModel.build(model, wanted)
+                self.current = ServedModel.build(model, wanted, self.score_cache_bytes)
                 self.last_error = None
                 log.info("serving model %s (%s)", wanted.ref, wanted.algorithm)
                 return True

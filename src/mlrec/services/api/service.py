@@ -7,8 +7,10 @@ its public schemas. Every fallback is reported in ``degraded_reasons``.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,12 +21,13 @@ from mlrec.core.errors import BackendError, NotFoundError, ValidationError
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.models.base import top_k
 from mlrec.services.api.answers import ItemScore, Recommendations, items_public
-from mlrec.services.api.batching import MicroBatcher, ScoringBatcher, ScoringJob, TopK, score_jobs
+from mlrec.services.api.batching import MicroBatcher, ScoringBatcher
 from mlrec.services.api.breaker import CircuitBreaker
 from mlrec.services.api.model_server import ModelServer, ServedModel
 from mlrec.services.api.schemas import ItemsPublic
+from mlrec.services.api.scoring import ScoringJob, TopK, score_jobs
 
-__all__ = ["RecommendationService", "parse_filter"]
+__all__ = ["RecommendationService", "new_request_id", "parse_filter"]
 
 ANSWERS = Counter(
     "mlrec_api_recommendations_total",
@@ -36,6 +39,20 @@ _PERSONAL = {False: ANSWERS.labels("personal", "false"), True: ANSWERS.labels("p
 _POPULAR = {False: ANSWERS.labels("popular", "false"), True: ANSWERS.labels("popular", "true")}
 
 Filter = tuple[str, set[str]]
+
+_request_ids: tuple[int, str, Iterator[int]] | None = None
+
+
+def new_request_id() -> str:
+    """32 hex digits, unique across processes: a random per-process prefix and a counter.
+
+    Cheaper than ``uuid4()`` (a system call for 16 random bytes) on every request.
+    """
+    global _request_ids
+    if _request_ids is None or _request_ids[0] != os.getpid():  # first call, or forked
+        _request_ids = (os.getpid(), uuid.uuid4().hex[:16], itertools.count())
+    _, prefix, counter = _request_ids
+    return f"{prefix}{next(counter):016x}"
 
 
 def parse_filter(text: str | None) -> Filter | None:
@@ -125,9 +142,16 @@ class RecommendationService:
                 item in model.items for item in outcome.live
             ):
                 continue
-            items, weights = self._history(served, request.user_id, outcome.live)
-            allowed = self._allowed(served, request.parsed)
-            jobs.append(ScoringJob(model, items, weights, request.k, request.exclude, allowed))
+            jobs.append(
+                self._job(
+                    served,
+                    request.user_id,
+                    outcome.live,
+                    request.k,
+                    request.exclude,
+                    request.parsed,
+                )
+            )
             scored.append(outcome)
         if jobs:
             for outcome, top in zip(scored, score_jobs(jobs), strict=True):
@@ -176,43 +200,54 @@ class RecommendationService:
         scores: npt.NDArray[np.float32],
         first_rank: int = 1,
     ) -> list[ItemScore]:
-        model = served.model
-        out: list[ItemScore] = []
-        for index, score in zip(indices.tolist(), scores.tolist(), strict=True):
-            if score == -np.inf or score != score:  # excluded, or NaN
-                continue
-            item_id = model.items.id(index)
-            info = model.item_info.get(item_id)
-            out.append(
-                ItemScore(item_id, score, first_rank + len(out), info.title if info else None)
+        finite = np.isfinite(scores)  # excluded (-inf) or broken (NaN) scores are dropped
+        if not finite.all():
+            indices, scores = indices[finite], scores[finite]
+        ids, titles = served.item_ids, served.titles
+        return [
+            ItemScore(ids[index], score, rank, titles[index])
+            for rank, index, score in zip(
+                itertools.count(first_rank), indices.tolist(), scores.tolist(), strict=False
             )
-        return out
+        ]
 
-    def _history(
-        self, served: ServedModel, user_id: str | None, live: Sequence[str]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Item indices and weights: the user's training row plus live items (weight 1).
+    def _job(
+        self,
+        served: ServedModel,
+        user_id: str | None,
+        live: Sequence[str],
+        k: int,
+        exclude: bool,
+        parsed: Filter | None,
+    ) -> ScoringJob:
+        """The scoring job of a history: the user's training row, then live items.
 
-        An item in both appears twice; scoring sums repeats.
+        Live items weigh 1; an item in both appears twice and scoring sums repeats.
         """
         model = served.model
         indices: list[npt.NDArray[np.int64]] = []
         weights: list[npt.NDArray[np.float32]] = []
-        if user_id is not None:
-            index = model.users.get(user_id)
-            if index is not None:
-                matrix = model.user_items
-                start, end = matrix.indptr[index], matrix.indptr[index + 1]
-                indices.append(matrix.indices[start:end].astype(np.int64))
-                weights.append(matrix.data[start:end].astype(np.float32))
+        user = model.users.get(user_id) if user_id is not None else None
+        live_start = 0
+        if user is not None:
+            matrix = model.user_items
+            start, end = matrix.indptr[user], matrix.indptr[user + 1]
+            indices.append(matrix.indices[start:end].astype(np.int64))
+            weights.append(matrix.data[start:end].astype(np.float32))
+            live_start = int(end - start)
         lookup = model.items.get
         known = [i for i in map(lookup, live) if i is not None]
         if known:
             indices.append(np.array(known, dtype=np.int64))
             weights.append(np.ones(len(known), dtype=np.float32))
+        allowed = self._allowed(served, parsed)
         if not indices:
-            return np.empty(0, np.int64), np.empty(0, np.float32)
-        return np.concatenate(indices), np.concatenate(weights)
+            items, item_weights = np.empty(0, np.int64), np.empty(0, np.float32)
+        else:
+            items, item_weights = np.concatenate(indices), np.concatenate(weights)
+        return ScoringJob(
+            model, items, item_weights, k, exclude, allowed, user, live_start, served.user_scores
+        )
 
     def popular(self, k: int, parsed: Filter | None = None) -> _Answer:
         """Live time-decayed popularity, topped up with the model's training popularity.
@@ -313,13 +348,10 @@ class RecommendationService:
                 ][:k],
                 served=served,
                 source="popular",
-                request_id=uuid.uuid4().hex,
+                request_id=new_request_id(),
                 degraded_reasons=reasons,
             )
-        items, weights = self._history(served, user_id, history)
-        top = await self.batcher.top_k(
-            served.model, items, weights, k, exclude_seen, self._allowed(served, parsed)
-        )
+        top = await self.batcher.score(self._job(served, user_id, history, k, exclude_seen, parsed))
         return self._personal(user_id, served, top, live_reason)
 
     def _personal(
@@ -332,7 +364,7 @@ class RecommendationService:
             items=self._items(served, *top),
             served=served,
             source="personal",
-            request_id=uuid.uuid4().hex,
+            request_id=new_request_id(),
             degraded_reasons=reasons,
         )
 
@@ -349,9 +381,9 @@ class RecommendationService:
             items.append(
                 ItemScore(rec.item_id, rec.score, len(items) + 1, info.title if info else None)
             )
-        return items_public(items, served, uuid.uuid4().hex, item_id=item_id)
+        return items_public(items, served, new_request_id(), item_id=item_id)
 
     def popular_public(self, k: int, item_filter: str | None = None) -> ItemsPublic:
         """The popular list as a public response."""
         answer = self.popular(k, parse_filter(item_filter))
-        return items_public(answer.items, self.models.current, uuid.uuid4().hex, answer.reasons)
+        return items_public(answer.items, self.models.current, new_request_id(), answer.reasons)

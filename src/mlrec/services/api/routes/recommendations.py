@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from mlrec.core.errors import ValidationError
 from mlrec.services.api.deps import ServiceDep, SettingsDep, state_of
+from mlrec.services.api.params import openapi_parameters, parse_parameters
 from mlrec.services.api.schemas import BatchRecommendationRequest, RecommendationsPublic
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
@@ -20,13 +21,16 @@ UserId = Annotated[
 ]
 
 
-class RecommendationQuery(BaseModel):
-    """Query parameters of ``GET /v1/recommendations/{user_id}``.
+class RecommendationPath(BaseModel):
+    """Path of ``GET /v1/recommendations/{user_id}`` (see :mod:`..params`)."""
 
-    One model rather than three parameters: FastAPI validates it in one call (on a
-    route returning a fixed payload this measured ~10% more requests/s); the OpenAPI
-    document still lists ``k``, ``exclude_seen`` and ``filter`` one by one.
-    """
+    user_id: str = Field(
+        min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$", description="User id"
+    )
+
+
+class RecommendationQuery(BaseModel):
+    """Query parameters of ``GET /v1/recommendations/{user_id}`` (see :mod:`..params`)."""
 
     k: int = Field(default=10, ge=1, le=1000, description="How many items")
     exclude_seen: bool = Field(default=True, description="Drop items the user interacted with")
@@ -35,18 +39,25 @@ class RecommendationQuery(BaseModel):
     )
 
 
-@router.get("/{user_id}", response_model=RecommendationsPublic)
-async def recommend_for_user(
-    request: Request, user_id: UserId, query: Annotated[RecommendationQuery, Query()]
-) -> Response:
+@router.get(
+    "/{user_id}",
+    response_model=RecommendationsPublic,
+    openapi_extra={
+        "parameters": openapi_parameters(RecommendationPath, "path")
+        + openapi_parameters(RecommendationQuery, "query")
+    },
+)
+async def recommend_for_user(request: Request) -> Response:
     """Top-k items for a user, from their training history plus live interactions.
 
     A user with no history gets popular items (``source: popular``). If the feature
     store or the model is unavailable the answer is ``degraded`` with reasons.
     """
-    # The hottest route takes its collaborators from the request rather than through
-    # Depends (dependency resolution measured ~10% of its time), and its answer,
-    # valid by construction, is serialised directly.
+    # The hottest route reads its query and collaborators from the request rather
+    # than through FastAPI parameters and Depends (their resolution measured ~40% of
+    # its time), and its answer, valid by construction, is serialised directly.
+    path, query = parse_parameters(RecommendationPath, RecommendationQuery, request)
+    user_id = path.user_id
     state = state_of(request)
     if query.k > state.settings.max_k:
         raise ValidationError(f"k must be at most {state.settings.max_k}, got {query.k}")
