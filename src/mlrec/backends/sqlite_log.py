@@ -69,8 +69,11 @@ CREATE TABLE IF NOT EXISTS group_offsets (
 ) WITHOUT ROWID;
 """
 
-# How often an idle poll looks for new records (another process may write them).
+# How often an idle poll looks for new records (another process may write them): from
+# every 10 ms, backing off to every 100 ms while nothing arrives (each wake-up costs
+# the serving threads a GIL hand-off).
 _IDLE_INTERVAL_S = 0.01
+_MAX_IDLE_INTERVAL_S = 0.1
 
 
 def partition_for(key: bytes | None, partitions: int, counter: Iterator[int]) -> int:
@@ -270,6 +273,18 @@ class SqliteLogConsumer:
         self._position: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
         self._next_partition = 0
+        # The database's data_version when a read last came back empty: an idle poll
+        # re-reads only after another connection wrote (one PRAGMA, not a query per
+        # partition, every 10 ms).
+        self._empty_at: int | None = None
+        self._idle_interval = _IDLE_INTERVAL_S
+
+    def _data_version(self) -> int:
+        with self._db.lock:
+            try:
+                return int(self._db.conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise BackendUnavailableError(f"event log {self._db.path}: {exc}") from exc
 
     def _discover(self, conn: sqlite3.Connection) -> list[tuple[str, int]]:
         """Partitions of the subscribed topics; positions of new ones from the commits."""
@@ -333,13 +348,17 @@ class SqliteLogConsumer:
         """Up to ``max_records`` records after the group's position, waiting up to the timeout."""
         deadline = time.monotonic() + timeout_seconds
         while True:
-            records = self._read(max_records)
+            version = self._data_version()
+            records = [] if version == self._empty_at else self._read(max_records)
             if records:
+                self._idle_interval = _IDLE_INTERVAL_S
                 return records
+            self._empty_at = version
             left = deadline - time.monotonic()
             if left <= 0:
                 return records
-            time.sleep(min(_IDLE_INTERVAL_S, left))
+            time.sleep(min(self._idle_interval, left))
+            self._idle_interval = min(2 * self._idle_interval, _MAX_IDLE_INTERVAL_S)
 
     def commit(self, through: Sequence[LogRecord] | None = None) -> None:
         """Store the positions after every record polled so far (durably), or only
@@ -365,6 +384,7 @@ class SqliteLogConsumer:
         """Forget uncommitted positions: the next poll starts at the committed offsets."""
         self._position.clear()
         self._committed.clear()
+        self._empty_at = None
 
     def lag(self) -> int:
         """Records after this consumer's position, summed over the partitions."""

@@ -39,6 +39,7 @@ _PERSONAL = {False: ANSWERS.labels("personal", "false"), True: ANSWERS.labels("p
 _POPULAR = {False: ANSWERS.labels("popular", "false"), True: ANSWERS.labels("popular", "true")}
 
 Filter = tuple[str, set[str]]
+_NO_SCORE = float("-inf")
 
 _request_ids: tuple[int, str, Iterator[int]] | None = None
 
@@ -200,16 +201,14 @@ class RecommendationService:
         scores: npt.NDArray[np.float32],
         first_rank: int = 1,
     ) -> list[ItemScore]:
-        finite = np.isfinite(scores)  # excluded (-inf) or broken (NaN) scores are dropped
-        if not finite.all():
-            indices, scores = indices[finite], scores[finite]
         ids, titles = served.item_ids, served.titles
-        return [
-            ItemScore(ids[index], score, rank, titles[index])
-            for rank, index, score in zip(
-                itertools.count(first_rank), indices.tolist(), scores.tolist(), strict=False
-            )
-        ]
+        out: list[ItemScore] = []
+        rank = first_rank
+        for index, score in zip(indices.tolist(), scores.tolist(), strict=True):
+            if score > _NO_SCORE:  # drops excluded items (-inf) and broken scores (NaN)
+                out.append(ItemScore(ids[index], score, rank, titles[index]))
+                rank += 1
+        return out
 
     def _job(
         self,
