@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 from mlrec.services.api.scoring import ScoringJob, TopK, score_jobs
@@ -54,30 +56,40 @@ class MicroBatcher(Generic[K, V]):
         self.max_wait = max_wait_seconds
         self.group = group
         self.concurrency = concurrency
-        self._queue: asyncio.Queue[tuple[K, asyncio.Future[V]]] | None = None
+        # A deque and an event rather than an asyncio.Queue: the hot path appends one
+        # item per request and the workers drain whole batches.
+        self._pending: deque[tuple[K, asyncio.Future[V]]] = deque()
+        self._arrived: asyncio.Event | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._executor: ThreadPoolExecutor | None = None
         self._in_flight = 0
 
     async def submit(self, item: K) -> V:
         """The result of ``fn`` for ``item``, computed together with concurrent items."""
         if self.max_batch <= 1:
             return (await asyncio.to_thread(self.fn, [item]))[0]
-        if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._workers = [asyncio.create_task(self._run()) for _ in range(self.concurrency)]
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((item, future))
+        loop = asyncio.get_running_loop()
+        if self._arrived is None:
+            self._arrived = asyncio.Event()
+            self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="mlrec-batch")
+            self._workers = [loop.create_task(self._run()) for _ in range(self.concurrency)]
+        future: asyncio.Future[V] = loop.create_future()
+        self._pending.append((item, future))
+        self._arrived.set()
         return await future
 
     async def _run(self) -> None:
-        assert self._queue is not None
-        queue = self._queue
+        assert self._arrived is not None
+        pending, arrived = self._pending, self._arrived
         while True:
-            jobs = [await queue.get()]
-            if self._in_flight and self.max_wait > 0 and queue.qsize() < self.max_batch - 1:
+            while not pending:
+                arrived.clear()
+                await arrived.wait()
+            if self._in_flight and self.max_wait > 0 and len(pending) < self.max_batch:
                 await asyncio.sleep(self.max_wait)
-            while len(jobs) < self.max_batch and not queue.empty():
-                jobs.append(queue.get_nowait())
+            jobs = [pending.popleft() for _ in range(min(self.max_batch, len(pending)))]
+            if not jobs:
+                continue
             groups: dict[object, list[tuple[K, asyncio.Future[V]]]] = {}
             for job in jobs:
                 groups.setdefault(self.group(job[0]), []).append(job)
@@ -90,7 +102,10 @@ class MicroBatcher(Generic[K, V]):
 
     async def _call(self, group: list[tuple[K, asyncio.Future[V]]]) -> None:
         try:
-            results = await asyncio.to_thread(self.fn, [item for item, _ in group])
+            loop = asyncio.get_running_loop()
+            results = await loop.run_in_executor(
+                self._executor, self.fn, [item for item, _ in group]
+            )
         except Exception as exc:
             for _, future in group:
                 if not future.done():
@@ -108,7 +123,10 @@ class MicroBatcher(Generic[K, V]):
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
         self._workers = []
-        self._queue = None
+        self._arrived = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
 
 class ScoringBatcher:
