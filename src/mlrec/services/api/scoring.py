@@ -134,7 +134,8 @@ def score_jobs(jobs: list[ScoringJob]) -> list[TopK]:
     k = max(job.k for job in jobs)
     retrieved: TopK | None = None
     if cache is not None:
-        retrieved = _additive_scores(jobs, cache)
+        scores, history_items, lengths = _additive_scores(jobs, cache)
+        retrieved = _select(jobs, scores, history_items, lengths, k)
     else:
         histories = _history_matrix(jobs, model.n_items)
         if all(job.allowed is None and job.exclude for job in jobs):
@@ -165,8 +166,13 @@ def _history_matrix(jobs: list[ScoringJob], n_items: int) -> sp.csr_matrix:
     return histories
 
 
-def _additive_scores(jobs: list[ScoringJob], cache: UserScoreCache) -> TopK:
-    """Top-k from cached training scores plus the weights of each job's live-only items."""
+def _additive_scores(
+    jobs: list[ScoringJob], cache: UserScoreCache
+) -> tuple[FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Cached training scores plus the weights of each job's live-only items.
+
+    Returns the scores, every job's history items (row after row) and their counts.
+    """
     n_jobs, n_items = len(jobs), cache.model.n_items
     scores = np.empty((n_jobs, n_items), dtype=np.float32)
     users = [job.user for job in jobs]
@@ -175,8 +181,8 @@ def _additive_scores(jobs: list[ScoringJob], cache: UserScoreCache) -> TopK:
     # entries first among equal keys, a key's first entry is live only when the item
     # is not in the training row (already counted in the cached scores).
     lengths = np.array([len(job.items) for job in jobs], dtype=np.int64)
-    keys = np.repeat(np.arange(n_jobs, dtype=np.int64) * n_items, lengths)
-    keys += np.concatenate([job.items for job in jobs])
+    history_items = np.concatenate([job.items for job in jobs])
+    keys = np.repeat(np.arange(n_jobs, dtype=np.int64) * n_items, lengths) + history_items
     parts = np.empty(2 * n_jobs, dtype=np.int64)
     parts[0::2] = [job.live_start if job.user is not None else 0 for job in jobs]
     parts[1::2] = lengths - parts[0::2]
@@ -194,12 +200,7 @@ def _additive_scores(jobs: list[ScoringJob], cache: UserScoreCache) -> TopK:
             rows[np.r_[0, bounds]].tolist(), np.split(contributions, bounds), strict=True
         ):
             scores[row] += block.sum(axis=0)
-    excluded = np.repeat([job.exclude for job in jobs], lengths)
-    scores.reshape(-1)[keys[excluded]] = -np.inf
-    for row, job in enumerate(jobs):
-        if job.allowed is not None:
-            scores[row, ~job.allowed] = -np.inf
-    return top_k(scores, max(job.k for job in jobs))
+    return scores, history_items, lengths
 
 
 def _select(
