@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from mlrec.services.api.routes.recommendations import (
     RecommendationQuery,
     UserId,
-    router,
+    add_user_route,
 )
 
 
@@ -33,7 +33,7 @@ def _parameters(app: FastAPI) -> list[dict[str, object]]:
 
 def test_hot_route_documents_the_parameters_fastapi_would() -> None:
     app = FastAPI()
-    app.include_router(router)
+    add_user_route(app)
     assert _parameters(app) == _parameters(_reference_app())
 
 

@@ -234,6 +234,7 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
     async def other(_: Request, exc: MlrecError) -> JSONResponse:
         return _error(400, str(exc))
 
+    recommendations.add_user_route(app)
     for router in (
         recommendations.router,
         items.router,

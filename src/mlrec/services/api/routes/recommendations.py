@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -39,14 +39,27 @@ class RecommendationQuery(BaseModel):
     )
 
 
-@router.get(
-    "/{user_id}",
-    response_model=RecommendationsPublic,
-    openapi_extra={
-        "parameters": openapi_parameters(RecommendationPath, "path")
-        + openapi_parameters(RecommendationQuery, "query")
-    },
-)
+def add_user_route(app: FastAPI) -> None:
+    """Register ``GET /v1/recommendations/{user_id}`` on ``app`` itself.
+
+    Call it before including the routers. FastAPI matches the routes of an included
+    router through per-request include machinery that measured ~30 µs a request on
+    this route (a fifth of the framework's share of it); on the app it is matched
+    first and directly.
+    """
+    app.add_api_route(
+        "/v1/recommendations/{user_id}",
+        recommend_for_user,
+        methods=["GET"],
+        response_model=RecommendationsPublic,
+        tags=["recommendations"],
+        openapi_extra={
+            "parameters": openapi_parameters(RecommendationPath, "path")
+            + openapi_parameters(RecommendationQuery, "query")
+        },
+    )
+
+
 async def recommend_for_user(request: Request) -> Response:
     """Top-k items for a user, from their training history plus live interactions.
 
