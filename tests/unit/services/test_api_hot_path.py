@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from mlrec.services.api.batching import MicroBatcher
 from mlrec.services.api.model_server import ServedModel
 from mlrec.services.api.schemas import RecommendationsPublic
 from mlrec.services.api.scoring import ScoringJob, UserScoreCache, score_jobs
+from mlrec.services.api.service import new_request_id
 
 
 def _served() -> ServedModel:
@@ -127,14 +129,20 @@ def test_cached_user_scores_give_the_same_answers_as_scoring_the_whole_history()
 def test_user_score_cache_keeps_the_most_recently_used_users_within_its_budget() -> None:
     model = _served().model
     cache = UserScoreCache(model, max_bytes=2 * 4 * model.n_items)  # room for two users
-    first = cache.scores(0).copy()
-    cache.scores(1)
-    cache.scores(0)  # user 0 is now the most recent
-    cache.scores(2)  # evicts user 1
+
+    def scores(user: int) -> np.ndarray:
+        out = np.empty((1, model.n_items), dtype=np.float32)
+        cache.fill([user], out)
+        return out[0]
+
+    first = scores(0)
+    scores(1)
+    scores(0)  # user 0 is now the most recent
+    scores(2)  # evicts user 1
     assert len(cache) == 2
-    np.testing.assert_array_equal(cache.scores(0), first)
+    np.testing.assert_array_equal(scores(0), first)
     expected = model.score_histories(model.user_items[1])[0]
-    np.testing.assert_allclose(cache.scores(1), expected)  # recomputed after eviction
+    np.testing.assert_allclose(scores(1), expected)  # recomputed after eviction
 
 
 def test_only_additive_models_get_a_user_score_cache() -> None:
@@ -218,3 +226,18 @@ def test_cross_origin_requests_get_cors_headers(client: TestClient) -> None:
     )
     assert preflight.status_code == 200
     assert "POST" in preflight.headers["access-control-allow-methods"]
+
+
+def test_request_ids_are_unique_and_a_forked_child_draws_its_own_prefix() -> None:
+    ids = [new_request_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000 and all(len(i) == 32 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report one id and leave at once
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert len(child) == 32 and child[:16] != ids[0][:16]

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Path, Query
 from fastapi.testclient import TestClient
 
 from mlrec.services.api.routes.recommendations import (
+    RecommendationPath,
     RecommendationQuery,
-    UserId,
     add_user_route,
 )
+
+_user_id = RecommendationPath.model_fields["user_id"]
+# the path model's field as a FastAPI path parameter, same constraints
+UserId = Annotated[(str, Path(description=_user_id.description), *_user_id.metadata)]
 
 
 def _reference_app() -> FastAPI:

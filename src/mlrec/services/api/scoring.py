@@ -69,13 +69,6 @@ class UserScoreCache:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def scores(self, user: int) -> FloatArray:
-        """The model's scores of user ``user``'s training row (do not modify)."""
-        out = np.empty((1, self.model.n_items), dtype=np.float32)
-        self.fill([user], out)
-        row: FloatArray = out[0]
-        return row
-
     def fill(self, users: list[int | None], out: FloatArray) -> None:
         """Row ``i`` of ``out`` := the training scores of ``users[i]`` (0 for None)."""
         missing: list[tuple[int, int]] = []  # (row, user)

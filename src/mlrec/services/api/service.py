@@ -41,7 +41,15 @@ _POPULAR = {False: ANSWERS.labels("popular", "false"), True: ANSWERS.labels("pop
 Filter = tuple[str, set[str]]
 _NO_SCORE = float("-inf")
 
-_request_ids: tuple[int, str, Iterator[int]] | None = None
+_request_ids: tuple[str, Iterator[int]] | None = None
+
+
+def _forget_request_ids() -> None:
+    global _request_ids
+    _request_ids = None
+
+
+os.register_at_fork(after_in_child=_forget_request_ids)  # a forked child draws its own prefix
 
 
 def new_request_id() -> str:
@@ -50,9 +58,9 @@ def new_request_id() -> str:
     Cheaper than ``uuid4()`` (a system call for 16 random bytes) on every request.
     """
     global _request_ids
-    if _request_ids is None or _request_ids[0] != os.getpid():  # first call, or forked
-        _request_ids = (os.getpid(), uuid.uuid4().hex[:16], itertools.count())
-    _, prefix, counter = _request_ids
+    if _request_ids is None:
+        _request_ids = (uuid.uuid4().hex[:16], itertools.count())
+    prefix, counter = _request_ids
     return f"{prefix}{next(counter):016x}"
 
 

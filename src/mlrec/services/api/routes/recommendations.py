@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -15,10 +14,6 @@ from mlrec.services.api.params import openapi_parameters, parse_parameters
 from mlrec.services.api.schemas import BatchRecommendationRequest, RecommendationsPublic
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
-
-UserId = Annotated[
-    str, Path(min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$", description="User id")
-]
 
 
 class RecommendationPath(BaseModel):
