@@ -12,8 +12,8 @@ install: $(VENV)/.installed ## Create .venv with mlrec and everything its servic
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python --no-deps -e .
 	touch $@
 
 lock: ## Re-resolve pinned dependencies after editing pyproject.toml.
