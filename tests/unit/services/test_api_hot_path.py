@@ -97,10 +97,10 @@ def _cached_and_plain_jobs(
     if user is not None:
         start, end = model.user_items.indptr[user], model.user_items.indptr[user + 1]
         training = model.user_items.indices[start:end].astype(np.int64)
-    items = np.concatenate([training, np.array(live, dtype=np.int64)])
-    weights = np.ones(len(items), dtype=np.float32)
-    args = (model, items, weights, k, exclude, None, user, len(training))
-    return ScoringJob(*args, served.user_scores), ScoringJob(*args)
+    live_items = np.array(live, dtype=np.int64)
+    history = np.concatenate([training, live_items])
+    cached = ScoringJob(model, live_items, None, k, exclude, None, user, served.user_scores)
+    return cached, ScoringJob(model, history, None, k, exclude, None, user)
 
 
 def test_cached_user_scores_give_the_same_answers_as_scoring_the_whole_history() -> None:

@@ -55,3 +55,33 @@ def test_query_errors_match_fastapis(client: TestClient) -> None:
         theirs = reference.get(f"/v1/recommendations/{user}", params=params)
         assert ours.status_code == theirs.status_code == 422
         assert ours.json() == theirs.json()
+
+
+def _without_request_id(body: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in body.items() if key != "request_id"}
+
+
+def test_direct_answers_are_the_routes_answers(client: TestClient) -> None:
+    # an Origin header sends a request through the whole FastAPI stack to the route
+    routed = {"Origin": "http://elsewhere.example"}
+    for user, params in [
+        ("u0001", {}),
+        ("u0002", {"k": "3", "exclude_seen": "false"}),
+        ("u0003", {"k": "5", "filter": "category:Comedy"}),
+        ("never-seen", {"k": "4"}),
+    ]:
+        direct = client.get(f"/v1/recommendations/{user}", params=params)
+        through_route = client.get(f"/v1/recommendations/{user}", params=params, headers=routed)
+        assert direct.status_code == through_route.status_code == 200
+        assert _without_request_id(direct.json()) == _without_request_id(through_route.json())
+        assert direct.headers["content-type"] == "application/json"
+        assert direct.headers["vary"] == "Origin"
+
+
+def test_direct_answers_are_timed_under_the_route_template(client: TestClient) -> None:
+    client.get("/v1/recommendations/u0001")
+    metrics = client.get("/metrics").text
+    assert (
+        'mlrec_api_request_duration_seconds_count{method="GET",'
+        'route="/v1/recommendations/{user_id}",status="200"}'
+    ) in metrics

@@ -168,10 +168,19 @@ class HttpEdge:
                     message = {**message, "headers": [*message.get("headers", ()), _VARY_ORIGIN]}
             await send(message)
 
+        route = None
         try:
-            await (self.cors if cross_origin else self.app)(scope, receive, send_and_record)
+            user_id = None if cross_origin else recommendations.direct_user_id(scope)
+            if user_id is not None and await recommendations.answer_directly(
+                scope, send, user_id, [_VARY_ORIGIN]
+            ):
+                route, status = recommendations.USER_ROUTE, 200
+            else:
+                await (self.cors if cross_origin else self.app)(scope, receive, send_and_record)
         finally:
-            key = (scope["method"], getattr(scope.get("route"), "path", "unmatched"), status)
+            if route is None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+            key = (scope["method"], route, status)
             timer = self._timers.get(key)
             if timer is None:  # label lookups cost more than the observation: cache them
                 timer = self._timers[key] = REQUEST_SECONDS.labels(key[0], key[1], str(status))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,22 +101,22 @@ class UserScoreCache:
 
 @dataclass(slots=True)
 class ScoringJob:
-    """One history to score: item indices (repeats are summed) and weights, how many
-    items to return, whether to drop the history's items, and an allowed-items mask.
+    """One history to score: item indices (repeats are summed) and weights (None: all
+    1), how many items to return, whether to drop the history's items, and an
+    allowed-items mask.
 
-    ``user`` is set when ``items[:live_start]`` is exactly that known user's training
-    row (the rest being live items): then an additive model starts from the user's
-    cached scores (``cache``) instead of scoring the training row again.
+    With a ``cache`` (an additive model), ``items`` are only the live items: the
+    history is ``user``'s training row (none for a new user) plus them, counted once
+    each, and scoring starts from the user's cached training scores.
     """
 
     model: Recommender
     items: npt.NDArray[np.int64]
-    weights: npt.NDArray[np.float32]
+    weights: FloatArray | None
     k: int
     exclude: bool
     allowed: npt.NDArray[np.bool_] | None
     user: int | None = None
-    live_start: int = 0
     cache: UserScoreCache | None = None
 
 
@@ -127,16 +128,18 @@ def score_jobs(jobs: list[ScoringJob]) -> list[TopK]:
     k = max(job.k for job in jobs)
     retrieved: TopK | None = None
     if cache is not None:
-        scores, history_items, lengths = _additive_scores(jobs, cache)
-        retrieved = _select(jobs, scores, history_items, lengths, k)
+        scores, history = _additive_scores(jobs, cache)
+        retrieved = _select(jobs, scores, history, k)
     else:
         histories = _history_matrix(jobs, model.n_items)
         if all(job.allowed is None and job.exclude for job in jobs):
             retrieved = model.retrieve(histories, k)  # a large catalogue behind an ANN index
         if retrieved is None:
             scores = np.array(model.score_histories(histories), dtype=np.float32, copy=True)
-            lengths = np.diff(histories.indptr)
-            retrieved = _select(jobs, scores, histories.indices, lengths, k)
+            history = np.zeros(scores.shape, dtype=bool)
+            rows = np.repeat(np.arange(len(jobs)), np.diff(histories.indptr))
+            history[rows, histories.indices] = True
+            retrieved = _select(jobs, scores, history, k)
     indices, best = retrieved
     SCORING_SECONDS.observe(time.perf_counter() - started)
     BATCH_SIZE.observe(len(jobs))
@@ -147,66 +150,70 @@ def _history_matrix(jobs: list[ScoringJob], n_items: int) -> sp.csr_matrix:
     """One CSR for the whole batch, built from index arrays (no per-row sparse objects)."""
     indptr = np.zeros(len(jobs) + 1, dtype=np.int64)
     np.cumsum([len(job.items) for job in jobs], out=indptr[1:])
+    weights = [
+        np.ones(len(job.items), np.float32) if job.weights is None else job.weights for job in jobs
+    ]
     histories = sp.csr_matrix(
-        (
-            np.concatenate([job.weights for job in jobs]),
-            np.concatenate([job.items for job in jobs]),
-            indptr,
-        ),
+        (np.concatenate(weights), np.concatenate([job.items for job in jobs]), indptr),
         shape=(len(jobs), n_items),
     )
     histories.sum_duplicates()  # an item both in training and live history counts once
     return histories
 
 
+def _training_items(
+    matrix: sp.csr_matrix, row_of: Sequence[int], matrix_rows: Sequence[int]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(``row_of[i]``, column) of every non-zero of row ``matrix_rows[i]``, in one go."""
+    wanted = np.asarray(matrix_rows, dtype=np.int64)
+    starts = matrix.indptr[wanted]
+    lengths = matrix.indptr[wanted + 1] - starts
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    columns = matrix.indices[offsets + np.arange(int(lengths.sum()))]
+    return np.repeat(np.asarray(row_of, dtype=np.int64), lengths), columns
+
+
 def _additive_scores(
     jobs: list[ScoringJob], cache: UserScoreCache
-) -> tuple[FloatArray, npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     """Cached training scores plus the weights of each job's live-only items.
 
-    Returns the scores, every job's history items (row after row) and their counts.
+    Returns the scores and a mask of every job's history items.
     """
     n_jobs, n_items = len(jobs), cache.model.n_items
     scores = np.empty((n_jobs, n_items), dtype=np.float32)
     users = [job.user for job in jobs]
     cache.fill(users, scores)
-    # Every history entry as a flat key row * n_items + item. Sorted with training
-    # entries first among equal keys, a key's first entry is live only when the item
-    # is not in the training row (already counted in the cached scores).
-    lengths = np.array([len(job.items) for job in jobs], dtype=np.int64)
-    history_items = np.concatenate([job.items for job in jobs])
-    keys = np.repeat(np.arange(n_jobs, dtype=np.int64) * n_items, lengths) + history_items
-    parts = np.empty(2 * n_jobs, dtype=np.int64)
-    parts[0::2] = [job.live_start if job.user is not None else 0 for job in jobs]
-    parts[1::2] = lengths - parts[0::2]
-    live_tag = np.repeat(np.tile(np.array([0, 1], dtype=np.int64), n_jobs), parts)
-    tagged = np.sort(2 * keys + live_tag)
-    first = np.empty(len(tagged), dtype=bool)
-    first[:1] = True
-    np.not_equal(tagged[1:] >> 1, tagged[:-1] >> 1, out=first[1:])
-    new_live = (tagged[first & (tagged & 1 == 1)]) >> 1
-    if len(new_live):
-        rows, items = np.divmod(new_live, n_items)
+    history = np.zeros((n_jobs, n_items), dtype=bool)
+    known = [(row, user) for row, user in enumerate(users) if user is not None]
+    if known:
+        rows_of, users_of = zip(*known, strict=True)
+        history[_training_items(cache.model.user_items, rows_of, users_of)] = True
+    live_rows = np.repeat(np.arange(n_jobs, dtype=np.int64), [len(job.items) for job in jobs])
+    live = np.unique(live_rows * n_items + np.concatenate([job.items for job in jobs]))
+    rows, items = np.divmod(live, n_items)  # sorted by row, each item once
+    fresh = ~history[rows, items]  # the cached scores already count training items
+    history[rows, items] = True
+    rows, items = rows[fresh], items[fresh]
+    if len(rows):
         contributions = cache.weights[items]
         bounds = np.flatnonzero(np.diff(rows)) + 1
+        # a loop over rows: np.add.reduceat along axis 0 measured slower
         for row, block in zip(
             rows[np.r_[0, bounds]].tolist(), np.split(contributions, bounds), strict=True
         ):
             scores[row] += block.sum(axis=0)
-    return scores, history_items, lengths
+    return scores, history
 
 
 def _select(
-    jobs: list[ScoringJob],
-    scores: FloatArray,
-    history_items: npt.NDArray[np.integer],
-    lengths: npt.NDArray[np.int64],
-    k: int,
+    jobs: list[ScoringJob], scores: FloatArray, history: npt.NDArray[np.bool_], k: int
 ) -> TopK:
     """Top-k after removing each excluding job's history items and disallowed items."""
-    rows = np.repeat(np.arange(len(jobs)), lengths)
-    excluded = np.repeat([job.exclude for job in jobs], lengths)
-    scores[rows[excluded], history_items[excluded]] = -np.inf
+    excluding = np.array([job.exclude for job in jobs])
+    if not excluding.all():
+        history &= excluding[:, None]
+    scores[history] = -np.inf
     for row, job in enumerate(jobs):
         if job.allowed is not None:
             scores[row, ~job.allowed] = -np.inf

@@ -230,31 +230,26 @@ class RecommendationService:
         """The scoring job of a history: the user's training row, then live items.
 
         Live items weigh 1; an item in both appears twice and scoring sums repeats.
+        With the served model's score cache the job carries only the live items.
         """
         model = served.model
-        indices: list[npt.NDArray[np.int64]] = []
-        weights: list[npt.NDArray[np.float32]] = []
         user = model.users.get(user_id) if user_id is not None else None
-        live_start = 0
-        if user is not None:
-            matrix = model.user_items
-            start, end = matrix.indptr[user], matrix.indptr[user + 1]
-            indices.append(matrix.indices[start:end].astype(np.int64))
-            weights.append(matrix.data[start:end].astype(np.float32))
-            live_start = int(end - start)
         lookup = model.items.get
-        known = [i for i in map(lookup, live) if i is not None]
-        if known:
-            indices.append(np.array(known, dtype=np.int64))
-            weights.append(np.ones(len(known), dtype=np.float32))
+        live_items = np.array([i for i in map(lookup, live) if i is not None], dtype=np.int64)
         allowed = self._allowed(served, parsed)
-        if not indices:
-            items, item_weights = np.empty(0, np.int64), np.empty(0, np.float32)
-        else:
-            items, item_weights = np.concatenate(indices), np.concatenate(weights)
-        return ScoringJob(
-            model, items, item_weights, k, exclude, allowed, user, live_start, served.user_scores
+        if served.user_scores is not None:
+            return ScoringJob(
+                model, live_items, None, k, exclude, allowed, user, served.user_scores
+            )
+        if user is None:
+            return ScoringJob(model, live_items, None, k, exclude, allowed)
+        matrix = model.user_items
+        start, end = matrix.indptr[user], matrix.indptr[user + 1]
+        items = np.concatenate([matrix.indices[start:end], live_items])
+        weights = np.concatenate(
+            [matrix.data[start:end].astype(np.float32), np.ones(len(live_items), np.float32)]
         )
+        return ScoringJob(model, items, weights, k, exclude, allowed, user)
 
     def popular(self, k: int, parsed: Filter | None = None) -> _Answer:
         """Live time-decayed popularity, topped up with the model's training popularity.

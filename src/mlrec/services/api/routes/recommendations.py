@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
+from starlette.types import Scope, Send
 
-from mlrec.core.errors import ValidationError
+from mlrec.core.errors import MlrecError, ValidationError
 from mlrec.services.api.deps import ServiceDep, SettingsDep, state_of
 from mlrec.services.api.params import openapi_parameters, parse_parameters
 from mlrec.services.api.schemas import BatchRecommendationRequest, RecommendationsPublic
@@ -43,7 +46,7 @@ def add_user_route(app: FastAPI) -> None:
     first and directly.
     """
     app.add_api_route(
-        "/v1/recommendations/{user_id}",
+        USER_ROUTE,
         recommend_for_user,
         methods=["GET"],
         response_model=RecommendationsPublic,
@@ -71,6 +74,52 @@ async def recommend_for_user(request: Request) -> Response:
         raise ValidationError(f"k must be at most {state.settings.max_k}, got {query.k}")
     answer = await state.service.recommend(user_id, query.k, query.exclude_seen, query.filter)
     return Response(answer.json(), media_type="application/json")
+
+
+USER_ROUTE = "/v1/recommendations/{user_id}"
+_USER_PREFIX = USER_ROUTE.removesuffix("{user_id}")
+_JSON = (b"content-type", b"application/json")
+
+
+def direct_user_id(scope: Scope) -> str | None:
+    """The user id if ``scope`` is a plain ``GET /v1/recommendations/{user_id}``."""
+    path: str = scope["path"]
+    if scope["method"] != "GET" or scope.get("root_path") or not path.startswith(_USER_PREFIX):
+        return None
+    user_id = path[len(_USER_PREFIX) :]
+    return user_id if user_id and "/" not in user_id else None
+
+
+async def answer_directly(
+    scope: Scope, send: Send, user_id: str, extra_headers: list[tuple[bytes, bytes]]
+) -> bool:
+    """Answer ``GET /v1/recommendations/{user_id}`` below FastAPI's request stack.
+
+    The hottest route's successful answers skip the framework's per-request layers
+    (exception and exit-stack middleware, routing, request objects: together about
+    as much CPU as the recommendation itself). Anything else returns False before
+    sending a byte, and the caller hands the request to the app, where
+    :func:`recommend_for_user` answers or reports the error with the same validation
+    models, so error responses are FastAPI's own.
+    """
+    try:
+        path = RecommendationPath.model_validate({"user_id": user_id})
+        query = RecommendationQuery.model_validate(
+            dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        )
+        state = scope["app"].state.mlrec
+        if query.k > state.settings.max_k:
+            return False
+        answer = await state.service.recommend(
+            path.user_id, query.k, query.exclude_seen, query.filter
+        )
+    except (PydanticValidationError, MlrecError):
+        return False
+    body = answer.json()
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), *extra_headers]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return True
 
 
 @router.post("", response_model=list[RecommendationsPublic])
