@@ -5,7 +5,9 @@ user's recent items from Redis, scores history = training + live items with EASE
 1,682 items, takes the top-10, attaches titles). The bare endpoint returns a JSON
 payload of the same size from memory: the framework's floor on this machine. Both run
 under the same uvicorn settings; load comes from ``wrk`` in a separate process. Rounds
-alternate bare / mlrec / mlrec-unbatched; figures are medians over rounds.
+alternate bare / bare ASGI (no framework: mlrec's hot route answers below FastAPI's
+per-request stack, so this floor is printed too) / mlrec / mlrec-unbatched; figures
+are medians over rounds.
 
     python bench/api.py [--rounds 3] [--seconds 8] [--connections 32] [--workers 1]
 
@@ -47,6 +49,23 @@ BARE_APP = textwrap.dedent(
     @app.get("/v1/recommendations/{user_id}")
     async def recommendations(user_id: str, k: int = 10) -> Response:
         return Response(PAYLOAD, media_type="application/json")
+    """
+)
+
+# The server's floor without a framework: for reference, since mlrec's hot route
+# sends its successful answers below FastAPI's per-request stack.
+BARE_ASGI_APP = textwrap.dedent(
+    """
+    import os
+    PAYLOAD = open(os.environ["BARE_PAYLOAD"], "rb").read()
+    LENGTH = str(len(PAYLOAD)).encode()
+    HEADERS = [(b"content-type", b"application/json"), (b"content-length", LENGTH)]
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        await send({"type": "http.response.body", "body": PAYLOAD})
     """
 )
 
@@ -165,7 +184,12 @@ def main() -> None:
     script = work / "users.lua"
     script.write_text(WRK_SCRIPT % ", ".join(f'"{u}"' for u in users))
 
-    results: dict[str, list[tuple[float, float]]] = {"bare": [], "mlrec": [], "mlrec-nobatch": []}
+    results: dict[str, list[tuple[float, float]]] = {
+        "bare": [],
+        "bare-asgi": [],
+        "mlrec": [],
+        "mlrec-nobatch": [],
+    }
     payload_file = work / "payload.json"
     mlrec = start_server("mlrec.services.api.app:create_app", 8301, env, args.workers, True)
     with urllib.request.urlopen(f"http://127.0.0.1:8301/v1/recommendations/{users[0]}?k=10") as r:
@@ -174,10 +198,12 @@ def main() -> None:
     payload_file.write_bytes(payload)
     bare_env = {**env, "BARE_PAYLOAD": str(payload_file)}
     (work / "bare_app.py").write_text(BARE_APP)
+    (work / "bare_asgi_app.py").write_text(BARE_ASGI_APP)
     bare_env["PYTHONPATH"] = f"{work}:{env['PYTHONPATH']}"
 
     configs = {
         "bare": ("bare_app:app", 8300, bare_env, False),
+        "bare-asgi": ("bare_asgi_app:app", 8303, bare_env, False),
         "mlrec": ("mlrec.services.api.app:create_app", 8301, env, True),
         "mlrec-nobatch": (
             "mlrec.services.api.app:create_app",
@@ -209,6 +235,11 @@ def main() -> None:
         print(f"{name:>14} {rps:15.0f} {p99:16.2f}")
     batching = summary["mlrec"][0] / summary["mlrec-nobatch"][0]
     print(f"micro-batching: {batching:.2f}x the throughput of batch size 1")
+    print(
+        f"for reference, against the framework-free ASGI floor: throughput "
+        f"{summary['mlrec'][0] / summary['bare-asgi'][0]:.2f}, "
+        f"p99 {summary['mlrec'][1] / summary['bare-asgi'][1]:.2f}"
+    )
     throughput_ratio = summary["mlrec"][0] / summary["bare"][0]
     p99_ratio = summary["mlrec"][1] / summary["bare"][1]
     shutil.rmtree(work, ignore_errors=True)
