@@ -169,7 +169,7 @@ def _training_items(
     starts = matrix.indptr[wanted]
     lengths = matrix.indptr[wanted + 1] - starts
     offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    columns = matrix.indices[offsets + np.arange(int(lengths.sum()))]
+    columns = matrix.indices[offsets + np.arange(int(lengths.sum()))].astype(np.int64)
     return np.repeat(np.asarray(row_of, dtype=np.int64), lengths), columns
 
 
