@@ -28,13 +28,13 @@ def redis_store(redis_url: str) -> Iterator[RedisOnlineStore]:
     store.close()
 
 
-def _batches(now: float, seed: int = 11) -> list[list[Interaction]]:
+def _batches(now: float, n_users: int, seed: int = 11) -> list[list[Interaction]]:
     rng = random.Random(seed)
     events: list[Interaction] = []
     for n in range(3000):
         events.append(
             Interaction(
-                user_id=f"user-{rng.randrange(40)}",
+                user_id=f"user-{rng.randrange(n_users)}",
                 item_id=f"item-{int(rng.paretovariate(1.1)) % 60}",
                 # spread over ten days, so hour and day buckets both roll over and drop
                 timestamp=now - 10 * 24 * HOUR + n * 290.0 + rng.random(),
@@ -49,7 +49,12 @@ def _batches(now: float, seed: int = 11) -> list[list[Interaction]]:
     return batches
 
 
-def test_redis_batch_script_matches_the_generic_path(redis_store: RedisOnlineStore) -> None:
+# 40 users: each has many events per batch; 2,000: most have one (the script's
+# direct path for a user's only event in a batch)
+@pytest.mark.parametrize("n_users", [40, 2000])
+def test_redis_batch_script_matches_the_generic_path(
+    redis_store: RedisOnlineStore, n_users: int
+) -> None:
     assert isinstance(redis_store, InteractionBatchWriter)
     memory = InMemoryOnlineStore()
     assert not isinstance(memory, InteractionBatchWriter)
@@ -58,10 +63,10 @@ def test_redis_batch_script_matches_the_generic_path(redis_store: RedisOnlineSto
     generic = RealtimeFeatures(memory, config, ManualClock(now))
     batched = RealtimeFeatures(redis_store, config, ManualClock(now))
 
-    for batch in _batches(now):
+    for batch in _batches(now, n_users):
         assert batched.record(batch, validated=True) == generic.record(batch, validated=True)
 
-    users = [f"user-{u}" for u in range(40)]
+    users = [f"user-{u}" for u in range(n_users)]
     for expected, got in zip(
         generic.recent_items_many(users), batched.recent_items_many(users), strict=True
     ):
