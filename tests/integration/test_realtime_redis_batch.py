@@ -49,8 +49,7 @@ def _batches(now: float, n_users: int, seed: int = 11) -> list[list[Interaction]
     return batches
 
 
-# 40 users: each has many events per batch; 2,000: most have one (the script's
-# direct path for a user's only event in a batch)
+# 40 users: each has many events per batch; 2,000: most have one
 @pytest.mark.parametrize("n_users", [40, 2000])
 def test_redis_batch_script_matches_the_generic_path(
     redis_store: RedisOnlineStore, n_users: int
