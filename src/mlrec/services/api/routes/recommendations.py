@@ -12,9 +12,11 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.types import Scope, Send
 
 from mlrec.core.errors import MlrecError, ValidationError
+from mlrec.services.api.answers import Recommendations
 from mlrec.services.api.deps import ServiceDep, SettingsDep, state_of
 from mlrec.services.api.params import openapi_parameters, parse_parameters
 from mlrec.services.api.schemas import BatchRecommendationRequest, RecommendationsPublic
+from mlrec.services.api.state import ApiState
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 
@@ -68,12 +70,16 @@ async def recommend_for_user(request: Request) -> Response:
     # than through FastAPI parameters and Depends (their resolution measured ~40% of
     # its time), and its answer, valid by construction, is serialised directly.
     path, query = parse_parameters(RecommendationPath, RecommendationQuery, request)
-    user_id = path.user_id
-    state = state_of(request)
+    answer = await _recommend(state_of(request), path, query)
+    return Response(answer.json(), media_type="application/json")
+
+
+async def _recommend(
+    state: ApiState, path: RecommendationPath, query: RecommendationQuery
+) -> Recommendations:
     if query.k > state.settings.max_k:
         raise ValidationError(f"k must be at most {state.settings.max_k}, got {query.k}")
-    answer = await state.service.recommend(user_id, query.k, query.exclude_seen, query.filter)
-    return Response(answer.json(), media_type="application/json")
+    return await state.service.recommend(path.user_id, query.k, query.exclude_seen, query.filter)
 
 
 USER_ROUTE = "/v1/recommendations/{user_id}"
@@ -107,12 +113,7 @@ async def answer_directly(
         query = RecommendationQuery.model_validate(
             dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         )
-        state = scope["app"].state.mlrec
-        if query.k > state.settings.max_k:
-            return False
-        answer = await state.service.recommend(
-            path.user_id, query.k, query.exclude_seen, query.filter
-        )
+        answer = await _recommend(scope["app"].state.mlrec, path, query)
     except (PydanticValidationError, MlrecError):
         return False
     body = answer.json()
