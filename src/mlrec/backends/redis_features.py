@@ -117,14 +117,18 @@ local events, c = cjson.decode(ARGV[1]), cjson.decode(ARGV[2])
 local null, call, fmt = cjson.null, redis.call, string.format
 local ln2h = math.log(2) / c.half_life
 local function num(x) return fmt('%.17g', x) end
+-- keep the newest n members and refresh the TTL
+local function keep_newest(key, n)
+  if call('ZCARD', key) > n then call('ZREMRANGEBYRANK', key, 0, -(n + 1)) end
+  call('PEXPIRE', key, c.user_ttl_ms)
+end
 -- ZADD GT of flat (score, member) pairs (a repeated member keeps its greatest score),
 -- then keep the newest n and refresh the TTL
 local function add_newest(key, pairs_, n)
   for j = 1, #pairs_, 2000 do
     call('ZADD', key, 'GT', unpack(pairs_, j, math.min(j + 1999, #pairs_)))
   end
-  if call('ZCARD', key) > n then call('ZREMRANGEBYRANK', key, 0, -(n + 1)) end
-  call('PEXPIRE', key, c.user_ttl_ms)
+  keep_newest(key, n)
 end
 local hour_names, day_names = {}, {}
 local function bucket_names(t)
@@ -165,29 +169,30 @@ end
 -- each of their keys is written once per batch.
 local function apply_user(u, first, last)
   local seen_key = c.seen_prefix .. u
-  local recent, ids, counts, batch_seen, applied = {}, {}, {}, {}, 0
+  local recent, counts, applied, has_ids = {}, {}, 0, false
   for i = first, last do
     local e = events[i]
     local item, t, w, id = e[2], e[3], e[4], e[5]
-    if id == null or not (batch_seen[id] or call('ZSCORE', seen_key, id)) then
+    local ts = num(t)
+    local fresh = id == null
+    if not fresh then
+      -- NX both checks and remembers the id: 1 only the first time it is seen
+      has_ids = true
+      fresh = call('ZADD', seen_key, 'NX', ts, id) == 1
+    end
+    if fresh then
       applied = applied + 1
-      local ts = num(t)
       recent[#recent + 1] = ts
       recent[#recent + 1] = item
-      if id ~= null then
-        batch_seen[id] = true
-        ids[#ids + 1] = ts
-        ids[#ids + 1] = id
-      end
       local h, d = bucket_names(t)
       counts[h] = (counts[h] or 0) + 1
       counts[d] = (counts[d] or 0) + 1
       add_popularity(item, t, w)
     end
   end
+  if has_ids then keep_newest(seen_key, c.dedup_window) end
   if applied > 0 then
     add_newest(c.recent_prefix .. u, recent, c.recent_max)
-    if #ids > 0 then add_newest(seen_key, ids, c.dedup_window) end
     add_counts(c.counters_prefix .. u, counts)
   end
   return applied
