@@ -145,8 +145,12 @@ class EventLog:
             self._embedded = SqliteEventLog(self.embedded_path, partitions=self.partitions)
         return self._embedded
 
-    def ensure_topics(self, topics: Mapping[str, int] | None = None) -> None:
-        """Create ``topics`` (name -> partitions; default: interactions, DLQ, promotions)."""
+    def ensure_topics(
+        self, topics: Mapping[str, int] | None = None, timeout_s: float = 30.0
+    ) -> None:
+        """Create ``topics`` (name -> partitions; default: interactions, DLQ, promotions).
+
+        ``timeout_s`` bounds each round trip to Kafka."""
         from mlrec.events.log import DLQ_TOPIC, INTERACTIONS_TOPIC, MODELS_PROMOTED_TOPIC
 
         wanted = dict(
@@ -155,7 +159,7 @@ class EventLog:
         if self.kafka_bootstrap is not None:
             from mlrec.backends.kafka import ensure_topics
 
-            ensure_topics(self.kafka_bootstrap, wanted)
+            ensure_topics(self.kafka_bootstrap, wanted, timeout_s=timeout_s)
         else:
             self._sqlite().ensure_topics(wanted)
 

@@ -56,9 +56,41 @@ except ImportError as exc:  # pragma: no cover - confluent-kafka is a core depen
 __all__ = ["KafkaConsumer", "KafkaProducer", "ensure_topics"]
 
 log = logging.getLogger(__name__)
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one librdkafka line per (facility, client) through every ``interval``
+    seconds, with a count of those held back: while a broker is down every client
+    logs the same failure several times a second."""
+
+    def __init__(self, interval: float = 30.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._last: dict[tuple[object, ...], float] = {}
+        self._held: dict[tuple[object, ...], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        key = tuple(args[:2]) if len(args) >= 2 else (record.msg,)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.interval:
+                self._held[key] = self._held.get(key, 0) + 1
+                return False
+            self._last[key] = now
+            held = self._held.pop(key, 0)
+        if held:
+            record.msg = f"{record.msg} (and %d similar lines in the last %.0f s)"
+            record.args = (*args, held, self.interval)
+        return True
+
+
 # librdkafka's own log lines (connection refused while a broker restarts, ...): a
 # separate logger so a deployment can quiet them without losing ours.
 rdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
+rdkafka_log.addFilter(RepeatFilter())
 
 # librdkafka answers a negative offset for "no offset" (OFFSET_INVALID, -1001).
 _NO_OFFSET = 0
@@ -406,6 +438,7 @@ def ensure_topics(
     except Exception as exc:  # futures raise plain exceptions on timeouts
         if isinstance(exc, BackendError):
             raise
+        reason = str(exc) or f"no answer from {bootstrap} within {timeout_s:g} s"
         raise BackendUnavailableError(
-            f"could not create Kafka topics {list(topics)}: {exc}"
+            f"could not create Kafka topics {list(topics)}: {reason}"
         ) from exc

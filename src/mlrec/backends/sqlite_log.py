@@ -17,10 +17,17 @@ Durability: WAL journal with ``synchronous=FULL``, so :meth:`~SqliteLogProducer.
 returns only after the commit reached the disk (fsync). Several processes may share
 the file: producers serialize on SQLite's write lock (``BEGIN IMMEDIATE``).
 
-Limitations (Kafka is the answer for scale): a group should have **one** consumer at
-a time, which reads every partition (there is no rebalancing; two consumers of a
-group would both read everything). Records are never deleted: call
-:meth:`SqliteEventLog.purge_consumed` from time to time on a long-lived local log.
+Consumer groups: one consumer of a group reads at a time, and it reads every
+partition (there is no partition assignment). The reader holds a lease on the group,
+renewed as it polls; the other consumers of the group (e.g. the stream processor of
+each uvicorn worker) poll nothing, like Kafka consumers left without a partition,
+until the lease is released (:meth:`SqliteLogConsumer.close`) or lapses
+(``lease_seconds`` without a poll); the next reader resumes at the committed offsets,
+and a consumer that lost its lease cannot commit. Kafka is the answer for reading in
+parallel.
+
+Records are never deleted: call :meth:`SqliteEventLog.purge_consumed` from time to
+time on a long-lived local log.
 
 Example::
 
@@ -37,6 +44,7 @@ import itertools
 import sqlite3
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -60,6 +68,11 @@ CREATE TABLE IF NOT EXISTS records (
     value BLOB NOT NULL,
     PRIMARY KEY (topic, partition, offset)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS group_leases (
+    group_id TEXT PRIMARY KEY,
+    member TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS group_offsets (
     group_id TEXT NOT NULL,
     topic TEXT NOT NULL,
@@ -74,6 +87,10 @@ CREATE TABLE IF NOT EXISTS group_offsets (
 # the serving threads a GIL hand-off).
 _IDLE_INTERVAL_S = 0.01
 _MAX_IDLE_INTERVAL_S = 0.1
+# A consumer group's reader must poll at least this often to keep reading it.
+GROUP_LEASE_S = 10.0
+# How often a consumer waiting for its group looks whether the lease became free.
+_LEASE_CHECK_S = 0.5
 
 
 def partition_for(key: bytes | None, partitions: int, counter: Iterator[int]) -> int:
@@ -179,10 +196,15 @@ class SqliteEventLog:
         return SqliteLogProducer(self._db(), self.partitions)
 
     def consumer(
-        self, group_id: str, topics: Sequence[str], *, auto_offset_reset: str = "earliest"
+        self,
+        group_id: str,
+        topics: Sequence[str],
+        *,
+        auto_offset_reset: str = "earliest",
+        lease_seconds: float = GROUP_LEASE_S,
     ) -> SqliteLogConsumer:
-        """The consumer of ``group_id`` for ``topics``; one at a time per group."""
-        return SqliteLogConsumer(self._db(), group_id, topics, auto_offset_reset)
+        """A consumer of ``group_id`` for ``topics``; one of a group reads at a time."""
+        return SqliteLogConsumer(self._db(), group_id, topics, auto_offset_reset, lease_seconds)
 
     def purge_consumed(self, groups: Sequence[str]) -> int:
         """Delete records every one of ``groups`` has committed past; returns how many."""
@@ -260,15 +282,29 @@ class SqliteLogProducer:
 
 
 class SqliteLogConsumer:
-    """The (single) consumer of a group on the embedded log."""
+    """A consumer of a group on the embedded log; it reads while it holds the
+    group's lease (see the module docstring)."""
 
     def __init__(
-        self, db: _Db, group_id: str, topics: Sequence[str], auto_offset_reset: str
+        self,
+        db: _Db,
+        group_id: str,
+        topics: Sequence[str],
+        auto_offset_reset: str,
+        lease_seconds: float = GROUP_LEASE_S,
     ) -> None:
+        if lease_seconds <= 0:
+            raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}")
         self._db = db
         self.group_id = group_id
         self.topics = list(topics)
         self._earliest = auto_offset_reset == "earliest"
+        self._member = uuid.uuid4().hex
+        self._lease_seconds = lease_seconds
+        # Wall-clock time (shared by processes) until which this consumer holds the
+        # lease as far as it knows; 0 = it does not.
+        self._lease_until = 0.0
+        self._next_lease_check = 0.0
         # Next offset to read per (topic, partition); unset until the partition exists.
         self._position: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
@@ -278,6 +314,39 @@ class SqliteLogConsumer:
         # partition, every 10 ms).
         self._empty_at: int | None = None
         self._idle_interval = _IDLE_INTERVAL_S
+
+    def _reads_group(self) -> bool:
+        """Whether this consumer holds the group's lease, taking or renewing it when
+        due. Taken over from another consumer, reading resumes at the commits."""
+        now = time.time()
+        if now < self._lease_until - self._lease_seconds / 2:
+            return True  # renewed at half-life: no write on most polls
+        if not self._lease_until and now < self._next_lease_check:
+            return False
+        with self._db.tx(immediate=True) as conn:
+            row = conn.execute(
+                "SELECT member, expires_at FROM group_leases WHERE group_id = ?",
+                (self.group_id,),
+            ).fetchone()
+            if row is not None and row[0] != self._member and float(row[1]) > now:
+                held = False
+            else:
+                held = True
+                conn.execute(
+                    "INSERT INTO group_leases VALUES (?, ?, ?) ON CONFLICT (group_id)"
+                    " DO UPDATE SET member = excluded.member, expires_at = excluded.expires_at",
+                    (self.group_id, self._member, now + self._lease_seconds),
+                )
+        if not held:
+            if self._lease_until:  # lost it: another consumer reads (and commits) now
+                self.rewind()
+            self._lease_until = 0.0
+            self._next_lease_check = now + min(_LEASE_CHECK_S, self._lease_seconds / 2)
+            return False
+        if row is None or row[0] != self._member:
+            self.rewind()  # someone else may have read and committed since
+        self._lease_until = now + self._lease_seconds
+        return True
 
     def _data_version(self) -> int:
         with self._db.lock:
@@ -348,6 +417,12 @@ class SqliteLogConsumer:
         """Up to ``max_records`` records after the group's position, waiting up to the timeout."""
         deadline = time.monotonic() + timeout_seconds
         while True:
+            if not self._reads_group():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                time.sleep(min(max(self._next_lease_check - time.time(), 0.001), left))
+                continue
             version = self._data_version()
             records = [] if version == self._empty_at else self._read(max_records)
             if records:
@@ -372,6 +447,15 @@ class SqliteLogConsumer:
         if not changed:
             return
         with self._db.tx(immediate=True) as conn:
+            row = conn.execute(
+                "SELECT member FROM group_leases WHERE group_id = ?", (self.group_id,)
+            ).fetchone()
+            if row is None or row[0] != self._member:
+                self._lease_until = 0.0
+                raise BackendUnavailableError(
+                    f"consumer group {self.group_id!r} is read by another consumer now "
+                    "(this one did not poll for its lease time): nothing was committed"
+                )
             conn.executemany(
                 "INSERT INTO group_offsets VALUES (?, ?, ?, ?) ON CONFLICT"
                 " (group_id, topic, partition) DO UPDATE SET offset = excluded.offset",
@@ -401,5 +485,17 @@ class SqliteLogConsumer:
             return total
 
     def close(self) -> None:
-        """Release the connection (uncommitted records are redelivered to the next consumer)."""
-        self._db.close()
+        """Release the group's lease and the connection (uncommitted records are
+        redelivered to the group's next reader)."""
+        try:
+            if self._lease_until:
+                with self._db.tx(immediate=True) as conn:
+                    conn.execute(
+                        "DELETE FROM group_leases WHERE group_id = ? AND member = ?",
+                        (self.group_id, self._member),
+                    )
+        except BackendUnavailableError:
+            pass  # the lease lapses by itself
+        finally:
+            self._lease_until = 0.0
+            self._db.close()

@@ -56,6 +56,7 @@ def test_another_process_reads_what_this_one_produced_and_commits_for_it(
         c = log.consumer("g", ["t"])
         print(len(c.poll(3, 1.0)))
         c.commit()
+        c.close()
         log.producer().produce("t", [(b"k", b"5")])
         """
     )
@@ -136,3 +137,37 @@ def test_log_raises_unavailable_when_file_cannot_be_opened(tmp_path: Path) -> No
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(BackendUnavailableError):
         SqliteEventLog(tmp_path / "dir.db")
+
+
+def test_one_consumer_of_a_group_reads_while_the_others_wait(tmp_path: Path) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    log.producer().produce("t", [(b"k", str(i).encode()) for i in range(4)])
+    first, second = log.consumer("g", ["t"]), log.consumer("g", ["t"])
+
+    assert [r.value for r in first.poll(2, 1.0)] == [b"0", b"1"]
+    assert second.poll(10, 0.2) == []  # like a Kafka consumer without a partition
+    first.commit()
+    first.close()  # releases the group: the other consumer resumes at the commit
+
+    assert [r.value for r in poll_until(second, 2, 2.0)] == [b"2", b"3"]
+
+
+def test_a_consumer_that_stops_polling_loses_the_group_and_cannot_commit(
+    tmp_path: Path,
+) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    log.producer().produce("t", [(b"k", str(i).encode()) for i in range(3)])
+    stalled = log.consumer("g", ["t"], lease_seconds=0.2)
+    assert [r.value for r in stalled.poll(2, 1.0)] == [b"0", b"1"]
+    other = log.consumer("g", ["t"], lease_seconds=0.2)
+
+    # the stalled consumer's lease lapses: the other reads from the last commit
+    assert [r.value for r in poll_until(other, 3, 2.0)] == [b"0", b"1", b"2"]
+    with pytest.raises(BackendUnavailableError, match="read by another consumer"):
+        stalled.commit()
+    other.commit()
+    other.close()
+
+    # back in the group, the stalled one resumes at the other's commit, not its own reads
+    log.producer().produce("t", [(b"k", b"3")])
+    assert [r.value for r in poll_until(stalled, 1, 2.0)] == [b"3"]

@@ -11,7 +11,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -48,6 +48,7 @@ from mlrec.services.api.promotions import PromotionListener
 from mlrec.services.api.routes import events, features, health, items, recommendations
 from mlrec.services.api.service import RecommendationService
 from mlrec.services.api.state import ApiState
+from mlrec.services.api.topics import TopicSetup
 from mlrec.services.stream import realtime_sink
 
 __all__ = ["build_state", "create_app"]
@@ -96,10 +97,8 @@ def build_state(settings: ApiSettings) -> ApiState:
         settings.data_dir / "events.db",
         settings.kafka_partitions,
     )
-    try:
-        event_log.ensure_topics()
-    except MlrecError as exc:  # Kafka down at start: the spool takes events meanwhile
-        log.warning("could not ensure topics: %s", exc)
+    topics = TopicSetup(event_log)
+    topics.start()
     producer = _durable_producer(event_log.producer("mlrec-api"), settings)
     producer.start()
     listener = PromotionListener(
@@ -110,22 +109,28 @@ def build_state(settings: ApiSettings) -> ApiState:
     )
     listener.start()
     processor = None
+    closers: list[Callable[[], None]] = [
+        topics.stop,
+        listener.stop,
+        producer.close,
+        online.close,
+    ]
     if not event_log.is_kafka and settings.embedded_stream:
+        # every worker runs one; the embedded log lets one of them read at a time
+        consumer = event_log.consumer("mlrec-stream", [INTERACTIONS_TOPIC])
+        dead_letters = event_log.producer("mlrec-dlq")
         processor = StreamProcessor(
-            event_log.consumer("mlrec-stream", [INTERACTIONS_TOPIC]),
-            realtime_sink(realtime),
-            event_log.producer("mlrec-dlq"),
-            poll_timeout=0.02,
-            pipeline=True,
+            consumer, realtime_sink(realtime), dead_letters, poll_timeout=0.02, pipeline=True
         )
+        closers += [consumer.close, dead_letters.close]  # after the processor stopped
     service = RecommendationService(
         models,
         realtime,
         ScoringBatcher(settings.batch_size, settings.batch_wait_ms / 1000.0),
         settings.history_limit,
     )
-    state = ApiState(settings, models, store, realtime, service, producer, processor)
-    state.closers.extend([listener.stop, producer.close, online.close])
+    state = ApiState(settings, models, store, realtime, service, producer, processor, topics)
+    state.closers.extend(closers)
     state.start_processor()
     return state
 

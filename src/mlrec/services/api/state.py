@@ -14,6 +14,7 @@ from mlrec.features.store import FeatureStore
 from mlrec.services.api.config import ApiSettings
 from mlrec.services.api.model_server import ModelServer
 from mlrec.services.api.service import RecommendationService
+from mlrec.services.api.topics import TopicSetup
 
 __all__ = ["ApiState"]
 
@@ -31,6 +32,7 @@ class ApiState:
     service: RecommendationService
     producer: EventProducer
     processor: StreamProcessor | None = None
+    topics: TopicSetup | None = None
     closers: list[Any] = field(default_factory=list)
     _processor_thread: threading.Thread | None = None
 

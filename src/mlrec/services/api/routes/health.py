@@ -31,6 +31,9 @@ async def ready(state: StateDep) -> Response:
     checks["feature_store"] = "ok" if online_ok else "unreachable"
     degraded = getattr(state.producer, "degraded", False)
     checks["event_log"] = "spooling to disk (log unreachable)" if degraded else "ok"
+    if state.topics is not None and not state.topics.done:
+        degraded = True
+        checks["event_log"] = f"topics not created yet, events are spooled: {state.topics.error}"
     if served is None:
         status_text = "unavailable"
     elif not online_ok or degraded:
