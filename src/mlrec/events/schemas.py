@@ -7,7 +7,15 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["EVENT_WEIGHTS", "EntityId", "EventType", "InteractionEvent"]
 
@@ -54,13 +62,21 @@ class InteractionEvent(BaseModel):
     item_id: EntityId
     type: EventType = EventType.VIEW
     timestamp: float = Field(default_factory=time.time, ge=0)
-    value: float | None = Field(default=None, ge=-1e6, le=1e6)
+    # validate_default: the rating check below must also run when ``value`` is omitted
+    value: float | None = Field(default=None, ge=-1e6, le=1e6, validate_default=True)
     context: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("value")
+    @classmethod
+    def _rating_has_value(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # a field validator, so that the error is reported at ``value``; ``type`` is
+        # declared earlier, so it is in ``info.data`` unless it was invalid itself
+        if value is None and info.data.get("type") is EventType.RATING:
+            raise ValueError("a rating event needs a value")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> InteractionEvent:
-        if self.type is EventType.RATING and self.value is None:
-            raise ValueError("a rating event needs a value")
         if self.timestamp > time.time() + MAX_CLOCK_SKEW_SECONDS:
             raise ValueError("timestamp is in the future (more than 5 minutes ahead)")
         return self

@@ -87,7 +87,8 @@ def test_category_filter_keeps_only_that_category(client: TestClient, harness: H
 
 def test_bad_requests_get_clear_4xx(client: TestClient) -> None:
     too_many = client.get("/v1/recommendations/u1", params={"k": 101})
-    assert too_many.status_code == 422 and "at most 100" in too_many.text
+    assert too_many.status_code == 422 and "less than or equal to 100" in too_many.text
+    assert too_many.json()["detail"][0]["loc"] == ["query", "k"]
     assert client.get("/v1/recommendations/u1", params={"k": 0}).status_code == 422
     bad_filter = client.get("/v1/recommendations/u1", params={"filter": "colour:red"})
     assert bad_filter.status_code == 422 and "bad filter" in bad_filter.text
@@ -133,8 +134,26 @@ def test_no_model_means_not_ready_and_degraded_answers(harness: Harness) -> None
         assert client.get("/health").status_code == 200
         assert client.get("/ready").status_code == 503
         body = client.get("/v1/recommendations/u1").json()
-        assert body["degraded"] and body["items"] == []
+        # nothing happened yet: no popular items at all, and the reason once
+        assert body["degraded"] and body["items"] == [] and body["source"] == "popular"
+        assert len(body["degraded_reasons"]) == 1
         assert "no production version" in body["degraded_reasons"][0]
+        # with live events, the model-less answer is the live popular items
+        events = [{"user_id": f"fan-{n}", "item_id": "i-hit", "type": "click"} for n in range(2)]
+        events.append({"user_id": "fan-0", "item_id": "i-also", "type": "click"})
+        assert client.post("/v1/events", json={"events": events}).status_code == 202
+
+        def popular_items() -> list[str]:
+            answer = client.get("/v1/recommendations/u1").json()
+            return [i["item_id"] for i in answer["items"]]
+
+        assert wait_for(lambda: popular_items() == ["i-hit", "i-also"])
+        body = client.get("/v1/recommendations/u1").json()
+        assert body["degraded"] and body["source"] == "popular" and body["model"] is None
+        assert len(body["degraded_reasons"]) == 1
+        assert "no production version" in body["degraded_reasons"][0]
+        assert [i["rank"] for i in body["items"]] == [1, 2]
+        assert body["items"][0]["score"] > body["items"][1]["score"] > 0
     state.close()
 
 

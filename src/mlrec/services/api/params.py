@@ -70,3 +70,15 @@ def _validate(
             {**error, "loc": (location, *error["loc"])} for error in exc.errors(include_url=False)
         )
         return None
+
+
+def k_over_limit(k: int, max_k: int, location: str) -> RequestValidationError:
+    """FastAPI's 422 for ``k`` above ``max_k``: the error :func:`query_model` gives."""
+    error = {
+        "type": "less_than_equal",
+        "loc": (location, "k"),
+        "msg": f"Input should be less than or equal to {max_k}",
+        "input": k,
+        "ctx": {"le": max_k},
+    }
+    return RequestValidationError([error])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlrec.events.schemas import EntityId, InteractionEvent
 
 __all__ = [
+    "K_DESCRIPTION",
     "BatchRecommendationRequest",
     "EventBatch",
     "EventsAccepted",
@@ -21,6 +22,10 @@ __all__ = [
     "RecommendationsPublic",
     "RecommendedItem",
 ]
+
+
+K_DESCRIPTION = "How many items: at most the server's max_k setting (MLREC_MAX_K, default 100)"
+"""What ``k`` means, for every endpoint that takes it."""
 
 
 class RecommendedItem(BaseModel):
@@ -58,10 +63,12 @@ class RecommendationsPublic(BaseModel):
 class BatchRecommendationRequest(BaseModel):
     """Several known users, or one anonymous user described by recent items."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field must not pass unnoticed
+
     user_ids: list[EntityId] = Field(default_factory=list, max_length=100)
     recent_item_ids: list[EntityId] = Field(default_factory=list, max_length=1000)
     context: dict[str, Any] = Field(default_factory=dict)
-    k: int = Field(default=10, ge=1, le=1000)
+    k: int = Field(default=10, ge=1, description=K_DESCRIPTION)
     exclude_seen: bool = True
     filter: str | None = None
 
@@ -79,6 +86,8 @@ class ItemsPublic(BaseModel):
 
 class EventBatch(BaseModel):
     """A batch of interaction events."""
+
+    model_config = ConfigDict(extra="forbid")
 
     events: list[InteractionEvent] = Field(min_length=1, max_length=1000)
 

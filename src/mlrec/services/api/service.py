@@ -9,16 +9,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
 from prometheus_client import Counter
 
 from mlrec.core.errors import BackendError, NotFoundError, ValidationError
-from mlrec.features.realtime import RealtimeFeatures
+from mlrec.features.realtime import RealtimeConfig, RealtimeFeatures
 from mlrec.models.base import top_k
 from mlrec.services.api.answers import ItemScore, Recommendations, items_public
 from mlrec.services.api.batching import MicroBatcher, ScoringBatcher
@@ -80,6 +82,8 @@ def parse_filter(text: str | None) -> Filter | None:
 class _Answer:
     items: list[ItemScore] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    served: ServedModel | None = None
+    """The model version the answer was computed with (None: none served)."""
 
 
 @dataclass(slots=True)
@@ -251,47 +255,112 @@ class RecommendationService:
         )
         return ScoringJob(model, items, weights, k, exclude, allowed, user)
 
-    def popular(self, k: int, parsed: Filter | None = None) -> _Answer:
-        """Live time-decayed popularity, topped up with the model's training popularity.
+    def popular(
+        self, k: int, parsed: Filter | None = None, exclude: Collection[str] = ()
+    ) -> _Answer:
+        """The ``k`` most popular items now: live and training popularity on one scale.
 
-        Live popularity reflects what people interact with now; while it knows fewer
-        than ``k`` items (a fresh deployment) the training popularity fills the list.
+        Both are counts of interactions. Live popularity (the event stream) is already
+        decayed to now with the half-life ``popularity_half_life_seconds``; the model's
+        training popularity (distinct users per item) is taken as interactions that
+        happened at its training time (the version's ``created_at``) and decayed to
+        now with the same half-life. An item scores
+
+            live_decayed(item) + training_count(item) * 2 ** (-(now - trained_at) / half_life)
+
+        and the ``k`` best sums are returned, best first, so scores never rise down the
+        list (ties: the larger training count first, then the item id). ``now`` is the
+        real-time features' clock. A model whose training time is unusable (missing,
+        or after ``now``, i.e. clock skew) counts as trained now: its counts weigh in
+        full, as for a fresh deployment. A model so old that the weight underflows
+        still orders the items without live interactions by training count.
+
+        Cheap enough for traffic: at most ``max(4k, 100)`` live items are read (the
+        others count as 0 live) and the training side is one top-k over the item
+        vector. Items failing ``parsed`` or listed in ``exclude`` are left out.
+        Without a model, only live items are ranked (none under a filter, which needs
+        the model's catalogue) and the answer is degraded; so is an answer without
+        live popularity while the feature store is unavailable.
         """
-        answer = _Answer()
-        served = self.models.current
-        if self.realtime is not None and not self.breaker.open:
-            try:
-                live = self.realtime.popular_items(max(k * 2, 20))
-            except BackendError as exc:
-                self.breaker.failure(str(exc))
-                answer.reasons.append(f"feature store unavailable: {exc}")
-                live = []
-            allowed = self._allowed(served, parsed) if served is not None else None
-            for item_id, score in live:
-                if parsed is not None:
-                    index = served.model.items.get(item_id) if served else None
-                    if index is None or allowed is None or not allowed[index]:
-                        continue
-                info = served.model.item_info.get(item_id) if served else None
-                answer.items.append(
-                    ItemScore(item_id, score, len(answer.items) + 1, info.title if info else None)
-                )
-                if len(answer.items) == k:
-                    return answer
+        return self._popular(self.models.current, k, parsed, exclude)
+
+    def _live_popular(self, n: int) -> tuple[list[tuple[str, float]], str | None]:
+        """The ``n`` most popular live items, or none and a reason if the store is down."""
+        if self.realtime is None:
+            return [], None
+        if self.breaker.open:
+            return [], f"feature store unavailable: {self.breaker.last_error}"
+        try:
+            found = self.realtime.popular_items(n)
+        except BackendError as exc:
+            self.breaker.failure(str(exc))
+            return [], f"feature store unavailable: {exc}"
+        self.breaker.success()
+        return found, None
+
+    def _training_weight(self, served: ServedModel) -> float:
+        """What one training interaction weighs now: ``2^(-(now - trained_at)/half_life)``."""
+        if self.realtime is not None:
+            now = self.realtime.clock.now()
+            half_life = self.realtime.config.popularity_half_life_seconds
+        else:
+            now, half_life = time.time(), RealtimeConfig().popularity_half_life_seconds
+        created = served.version.created_at
+        if not isinstance(created, datetime):
+            return 1.0  # no usable training time: counts as trained now
+        if created.tzinfo is None:  # the registry stores UTC
+            created = created.replace(tzinfo=UTC)
+        age = now - created.timestamp()
+        return 1.0 if age <= 0 else float(2.0 ** (-age / half_life))
+
+    def _popular(
+        self, served: ServedModel | None, k: int, parsed: Filter | None, exclude: Collection[str]
+    ) -> _Answer:
+        answer = _Answer(served=served)
+        live, reason = self._live_popular(max(k * 4, 100))
+        if reason:
+            answer.reasons.append(reason)
         if served is None:
-            if not answer.items:
-                answer.reasons.append(self.models.last_error or "no model loaded")
-            return answer
-        scores = served.popularity.copy()[None, :]
-        allowed = self._allowed(served, parsed)
-        if allowed is not None:
-            scores[0, ~allowed] = -np.inf
-        for item in answer.items:
-            index = served.model.items.get(item.item_id)
-            if index is not None:
-                scores[0, index] = -np.inf
-        indices, best = top_k(scores, k - len(answer.items))
-        answer.items.extend(self._items(served, indices[0], best[0], len(answer.items) + 1))
+            answer.reasons.append(self.models.last_error or "no model loaded")
+        # item id -> (summed score, training count, item index or None)
+        candidates: dict[str, tuple[float, float, int | None]] = {}
+        exclude = exclude if isinstance(exclude, set | frozenset) else set(exclude)
+        if served is not None:
+            model = served.model
+            counts = served.popularity
+            weight = self._training_weight(served)
+            allowed = self._allowed(served, parsed)
+            lookup = model.items.get
+            for item_id, score in live:
+                if item_id in exclude:
+                    continue
+                index = lookup(item_id)
+                if allowed is not None and (index is None or not allowed[index]):
+                    continue
+                count = float(counts[index]) if index is not None else 0.0
+                candidates[item_id] = (score + count * weight, count, index)
+            # The best training counts complete the candidates: any other item has no
+            # live score read and a count no larger, so it cannot rank above them.
+            scores = counts[None, :].copy()
+            if allowed is not None:
+                scores[0, ~allowed] = -np.inf
+            for index in (lookup(item_id) for item_id in exclude):
+                if index is not None:
+                    scores[0, index] = -np.inf
+            indices, best = top_k(scores, k)
+            ids = served.item_ids
+            for index, count in zip(indices[0].tolist(), best[0].tolist(), strict=True):
+                if count > _NO_SCORE and ids[index] not in candidates:
+                    candidates[ids[index]] = (count * weight, count, index)
+        elif parsed is None:
+            for item_id, score in live:
+                if item_id not in exclude:
+                    candidates[item_id] = (score, 0.0, None)
+        ranked = sorted(candidates.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+        titles = served.titles if served is not None else None
+        for rank, (item_id, (score, _, index)) in enumerate(ranked[:k], start=1):
+            title = titles[index] if titles is not None and index is not None else None
+            answer.items.append(ItemScore(item_id, score, rank, title))
         return answer
 
     # -- requests ------------------------------------------------------------------
@@ -327,27 +396,23 @@ class RecommendationService:
                 return self._personal(user_id, outcome.served, outcome.top, live_reason)
         elif live is None:
             live = []
-        reasons = [live_reason] if live_reason else []
         history = list(recent_item_ids) + [i for i in live if i not in recent_item_ids]
         served = self.models.current
         known = served is not None and user_id is not None and user_id in served.model.users
         usable = served is not None and any(i in served.model.items for i in history)
         if served is None or not (known or usable):
-            if served is None:
-                reasons.append(self.models.last_error or "no model loaded")
-            # reads Redis: off the event loop, so an outage stalls this request only
-            answer = await asyncio.to_thread(self.popular, k, parsed)
-            reasons.extend(answer.reasons)
-            _POPULAR[bool(reasons)].inc()
+            # Popular items, without the ones the user has seen; a missing model is
+            # reported by popular(). Reads Redis: off the event loop, so an outage
+            # stalls this request only.
             seen = set(history) if exclude_seen else set()
+            answer = await asyncio.to_thread(self._popular, served, k, parsed, seen)
+            reasons = [live_reason] if live_reason else []
+            # an open breaker skips both live reads with the same reason: report it once
+            reasons.extend(r for r in answer.reasons if r not in reasons)
+            _POPULAR[bool(reasons)].inc()
             return Recommendations(
                 user_id=user_id,
-                items=[
-                    item._replace(rank=rank)
-                    for rank, item in enumerate(
-                        (i for i in answer.items if i.item_id not in seen), start=1
-                    )
-                ][:k],
+                items=answer.items,
                 served=served,
                 source="popular",
                 request_id=new_request_id(),
@@ -388,4 +453,4 @@ class RecommendationService:
     def popular_public(self, k: int, item_filter: str | None = None) -> ItemsPublic:
         """The popular list as a public response."""
         answer = self.popular(k, parse_filter(item_filter))
-        return items_public(answer.items, self.models.current, new_request_id(), answer.reasons)
+        return items_public(answer.items, answer.served, new_request_id(), answer.reasons)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, status
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import Counter
+from pydantic import PlainValidator
+from pydantic_core import PydanticCustomError
 
 from mlrec.events.log import INTERACTIONS_TOPIC
 from mlrec.events.schemas import InteractionEvent
@@ -19,10 +21,33 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 ACCEPTED = Counter("mlrec_api_events_accepted_total", "Events accepted by the API.", ["type"])
 
 
+def _one_shape(body: Any) -> EventBatch | InteractionEvent:
+    """``body`` validated as the one shape it has: an object with ``events`` is a batch.
+
+    Validated as a plain union, a body would be tried as both shapes and a 422 would
+    list the errors of both (with locations naming the union's members); here it
+    lists only its own shape's, located in the body (``["body", "events", 1, ...]``).
+    """
+    if isinstance(body, EventBatch | InteractionEvent):
+        return body
+    if not isinstance(body, dict):
+        raise PydanticCustomError(
+            "model_type", 'Input should be an event object or {"events": [<event>, ...]}'
+        )
+    if "events" in body:
+        return EventBatch.model_validate(body)
+    return InteractionEvent.model_validate(body)
+
+
+EventsBody = Annotated[
+    EventBatch | InteractionEvent,
+    PlainValidator(_one_shape, json_schema_input_type=EventBatch | InteractionEvent),
+]
+"""One event or a batch (``{"events": [...]}``), both documented in the OpenAPI schema."""
+
+
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventsAccepted)
-async def post_events(
-    body: Annotated[EventBatch | InteractionEvent, Body()], producer: ProducerDep
-) -> EventsAccepted:
+async def post_events(body: Annotated[EventsBody, Body()], producer: ProducerDep) -> EventsAccepted:
     """Accept one event or ``{"events": [...]}`` (up to 1000).
 
     202 is returned only after Kafka acknowledged every event (acks=all), or, when

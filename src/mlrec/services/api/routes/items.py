@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
-from mlrec.core.errors import ValidationError
 from mlrec.services.api.deps import ServiceDep, SettingsDep
-from mlrec.services.api.schemas import ItemsPublic
+from mlrec.services.api.params import k_over_limit
+from mlrec.services.api.schemas import K_DESCRIPTION, ItemsPublic
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
@@ -18,12 +18,12 @@ router = APIRouter(prefix="/v1/items", tags=["items"])
 async def popular_items(
     service: ServiceDep,
     settings: SettingsDep,
-    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    k: Annotated[int, Query(ge=1, description=K_DESCRIPTION)] = 10,
     filter: Annotated[str | None, Query()] = None,
 ) -> ItemsPublic:
     """Items with the highest time-decayed live popularity (training popularity as fallback)."""
     if k > settings.max_k:
-        raise ValidationError(f"k must be at most {settings.max_k}, got {k}")
+        raise k_over_limit(k, settings.max_k, "query")
     # live popularity is read from Redis: off the event loop
     return await run_in_threadpool(service.popular_public, k, filter)
 
@@ -33,9 +33,9 @@ async def similar_items(
     item_id: Annotated[str, Path(min_length=1, max_length=256)],
     service: ServiceDep,
     settings: SettingsDep,
-    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    k: Annotated[int, Query(ge=1, description=K_DESCRIPTION)] = 10,
 ) -> ItemsPublic:
     """The k items most similar to ``item_id``; 404 if the model has never seen it."""
     if k > settings.max_k:
-        raise ValidationError(f"k must be at most {settings.max_k}, got {k}")
+        raise k_over_limit(k, settings.max_k, "query")
     return service.similar(item_id, k)

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from functools import cache
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 from starlette.types import Scope, Send
 
 from mlrec.core.errors import MlrecError, ValidationError
 from mlrec.services.api.answers import Recommendations
 from mlrec.services.api.deps import ServiceDep, SettingsDep, state_of
-from mlrec.services.api.params import openapi_parameters, parse_parameters
-from mlrec.services.api.schemas import BatchRecommendationRequest, RecommendationsPublic
+from mlrec.services.api.params import k_over_limit, openapi_parameters, parse_parameters
+from mlrec.services.api.schemas import (
+    K_DESCRIPTION,
+    BatchRecommendationRequest,
+    RecommendationsPublic,
+)
 from mlrec.services.api.state import ApiState
 
 router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
@@ -30,12 +37,31 @@ class RecommendationPath(BaseModel):
 
 
 class RecommendationQuery(BaseModel):
-    """Query parameters of ``GET /v1/recommendations/{user_id}`` (see :mod:`..params`)."""
+    """Query parameters of ``GET /v1/recommendations/{user_id}`` (see :mod:`..params`).
 
-    k: int = Field(default=10, ge=1, le=1000, description="How many items")
+    ``k``'s maximum is the app's ``max_k`` setting: requests are validated with
+    :func:`query_model` of it.
+    """
+
+    k: int = Field(default=10, ge=1, description=K_DESCRIPTION)
     exclude_seen: bool = Field(default=True, description="Drop items the user interacted with")
     filter: str | None = Field(
         default=None, description="category:<name>[|<name>] or items:<id>[|<id>]"
+    )
+
+
+@cache
+def query_model(max_k: int) -> type[RecommendationQuery]:
+    """:class:`RecommendationQuery` with ``k`` at most ``max_k`` (an app's setting).
+
+    Over the limit is then an ordinary field error (``loc: ["query", "k"]``), and the
+    documented maximum is the one enforced.
+    """
+    return create_model(
+        "RecommendationQuery",
+        __base__=RecommendationQuery,
+        __module__=__name__,
+        k=(int, Field(default=10, ge=1, le=max_k, description=K_DESCRIPTION)),
     )
 
 
@@ -53,11 +79,53 @@ def add_user_route(app: FastAPI) -> None:
         methods=["GET"],
         response_model=RecommendationsPublic,
         tags=["recommendations"],
-        openapi_extra={
-            "parameters": openapi_parameters(RecommendationPath, "path")
-            + openapi_parameters(RecommendationQuery, "query")
-        },
+        openapi_extra={"parameters": _user_parameters(RecommendationQuery)},
     )
+    route = app.router.routes[-1]
+    assert isinstance(route, APIRoute) and route.path == USER_ROUTE
+    _document_max_k(app, route)
+
+
+def _user_parameters(query: type[RecommendationQuery]) -> list[dict[str, Any]]:
+    return openapi_parameters(RecommendationPath, "path") + openapi_parameters(query, "query")
+
+
+def _document_max_k(app: FastAPI, user_route: APIRoute) -> None:
+    """Have ``app``'s OpenAPI schema give ``k`` the app's ``max_k`` as its maximum.
+
+    The setting is known only once the app has started (its :class:`ApiState`), while
+    the routes are declared before. Until then (a schema exported from an app never
+    started) ``k`` has no maximum and its description names the setting.
+    """
+    generate = app.openapi
+    schemas: dict[int | None, dict[str, Any]] = {}
+
+    def openapi() -> dict[str, Any]:
+        state: ApiState | None = getattr(app.state, "mlrec", None)
+        max_k = None if state is None else state.settings.max_k
+        if max_k not in schemas:
+            query = RecommendationQuery if max_k is None else query_model(max_k)
+            user_route.openapi_extra = {"parameters": _user_parameters(query)}
+            app.openapi_schema = None  # FastAPI's cache: build the schema for this limit
+            schema = generate()
+            if max_k is not None:
+                _limit_batch_k(schema, max_k)
+            schemas[max_k] = schema
+        app.openapi_schema = schemas[max_k]
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
+
+
+def _limit_batch_k(schema: dict[str, Any], max_k: int) -> None:
+    """Document ``max_k`` as the maximum of ``k`` in ``POST /v1/recommendations``."""
+    operation = schema["paths"].get(router.prefix, {}).get("post")
+    if operation is None:  # an app without the router
+        return
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    if "$ref" in body:  # the request model, among the components
+        body = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[-1]]
+    body["properties"]["k"]["maximum"] = max_k
 
 
 async def recommend_for_user(request: Request) -> Response:
@@ -69,16 +137,15 @@ async def recommend_for_user(request: Request) -> Response:
     # The hottest route reads its query and collaborators from the request rather
     # than through FastAPI parameters and Depends (their resolution measured ~40% of
     # its time), and its answer, valid by construction, is serialised directly.
-    path, query = parse_parameters(RecommendationPath, RecommendationQuery, request)
-    answer = await _recommend(state_of(request), path, query)
+    state = state_of(request)
+    path, query = parse_parameters(RecommendationPath, query_model(state.settings.max_k), request)
+    answer = await _recommend(state, path, query)
     return Response(answer.json(), media_type="application/json")
 
 
 async def _recommend(
     state: ApiState, path: RecommendationPath, query: RecommendationQuery
 ) -> Recommendations:
-    if query.k > state.settings.max_k:
-        raise ValidationError(f"k must be at most {state.settings.max_k}, got {query.k}")
     return await state.service.recommend(path.user_id, query.k, query.exclude_seen, query.filter)
 
 
@@ -109,11 +176,12 @@ async def answer_directly(
     models, so error responses are FastAPI's own.
     """
     try:
+        state: ApiState = scope["app"].state.mlrec
         path = RecommendationPath.model_validate({"user_id": user_id})
-        query = RecommendationQuery.model_validate(
+        query = query_model(state.settings.max_k).model_validate(
             dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
         )
-        answer = await _recommend(scope["app"].state.mlrec, path, query)
+        answer = await _recommend(state, path, query)
     except (PydanticValidationError, MlrecError):
         return False
     body = answer.json()
@@ -130,7 +198,7 @@ async def recommend_batch(
     """Recommendations for several users at once, or for one anonymous user given
     ``recent_item_ids`` (and no ``user_ids``)."""
     if body.k > settings.max_k:
-        raise ValidationError(f"k must be at most {settings.max_k}, got {body.k}")
+        raise k_over_limit(body.k, settings.max_k, "body")
     if not body.user_ids and not body.recent_item_ids:
         raise ValidationError("give user_ids, or recent_item_ids for an anonymous user")
     if not body.user_ids:
