@@ -1,4 +1,4 @@
-"""Where model artifacts live, addressed by the sha256 of their arrays.
+"""Where model artifacts live, addressed by their content sha256.
 
 Serving replicas fetch a version's artifact by checksum into a local cache, so they
 need no shared volume: the metadata DB (``mlrec.backends.sql``) can hold the
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mlrec.core.errors import NotFoundError
-from mlrec.models.artifacts import ARRAYS, MANIFEST, read_artifact
+from mlrec.models.artifacts import ARRAYS, MANIFEST, verify_artifact
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelVersion
 
@@ -59,7 +59,7 @@ class LocalArtifactStore:
         self.root = root
 
     def put(self, directory: Path) -> str:
-        sha = read_artifact(directory).sha256
+        sha = str(verify_artifact(directory)["sha256"])
         if not self.has(sha):
             _install(directory, self.root / sha)
         return sha

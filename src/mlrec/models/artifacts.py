@@ -1,12 +1,20 @@
 """Model artifacts on disk: arrays in ``.npz``, everything else in a JSON manifest.
 
 Never pickle: a tampered pickle runs code when loaded. Arrays are loaded with
-``allow_pickle=False`` and the ``.npz`` sha256 is checked against the manifest.
+``allow_pickle=False``.
 
 Layout of an artifact directory::
 
-    manifest.json   algorithm, params, ids, sha256 of arrays.npz, format version
+    manifest.json   algorithm, params, ids, format version, arrays_sha256, sha256
     arrays.npz      named numpy arrays (sparse matrices as data/indices/indptr/shape)
+
+An artifact's identity is its **content sha256**: a hash of ``arrays.npz``'s sha256
+and of the canonical JSON of the manifest (every key but ``sha256``), so the ids,
+params and item data are covered as well as the arrays. The manifest records it;
+the registry records it too and is the trusted copy (a manifest's own hash only
+catches corruption, since whoever edits a file can recompute it). Artifacts of
+format 1 (an older mlrec) were identified by the arrays' sha256 alone; they still
+load, with that check.
 """
 
 from __future__ import annotations
@@ -28,14 +36,17 @@ from mlrec.core.errors import ArtifactIntegrityError, ModelError
 __all__ = [
     "FORMAT_VERSION",
     "Artifact",
+    "content_sha256",
     "file_sha256",
     "pack_csr",
     "read_artifact",
     "unpack_csr",
+    "verify_artifact",
     "write_artifact",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_LEGACY_FORMAT = 1
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 
@@ -47,7 +58,7 @@ class Artifact:
     Attributes:
         manifest: JSON-serialisable metadata (``algorithm``, ``params``, ``users``, ...).
         arrays: named numpy arrays.
-        sha256: checksum of ``arrays.npz`` (set when written or read).
+        sha256: the content sha256 (set when written or read; see the module docstring).
     """
 
     manifest: dict[str, Any]
@@ -84,10 +95,18 @@ def unpack_csr(prefix: str, arrays: dict[str, npt.NDArray[Any]]) -> sp.csr_matri
     )
 
 
-def write_artifact(directory: Path, artifact: Artifact) -> str:
-    """Write ``artifact`` into ``directory`` atomically and return the arrays' sha256.
+def content_sha256(manifest: dict[str, Any]) -> str:
+    """The content sha256 of an artifact from its manifest (which carries the arrays'
+    sha256): the manifest's canonical JSON, without its own ``sha256`` key, hashed."""
+    core = {key: value for key, value in manifest.items() if key != "sha256"}
+    canonical = json.dumps(core, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"mlrec-artifact\n{canonical}".encode()).hexdigest()
 
-    The arrays are written first, hashed, and the manifest (carrying the hash) is
+
+def write_artifact(directory: Path, artifact: Artifact) -> str:
+    """Write ``artifact`` into ``directory`` atomically and return its content sha256.
+
+    The arrays are written first, hashed, and the manifest (carrying both hashes) is
     renamed into place last, so a reader never sees a manifest without its arrays.
     """
     directory.mkdir(parents=True, exist_ok=True)
@@ -96,8 +115,12 @@ def write_artifact(directory: Path, artifact: Artifact) -> str:
         arrays: dict[str, Any] = dict(artifact.arrays)
         np.savez(tmp, **arrays)
     os.replace(tmp.name, arrays_path)
-    sha = file_sha256(arrays_path)
-    manifest = {**artifact.manifest, "format_version": FORMAT_VERSION, "arrays_sha256": sha}
+    manifest = {
+        **artifact.manifest,
+        "format_version": FORMAT_VERSION,
+        "arrays_sha256": file_sha256(arrays_path),
+    }
+    sha = manifest["sha256"] = content_sha256(manifest)
     manifest_tmp = directory / (MANIFEST + ".tmp")
     manifest_tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     os.replace(manifest_tmp, directory / MANIFEST)
@@ -105,16 +128,20 @@ def write_artifact(directory: Path, artifact: Artifact) -> str:
     return sha
 
 
-def read_artifact(directory: Path, expected_sha256: str | None = None) -> Artifact:
-    """Read and verify an artifact directory.
+def verify_artifact(directory: Path, expected_sha256: str | None = None) -> dict[str, Any]:
+    """Check an artifact directory's checksums without loading its arrays.
 
     Args:
         directory: written by :func:`write_artifact`.
         expected_sha256: if given (e.g. from the registry), must match too.
 
+    Returns:
+        the manifest.
+
     Raises:
         ModelError: the directory is not an artifact.
-        ArtifactIntegrityError: the arrays do not match their recorded checksum.
+        ArtifactIntegrityError: the content does not match its recorded checksums
+            (or a checksum is missing).
     """
     manifest_path = directory / MANIFEST
     arrays_path = directory / ARRAYS
@@ -124,18 +151,41 @@ def read_artifact(directory: Path, expected_sha256: str | None = None) -> Artifa
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as exc:
         raise ModelError(f"{manifest_path}: not valid JSON ({exc})") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelError(f"{manifest_path}: unsupported format {manifest.get('format_version')}")
-    sha = file_sha256(arrays_path)
-    for label, wanted in (
-        ("manifest", manifest.get("arrays_sha256")),
-        ("registry", expected_sha256),
-    ):
-        if wanted is not None and wanted != sha:
+    if not isinstance(manifest, dict):
+        raise ModelError(f"{manifest_path}: not a manifest (a JSON object)")
+    version = manifest.get("format_version")
+    if version not in (FORMAT_VERSION, _LEGACY_FORMAT):
+        raise ModelError(f"{manifest_path}: unsupported format {version}")
+    arrays_sha = file_sha256(arrays_path)
+    recorded_arrays = manifest.get("arrays_sha256")
+    if recorded_arrays is None:
+        raise ArtifactIntegrityError(f"{manifest_path}: no arrays_sha256: cannot verify")
+    if recorded_arrays != arrays_sha:
+        raise ArtifactIntegrityError(
+            f"{arrays_path}: sha256 {arrays_sha[:12]}… does not match "
+            f"the manifest ({str(recorded_arrays)[:12]}…)"
+        )
+    if version == _LEGACY_FORMAT:
+        sha = arrays_sha
+    else:
+        sha = content_sha256(manifest)
+        if manifest.get("sha256") != sha:
             raise ArtifactIntegrityError(
-                f"{arrays_path}: sha256 {sha[:12]}… does not match "
-                f"the {label} ({str(wanted)[:12]}…)"
+                f"{manifest_path}: content sha256 {sha[:12]}… does not match the one "
+                f"recorded ({str(manifest.get('sha256'))[:12]}…): the manifest was changed"
             )
-    with np.load(arrays_path, allow_pickle=False) as npz:
+    if expected_sha256 is not None and expected_sha256 != sha:
+        raise ArtifactIntegrityError(
+            f"{directory}: content sha256 {sha[:12]}… does not match "
+            f"the registry ({expected_sha256[:12]}…)"
+        )
+    manifest["sha256"] = sha
+    return manifest
+
+
+def read_artifact(directory: Path, expected_sha256: str | None = None) -> Artifact:
+    """Read and verify an artifact directory (see :func:`verify_artifact`)."""
+    manifest = verify_artifact(directory, expected_sha256)
+    with np.load(directory / ARRAYS, allow_pickle=False) as npz:
         arrays = {name: npz[name] for name in npz.files}
-    return Artifact(manifest=manifest, arrays=arrays, sha256=sha)
+    return Artifact(manifest=manifest, arrays=arrays, sha256=manifest["sha256"])

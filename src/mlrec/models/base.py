@@ -329,7 +329,7 @@ class Recommender(ABC):
     # -- persistence -------------------------------------------------------------
 
     def save(self, directory: str | Path) -> str:
-        """Write the model as an artifact directory; returns the arrays' sha256."""
+        """Write the model as an artifact directory; returns its content sha256."""
         self._require_fitted()
         manifest = {
             "algorithm": self.algorithm,

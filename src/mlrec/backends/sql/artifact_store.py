@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,8 +9,8 @@ from sqlalchemy import Engine, select
 
 from mlrec.backends.sql.engine import create_sql_engine
 from mlrec.backends.sql.schema import model_artifacts
-from mlrec.core.errors import ArtifactIntegrityError, NotFoundError
-from mlrec.models.artifacts import ARRAYS, MANIFEST, file_sha256, read_artifact
+from mlrec.core.errors import ArtifactIntegrityError, MlrecError, NotFoundError
+from mlrec.models.artifacts import ARRAYS, MANIFEST, verify_artifact
 
 __all__ = ["SqlArtifactStore"]
 
@@ -29,7 +28,7 @@ class SqlArtifactStore:
         )
 
     def put(self, directory: Path) -> str:
-        sha = read_artifact(directory).sha256
+        sha = str(verify_artifact(directory)["sha256"])
         if self.has(sha):
             return sha
         with self.engine.begin() as conn:
@@ -62,7 +61,10 @@ class SqlArtifactStore:
             raise NotFoundError(f"no artifact {sha256[:12]}… in the database")
         destination.mkdir(parents=True, exist_ok=True)
         (destination / ARRAYS).write_bytes(bytes(row.arrays))
-        if file_sha256(destination / ARRAYS) != sha256:
-            raise ArtifactIntegrityError(f"artifact {sha256[:12]}… is corrupt in the database")
-        json.loads(row.manifest)  # refuse to install a manifest that is not JSON
         (destination / MANIFEST).write_text(row.manifest)
+        try:
+            verify_artifact(destination, expected_sha256=sha256)
+        except MlrecError as exc:
+            raise ArtifactIntegrityError(
+                f"artifact {sha256[:12]}… is corrupt in the database: {exc}"
+            ) from exc

@@ -1,0 +1,96 @@
+"""An artifact's content sha256 covers its manifest as well as its arrays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlrec.core.errors import ArtifactIntegrityError
+from mlrec.data import make_demo
+from mlrec.models import create_model, load_model
+from mlrec.models.artifact_store import LocalArtifactStore
+from mlrec.models.artifacts import Artifact, file_sha256, read_artifact, write_artifact
+
+
+def edit_manifest(directory: Path, change: Any) -> None:
+    path = directory / "manifest.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.fixture
+def saved(tmp_path: Path) -> tuple[Path, str]:
+    model = create_model("most_popular").fit(make_demo(n_users=20, n_items=15, seed=2))
+    return tmp_path / "m", model.save(tmp_path / "m")
+
+
+def test_the_content_sha256_is_not_the_arrays_sha256(saved: tuple[Path, str]) -> None:
+    directory, sha = saved
+    assert sha != file_sha256(directory / "arrays.npz")
+    assert read_artifact(directory, expected_sha256=sha).sha256 == sha
+
+
+def test_a_manifest_with_swapped_ids_is_refused(saved: tuple[Path, str]) -> None:
+    directory, _ = saved
+
+    def swap_users(manifest: dict[str, Any]) -> None:
+        users = manifest["users"]
+        users[0], users[1] = users[1], users[0]
+
+    edit_manifest(directory, swap_users)
+    with pytest.raises(ArtifactIntegrityError, match="manifest was changed"):
+        load_model(directory)
+
+
+def test_a_manifest_edited_with_its_hash_recomputed_fails_the_registry_check(
+    saved: tuple[Path, str],
+) -> None:
+    directory, registered = saved
+    artifact = read_artifact(directory)
+    artifact.manifest["params"] = {"tampered": True}
+    write_artifact(directory, Artifact(artifact.manifest, artifact.arrays))
+
+    assert read_artifact(directory).sha256 != registered  # consistent with itself...
+    with pytest.raises(ArtifactIntegrityError, match="registry"):
+        load_model(directory, expected_sha256=registered)  # ...but not what was registered
+
+
+@pytest.mark.parametrize("missing", ["sha256", "arrays_sha256"])
+def test_a_manifest_without_a_checksum_is_refused(saved: tuple[Path, str], missing: str) -> None:
+    directory, _ = saved
+    edit_manifest(directory, lambda manifest: manifest.pop(missing))
+    with pytest.raises(ArtifactIntegrityError):
+        load_model(directory)
+
+
+def test_a_format_1_artifact_still_loads_with_its_arrays_checked(saved: tuple[Path, str]) -> None:
+    directory, _ = saved
+
+    def to_format_1(manifest: dict[str, Any]) -> None:
+        manifest.pop("sha256")
+        manifest["format_version"] = 1
+
+    edit_manifest(directory, to_format_1)
+    arrays_sha = file_sha256(directory / "arrays.npz")
+    assert read_artifact(directory, expected_sha256=arrays_sha).sha256 == arrays_sha
+
+    edit_manifest(directory, lambda manifest: manifest.update(arrays_sha256="0" * 64))
+    with pytest.raises(ArtifactIntegrityError):
+        read_artifact(directory)
+
+
+def test_the_artifact_store_refuses_an_artifact_whose_manifest_changed_in_storage(
+    saved: tuple[Path, str], tmp_path: Path
+) -> None:
+    directory, sha = saved
+    store = LocalArtifactStore(tmp_path / "store")
+    assert store.put(directory) == sha
+    edit_manifest(tmp_path / "store" / sha, lambda manifest: manifest.update(users=["x"]))
+
+    store.fetch(sha, tmp_path / "copy")
+    with pytest.raises(ArtifactIntegrityError):
+        load_model(tmp_path / "copy", expected_sha256=sha)
