@@ -21,7 +21,7 @@ async def popular_items(
     k: Annotated[int, Query(ge=1, description=K_DESCRIPTION)] = 10,
     filter: Annotated[str | None, Query()] = None,
 ) -> ItemsPublic:
-    """Items with the highest time-decayed live popularity (training popularity as fallback)."""
+    """The k most popular items now: live and training counts on one time-decayed scale."""
     if k > settings.max_k:
         raise k_over_limit(k, settings.max_k, "query")
     # live popularity is read from Redis: off the event loop
