@@ -42,7 +42,8 @@ class CommonSettings(BaseSettings):
     embedded log instead of Kafka.
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # an empty variable (`MLREC_DATA_DIR=`) means unset, as in a shell: not the cwd
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_ignore_empty=True)
 
     environment: Environment = Environment.LOCAL
     """``local``, ``test``, ``staging`` or ``production``."""

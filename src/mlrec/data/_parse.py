@@ -31,6 +31,7 @@ __all__ = [
     "first_line",
     "index_ids",
     "index_int_ids",
+    "locate",
     "no_gc",
     "parse_floats",
     "parse_ints",
@@ -38,6 +39,7 @@ __all__ = [
     "read_events_fast",
     "read_table",
     "read_text",
+    "require_events",
     "require_file",
     "require_ids",
 ]
@@ -62,6 +64,30 @@ def require_file(path: Path, what: str) -> Path:
     if not path.is_file():
         raise DataError(f"{what} not found: {path} does not exist or is not a file")
     return path
+
+
+def locate(path: Path | str, default_file: str, what: str) -> tuple[Path, Path]:
+    """The ratings file and the folder around it, given either of them.
+
+    Args:
+        path: a folder holding ``default_file``, or a file in that file's format.
+        default_file: the ratings file's usual name (``u.data``, ``ratings.csv``, ...).
+        what: the format's name in the message (``MovieLens 100K``).
+
+    Returns:
+        ``(ratings file, folder)``: for a folder, ``folder / default_file`` (not
+        checked here: the caller reports it missing); for a file, the file and its
+        parent, where side files such as titles are looked for.
+
+    Raises:
+        DataError: ``path`` is neither a folder nor a file.
+    """
+    target = Path(path).expanduser()
+    if target.is_dir():
+        return target / default_file, target
+    if target.is_file():
+        return target, target.parent
+    raise DataError(f"{what} file or directory not found: {target}")
 
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:
@@ -284,6 +310,17 @@ def require_ids(table: Table, values: Sequence[str], what: str) -> None:
     if blank:
         row = next(i for i, v in enumerate(values) if not v.strip())
         raise table.error(row, f"{what} is empty")
+
+
+def require_events(events: RawEvents, path: Path) -> RawEvents:
+    """``events`` if there is at least one, else a :class:`DataError` naming ``path``.
+
+    An empty ratings file would otherwise only fail when a model is fitted, far
+    from the file that caused it.
+    """
+    if len(events) == 0:
+        raise DataError(f"no interactions in {path}: the file has no data rows")
+    return events
 
 
 def index_ids(values: Sequence[str]) -> tuple[IdMap, npt.NDArray[np.int64]]:

@@ -14,15 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mlrec.core.errors import DataError
 from mlrec.core.interactions import Interactions, ItemInfo
 from mlrec.data._parse import (
     RawEvents,
     first_line,
+    locate,
     no_gc,
     parse_floats,
     read_events_fast,
     read_table,
+    require_events,
     require_file,
     require_ids,
 )
@@ -54,7 +55,7 @@ def _read_user_artists(path: Path) -> RawEvents:
     skip = 1 if first_line(path).split("\t")[0] == "userID" else 0
     fast = read_events_fast(path, "\t", has_timestamp=False, skiprows=skip)
     if fast is not None:
-        return fast
+        return require_events(fast, path)
     table = read_table(path, "\t")
     if skip:
         table = table.drop_first()
@@ -63,30 +64,33 @@ def _read_user_artists(path: Path) -> RawEvents:
     require_ids(table, users, "user id")
     require_ids(table, items, "artist id")
     weights = parse_floats(table, table.column(2), "weight")
-    return RawEvents(users, items, weights, np.zeros(len(weights), dtype=np.int64))
+    events = RawEvents(users, items, weights, np.zeros(len(weights), dtype=np.int64))
+    return require_events(events, path)
 
 
 def load_lastfm(path: Path | str) -> Interactions:
-    """Load Last.fm HetRec 2011 from the folder holding ``user_artists.dat``.
+    """Load Last.fm HetRec 2011 from its folder or from one ``user_artists.dat`` file.
 
     Args:
-        path: the extracted ``hetrec2011-lastfm-2k`` directory.
+        path: the extracted ``hetrec2011-lastfm-2k`` directory, or a file in the
+            ``user_artists.dat`` format (``userID<TAB>artistID<TAB>weight``, header
+            optional); artist names then come from ``artists.dat`` beside it when present.
 
     Returns:
         92,834 events (1,892 users, 17,632 artists) whose weights are play counts;
         timestamps are all 0 (the dataset has none). Artist names are in
-        ``item_info`` when ``artists.dat`` is present.
+        ``item_info`` when ``artists.dat`` is present. The name is ``lastfm``, or
+        ``lastfm-<stem>`` for a file not called ``user_artists.dat``.
 
     Raises:
-        DataError: the folder or ``user_artists.dat`` is missing.
+        DataError: the path or ``user_artists.dat`` is missing, or that file is empty.
         DataFormatError: a malformed row, with its line number.
     """
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
-        raise DataError(f"Last.fm directory not found: {directory}")
-    ratings = require_file(directory / "user_artists.dat", "Last.fm user_artists.dat")
+    ratings, directory = locate(path, "user_artists.dat", "Last.fm")
+    require_file(ratings, "Last.fm user_artists.dat")
+    name = "lastfm" if ratings.name == "user_artists.dat" else f"lastfm-{ratings.stem}"
     with no_gc():
         events = _read_user_artists(ratings)
         artists = directory / "artists.dat"
         info = read_lastfm_artists(artists) if artists.is_file() else {}
-        return events.build(info, "lastfm")
+        return events.build(info, name)

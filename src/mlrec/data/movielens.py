@@ -12,17 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlrec.core.errors import DataError
 from mlrec.core.interactions import Interactions, ItemInfo
 from mlrec.data._parse import (
     RawEvents,
     Table,
     first_line,
+    locate,
     no_gc,
     parse_floats,
     parse_ints,
     read_events_fast,
     read_table,
+    require_events,
     require_file,
     require_ids,
 )
@@ -62,13 +63,6 @@ ML100K_GENRES: tuple[str, ...] = (
 _NO_GENRES = "(no genres listed)"
 
 
-def _directory(path: Path | str, what: str) -> Path:
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
-        raise DataError(f"{what} directory not found: {directory}")
-    return directory
-
-
 def _read_ratings(table: Table, sep: str) -> RawEvents:
     table.check_columns(4, sep=sep)
     users = table.column(0)
@@ -87,16 +81,20 @@ def read_rating_events(path: Path, sep: str, *, header: str | None = None) -> Ra
         path: the ratings file (u.data, u1.base, ratings.csv, ...).
         sep: the field separator.
         header: the first field of a header row to skip if present (``"userId"``).
+
+    Raises:
+        DataError: the file is missing or holds no ratings.
+        DataFormatError: a malformed row, with its line number.
     """
     require_file(path, "MovieLens ratings file")
     skip = 1 if header is not None and first_line(path).split(sep)[0] == header else 0
     fast = read_events_fast(path, sep, has_timestamp=True, skiprows=skip)
     if fast is not None:
-        return fast
+        return require_events(fast, path)
     table = read_table(path, sep)
     if skip:
         table = table.drop_first()
-    return _read_ratings(table, sep)
+    return require_events(_read_ratings(table, sep), path)
 
 
 def _read_genre_names(path: Path) -> tuple[str, ...]:
@@ -148,18 +146,22 @@ def read_movielens_100k_items(directory: Path | str) -> dict[str, ItemInfo]:
 
 
 def load_movielens_100k(path: Path | str) -> Interactions:
-    """Load MovieLens 100K from the folder holding ``u.data`` and ``u.item``.
+    """Load MovieLens 100K from its folder or from one ratings file in ``u.data`` format.
 
     Args:
-        path: the extracted ``ml-100k`` directory.
+        path: the extracted ``ml-100k`` directory (its ``u.data`` is read), or any
+            ``user<TAB>item<TAB>rating<TAB>timestamp`` file such as ``u.data``,
+            ``u1.base`` or ``u1.test``; titles then come from ``u.item`` in the
+            file's folder when it is there.
 
     Returns:
-        100,000 events (943 users, 1682 items) whose weights are the 1-5 ratings,
-        with Unix-second timestamps and titles/genres in ``item_info``.
-        ``item_info`` is empty if ``u.item`` is absent.
+        The ratings as events whose weights are the 1-5 ratings, with Unix-second
+        timestamps and titles/genres in ``item_info`` (empty if ``u.item`` is
+        absent). ``u.data``: 100,000 events, 943 users, 1682 items. The name is
+        ``ml-100k``, or ``ml-100k-<stem>`` for another file (``ml-100k-u1``).
 
     Raises:
-        DataError: the folder or ``u.data`` is missing.
+        DataError: the path or ``u.data`` is missing, or the ratings file is empty.
         DataFormatError: a malformed row, with its line number.
 
     Example:
@@ -167,11 +169,12 @@ def load_movielens_100k(path: Path | str) -> Interactions:
         >>> len(data), data.n_users, data.n_items  # doctest: +SKIP
         (100000, 943, 1682)
     """
-    directory = _directory(path, "MovieLens 100K")
+    ratings, directory = locate(path, "u.data", "MovieLens 100K")
+    name = "ml-100k" if ratings.name == "u.data" else f"ml-100k-{ratings.stem}"
     with no_gc():
-        events = read_rating_events(directory / "u.data", "\t")
+        events = read_rating_events(ratings, "\t")
         info = read_movielens_100k_items(directory) if (directory / "u.item").is_file() else {}
-        return events.build(info, "ml-100k")
+        return events.build(info, name)
 
 
 def read_movielens_csv_items(path: Path | str) -> dict[str, ItemInfo]:
@@ -197,20 +200,24 @@ def load_movielens_csv(path: Path | str) -> Interactions:
     """Load the CSV layout of ml-latest / ml-latest-small / ml-20m / ml-25m.
 
     Args:
-        path: the directory holding ``ratings.csv`` (``userId,movieId,rating,timestamp``
-            with a header) and optionally ``movies.csv``.
+        path: the directory holding ``ratings.csv`` (``userId,movieId,rating,timestamp``,
+            header optional) and optionally ``movies.csv``; or a file in the
+            ``ratings.csv`` format, with titles from ``movies.csv`` beside it when present.
 
     Returns:
         The ratings as events (ml-latest-small: 100,836 events, 610 users, 9,724
         rated movies), with titles and genres for every movie in ``movies.csv``.
+        The name is the folder's (``ml-latest-small``), or the file's stem for a
+        file not called ``ratings.csv``.
 
     Raises:
-        DataError: the folder or ``ratings.csv`` is missing.
+        DataError: the path or ``ratings.csv`` is missing, or the ratings file is empty.
         DataFormatError: a malformed row, with its line number.
     """
-    directory = _directory(path, "MovieLens CSV")
+    ratings, directory = locate(path, "ratings.csv", "MovieLens CSV")
+    name = (directory.name or "movielens") if ratings.name == "ratings.csv" else ratings.stem
     with no_gc():
-        events = read_rating_events(directory / "ratings.csv", ",", header="userId")
+        events = read_rating_events(ratings, ",", header="userId")
         movies = directory / "movies.csv"
         info = read_movielens_csv_items(movies) if movies.is_file() else {}
-        return events.build(info, directory.name or "movielens")
+        return events.build(info, name)

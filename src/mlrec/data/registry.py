@@ -276,13 +276,15 @@ def load_interactions(path: Path | str, format: str) -> Interactions:
     """Load interactions from a path in a named format (what the CLI calls).
 
     Args:
-        path: a directory for ``movielens-100k``, ``movielens-csv`` and ``lastfm``;
-            a file for ``csv``.
+        path: for ``movielens-100k``, ``movielens-csv`` and ``lastfm``, the dataset's
+            directory or one ratings file in its format (``u.data``/``u1.base``/
+            ``u1.test``, ``ratings.csv``, ``user_artists.dat``; titles come from the
+            usual side file beside it when present); a file for ``csv``.
         format: one of :data:`FORMATS`.
 
     Raises:
         ValidationError: an unknown format.
-        DataError, DataFormatError: missing or malformed data.
+        DataError, DataFormatError: missing, empty or malformed data.
     """
     loader = _LOADERS.get(format)
     if loader is None:

@@ -39,3 +39,13 @@ def test_debug_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("MLREC_DEBUG", "true")
     with pytest.raises(ConfigurationError, match="MLREC_DEBUG"):
         load_settings(CommonSettings)
+
+
+def test_an_empty_variable_means_unset_not_the_current_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLREC_DATA_DIR", "")
+    monkeypatch.setenv("MLREC_REDIS_URL", "")
+    settings = load_settings(CommonSettings)
+    assert settings.data_dir == Path.home() / ".local" / "share" / "mlrec"
+    assert settings.redis_url is None

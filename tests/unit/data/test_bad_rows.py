@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlrec.cli import main
 from mlrec.core import DataError, DataFormatError, ValidationError
 from mlrec.data import (
     load_csv,
@@ -183,6 +184,60 @@ def test_load_csv_reports_line_and_problem_when_row_is_malformed(
     assert caught.value.line == line
     assert problem in caught.value.problem
     assert caught.value.path == str(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("alice,apple,abc\n", "weight 'abc' is not a number"),
+        ("alice,apple,abc\nbob,pear,2\n", "weight 'abc' is not a number"),
+        ("who,what,how_much\nalice,i1,3\n", "weight 'how_much' is not a number"),
+        ("alice,apple,1,noon\n", "timestamp 'noon' is neither Unix seconds"),
+        ("user_id,rating\nalice,3\n", "header has no item column"),
+        ("item_id,weight\ni1,3\n", "header has no user column"),
+        ("weight,timestamp\n1,2\n", "header has no user column and no item column"),
+        ("user_id\nalice\n", "header has no item column"),
+        ("user_id,user,item_id\na,b,c\n", "'user' repeats the user column"),
+    ],
+)
+def test_load_csv_reports_bad_first_line_instead_of_dropping_it_as_a_header(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    path = _write(tmp_path / "events.csv", content)
+    with pytest.raises(DataFormatError) as caught:
+        load_csv(path)
+    assert (caught.value.path, caught.value.line) == (str(path), 1)
+    assert problem in caught.value.problem
+    assert str(caught.value).startswith(f"{path}, line 1: ")
+
+
+def test_load_csv_names_the_accepted_column_names_when_header_lacks_one(tmp_path: Path) -> None:
+    path = _write(tmp_path / "events.csv", "user_id,rating\nalice,3\n")
+    with pytest.raises(DataFormatError) as caught:
+        load_csv(path)
+    assert "item_id" in caught.value.problem
+    assert "movie_id" in caught.value.problem
+
+
+def test_load_csv_hints_when_a_partly_named_first_line_is_read_as_data(tmp_path: Path) -> None:
+    path = _write(tmp_path / "events.csv", "user_id,item_id,qty\nalice,i1,3\n")
+    with pytest.raises(DataFormatError) as caught:
+        load_csv(path)
+    assert caught.value.line == 1
+    assert "weight 'qty' is not a number" in caught.value.problem
+    assert "'qty' is not a known column name" in caught.value.problem
+
+
+def test_cli_reports_bad_csv_first_line_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path / "events.csv", "alice,apple,abc\nbob,pear,2\n")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--interactions", str(path), "--format", "csv", "--output", "m"])
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"error: {path}, line 1: weight 'abc' is not a number" in err
+    assert "Traceback" not in err
 
 
 def test_load_csv_reports_invalid_utf8_with_its_line(tmp_path: Path) -> None:

@@ -33,10 +33,25 @@ def test_load_csv_detects_header_naming_columns(tmp_path: Path) -> None:
     assert (data.weights[0], data.timestamps[0]) == (2.5, 1_700_000_000)
 
 
-def test_load_csv_detects_header_from_non_numeric_weight_column(tmp_path: Path) -> None:
-    data = load_csv(_csv(tmp_path, "who,what,how_much\nalice,i1,3\n"))
-    assert len(data) == 1
-    assert data.weights[0] == 3.0
+def test_load_csv_detects_header_of_known_names_in_any_case_and_spacing(tmp_path: Path) -> None:
+    data = load_csv(_csv(tmp_path, " User_ID , Movie ,Rating\nalice,i1,3\n"))
+    assert (data.users.ids(), data.items.ids(), data.weights[0]) == (["alice"], ["i1"], 3.0)
+
+
+def test_load_csv_reads_first_line_as_data_when_its_cells_are_not_all_column_names(
+    tmp_path: Path,
+) -> None:
+    data = load_csv(_csv(tmp_path, "customer,sku\nalice,i1\n"))
+    assert data.users.ids() == ["customer", "alice"]
+    assert data.items.ids() == ["sku", "i1"]
+    data = load_csv(_csv(tmp_path, "alice,apple,2\nbob,pear,3\n"))
+    assert data.users.ids() == ["alice", "bob"]
+    np.testing.assert_array_equal(data.weights, [2.0, 3.0])
+
+
+def test_load_csv_header_true_reads_unknown_names_as_positional_columns(tmp_path: Path) -> None:
+    data = load_csv(_csv(tmp_path, "who,what,how_much\nalice,i1,3\n"), header=True)
+    assert (len(data), data.users.ids(), data.weights[0]) == (1, ["alice"], 3.0)
 
 
 def test_load_csv_treats_first_row_as_data_without_header_names(tmp_path: Path) -> None:

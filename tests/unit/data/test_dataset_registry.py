@@ -118,6 +118,15 @@ def test_default_data_dir_falls_back_to_local_share(
     assert default_data_dir() == tmp_path / ".local" / "share" / "mlrec"
 
 
+@pytest.mark.parametrize("value", ["", "   "])
+def test_default_data_dir_treats_an_empty_variable_as_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("MLREC_DATA_DIR", value)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_data_dir() == tmp_path / ".local" / "share" / "mlrec"
+
+
 def test_load_dataset_accepts_the_alternative_folder_names(tmp_path: Path) -> None:
     folder = tmp_path / "lastfm-hetrec2011-2k"
     folder.mkdir()
