@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 if TYPE_CHECKING:
+    from mlrec.core.interactions import Interactions
     from mlrec.core.settings import CommonSettings
+    from mlrec.data import DatasetSpec
 
-__all__ = ["console", "counting_progress", "err_console", "fail", "fraction_progress", "settings"]
+__all__ = [
+    "console",
+    "counting_progress",
+    "describe_os_error",
+    "err_console",
+    "fail",
+    "fraction_progress",
+    "load_named_dataset",
+    "settings",
+]
 
 # Piped output (files, CI logs) is not wrapped at rich's default of 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 160
@@ -33,10 +47,61 @@ def settings() -> CommonSettings:
     return load_settings(CommonSettings)
 
 
-def fail(message: str) -> None:
-    """Print an error and exit with status 2."""
-    err_console.print(f"[bold red]error:[/] {message}")
+def fail(message: str) -> NoReturn:
+    """Print an error (one line, not wrapped by rich; no markup) and exit with status 2."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a failed file operation: the path(s), the reason, the setting behind it."""
+    if exc.filename is None:
+        return str(exc)
+    path = str(exc.filename)
+    if exc.filename2 is not None:
+        path += f" -> {exc.filename2}"
+    message = f"{path}: {exc.strerror or exc}"
+    for variable in ("MLREC_DATA_DIR", "MLREC_MODELS_DIR"):
+        configured = os.environ.get(variable, "").strip()
+        if configured and Path(str(exc.filename)).is_relative_to(Path(configured).expanduser()):
+            message += f" ({variable}={configured})"
+            break
+    return message
+
+
+def _missing_dataset_message(spec: DatasetSpec, data_dir: Path, download: bool) -> str:
+    from mlrec.data import DATA_DIR_ENV
+
+    looked = ", ".join(str(data_dir / folder) for folder in spec.folders)
+    target = data_dir / spec.folders[0] / spec.required[0]
+    found = f"dataset {spec.name!r} not found: looked for {', '.join(spec.required)} in {looked}."
+    elsewhere = f"or set {DATA_DIR_ENV} to the directory that holds it."
+    if spec.source is None:
+        cannot = "It cannot be downloaded automatically: " if download else ""
+        return (
+            f"{found} {cannot}download it by hand from {spec.homepage} and extract it so "
+            f"that {target} exists, {elsewhere}"
+        )
+    return (
+        f"{found} Run again with --download to fetch it from {spec.source.url} "
+        f"(its licence terms are printed first), {elsewhere}"
+    )
+
+
+def load_named_dataset(name: str, download: bool = False) -> Interactions:
+    """Dataset ``name`` from ``MLREC_DATA_DIR``; with ``download``, fetched first if missing.
+
+    A missing dataset ends the command with a message saying how to get it from the
+    command line (``--download``), not from Python.
+    """
+    from mlrec.data import DATASETS, find_dataset, load_dataset
+
+    data_dir = settings().data_dir
+    if name != "demo" and find_dataset(name, data_dir) is None:  # unknown names raise here
+        spec = next(s for s in DATASETS.values() if name == s.name or name in s.folders)
+        if not download or spec.source is None:
+            fail(_missing_dataset_message(spec, data_dir, download))
+    return load_dataset(name, data_dir, download=download)
 
 
 @contextmanager

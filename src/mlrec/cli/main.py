@@ -11,21 +11,33 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+import numpy.typing as npt
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlrec.backends.factory import open_artifact_store, open_event_log, open_model_registry
-from mlrec.cli.common import console, err_console, fail, fraction_progress, settings
+from mlrec.cli.common import (
+    console,
+    describe_os_error,
+    err_console,
+    fail,
+    fraction_progress,
+    load_named_dataset,
+    settings,
+)
 from mlrec.cli.features import features_app
 from mlrec.cli.serve import serve_app
 from mlrec.core.errors import MlrecError
+from mlrec.core.ids import IdMap
 from mlrec.core.interactions import Interactions
-from mlrec.data import load_dataset, load_interactions, random_split_per_user
+from mlrec.data import leave_last_out, load_interactions, random_split_per_user, time_split
 from mlrec.models import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -63,6 +75,20 @@ class DataFormat(StrEnum):
     CSV = "csv"
 
 
+class SplitMethod(StrEnum):
+    """How ``mlrec split`` picks the held-out events."""
+
+    RANDOM = "random"
+    LEAVE_LAST_OUT = "leave-last-out"
+    TIME = "time"
+
+
+_DOWNLOAD_HELP = (
+    "Fetch a missing --dataset (MovieLens) from GroupLens into MLREC_DATA_DIR first; "
+    "its licence terms are printed."
+)
+
+
 def _registry(config: CommonSettings) -> ModelRegistry:
     return open_model_registry(config.resolved_database_url)
 
@@ -93,11 +119,20 @@ def _artifact_stores(config: CommonSettings) -> list[ArtifactStore]:
 
 
 def _load(
-    interactions: Path | None, data_format: DataFormat | None, dataset: str | None
+    interactions: Path | None,
+    data_format: DataFormat | None,
+    dataset: str | None,
+    download: bool = False,
 ) -> Interactions:
     if interactions is not None:
+        if dataset is not None:
+            fail("give either --interactions or --dataset, not both")
+        if download:
+            fail("--download fetches a --dataset by name; it does not apply to --interactions")
         return load_interactions(interactions, (data_format or DataFormat.CSV).value)
-    return load_dataset(dataset or "demo", settings().data_dir)
+    if data_format is not None:
+        fail("--format describes --interactions; a --dataset knows its own format")
+    return load_named_dataset(dataset or "demo", download)
 
 
 @app.callback()
@@ -126,13 +161,18 @@ def train(
     register: Annotated[
         str | None, typer.Option(help="Also register the model under this name.")
     ] = None,
+    download: Annotated[bool, typer.Option("--download", help=_DOWNLOAD_HELP)] = False,
 ) -> None:
     """Train a model and save it as an artifact directory."""
     if algorithm not in ALGORITHMS:
         fail(f"unknown algorithm {algorithm!r}; choose from {', '.join(sorted(ALGORITHMS))}")
-    data = _load(interactions, data_format, dataset)
+    data = _load(interactions, data_format, dataset, download)
     params = parse_params(ALGORITHMS[algorithm], param or [])
     model = create_model(algorithm, **params)
+    try:  # an unusable --output fails before training, not after
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create the --output directory: {describe_os_error(exc)}")
     console.print(
         f"training [bold]{algorithm}[/] on {data.name}: {data.n_users} users, "
         f"{data.n_items} items, {len(data)} interactions"
@@ -165,7 +205,11 @@ def recommend(
     indices, scores = recommender.recommend_batch(users, k, exclude_seen=not include_seen)
     user_ids = recommender.users.ids()
     item_ids = recommender.items.ids()
-    with output.open("w", newline="") as handle:
+    try:
+        handle = output.open("w", newline="")
+    except OSError as exc:
+        fail(f"cannot write --output: {describe_os_error(exc)}")
+    with handle:
         writer = csv.writer(handle)
         writer.writerow(["user_id", "item_id", "rank", "score"])
         for row, user_id in enumerate(user_ids):
@@ -186,6 +230,35 @@ def _training_log(model: Recommender) -> Interactions:
         coo.col.astype(np.int64),
         coo.data.astype(np.float32),
         np.zeros(coo.nnz, np.int64),
+    )
+
+
+@dataclass(frozen=True)
+class _TestCoverage:
+    """How much of a test set a model can be evaluated on."""
+
+    test_users: int
+    known_users: int
+    skipped_events: int
+    unseen_item_events: int
+
+
+def _known(ids: list[str], id_map: IdMap) -> npt.NDArray[np.bool_]:
+    return np.fromiter((external in id_map for external in ids), bool, len(ids))
+
+
+def _test_coverage(model: Recommender, test: Interactions) -> _TestCoverage:
+    """Test users and events the model knows (by external id), as evaluation matches them."""
+    in_test = np.zeros(test.n_users, dtype=bool)
+    in_test[test.user_idx] = True
+    known_user = _known(test.users.ids(), model.users)
+    known_row = known_user[test.user_idx]
+    known_item_row = _known(test.items.ids(), model.items)[test.item_idx]
+    return _TestCoverage(
+        test_users=int(in_test.sum()),
+        known_users=int((in_test & known_user).sum()),
+        skipped_events=int((~known_row).sum()),
+        unseen_item_events=int((known_row & ~known_item_row).sum()),
     )
 
 
@@ -221,15 +294,146 @@ def evaluate(
     data_format: Annotated[DataFormat, typer.Option("--format")] = DataFormat.CSV,
     k: Annotated[int, typer.Option(min=1, max=1000)] = 10,
 ) -> None:
-    """Print ranking metrics of a model on held-out interactions."""
+    """Print ranking metrics of a model on held-out interactions.
+
+    Test users the model never saw (absent from its training data) cannot be ranked
+    for: they are skipped and counted. If no test user is known, the command fails.
+    """
     recommender = load_model(model)
     held_out = load_interactions(test, data_format.value)
+    coverage = _test_coverage(recommender, held_out)
+    if coverage.known_users == 0:
+        fail(
+            f"none of the {coverage.test_users} users in {test} is known to the model "
+            f"(trained on {len(recommender.users)} users): nothing to evaluate. Evaluate on "
+            "held-out events of the training users, e.g. the --test-output of `mlrec split` "
+            "after training on its --train-output."
+        )
     metrics = evaluate_model(recommender, _training_log(recommender), held_out, k=k)
+    evaluated = int(metrics.pop("users", coverage.known_users))
     console.print(
         _metrics_table(
             f"{recommender.algorithm} on {test.name}", [(recommender.algorithm, metrics)], k
         )
     )
+    skipped = coverage.test_users - evaluated
+    summary = f"evaluated {evaluated} of {coverage.test_users} test users; skipped {skipped}"
+    summary += " unknown to the model"
+    if skipped:
+        summary += f" ({coverage.skipped_events} events)"
+    console.print(summary, soft_wrap=True)
+    if coverage.unseen_item_events:
+        console.print(
+            f"note: {coverage.unseen_item_events} test events of evaluated users are items "
+            "the model never saw (they count as misses)",
+            soft_wrap=True,
+        )
+
+
+def _weight_strings(weights: npt.NDArray[np.float32]) -> list[str]:
+    """Weights as written to CSV: integers when they all are, else float32's shortest text."""
+    as_int = weights.astype(np.int64)
+    text = as_int.astype(str) if np.array_equal(as_int, weights) else weights.astype(str)
+    return [str(value) for value in text]
+
+
+def _write_csv(path: Path, data: Interactions) -> None:
+    """``user_id,item_id,weight,timestamp`` rows with the dataset's own (string) ids."""
+    users = np.asarray(data.users.ids(), dtype=object)[data.user_idx].tolist()
+    items = np.asarray(data.items.ids(), dtype=object)[data.item_idx].tolist()
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["user_id", "item_id", "weight", "timestamp"])
+        writer.writerows(
+            zip(users, items, _weight_strings(data.weights), data.timestamps.tolist(), strict=True)
+        )
+
+
+def _n_users(data: Interactions) -> int:
+    return int(np.count_nonzero(np.bincount(data.user_idx, minlength=data.n_users)))
+
+
+@app.command()
+def split(
+    interactions: Annotated[
+        Path | None, typer.Option(help="Interaction file or directory to split.")
+    ] = None,
+    data_format: Annotated[
+        DataFormat | None, typer.Option("--format", help="Format of --interactions.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="A dataset by name: demo, ml-100k, ml-latest-small, lastfm.")
+    ] = None,
+    method: Annotated[
+        SplitMethod,
+        typer.Option(
+            help="random: a share of each user's events, at random; leave-last-out: each "
+            "user's latest events; time: one global cut, the latest share of all events."
+        ),
+    ] = SplitMethod.RANDOM,
+    ratio: Annotated[
+        float | None,
+        typer.Option(help="Share held out, in (0, 1), for random and time (default 0.25)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for random (default 42).")] = None,
+    last: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Latest events per user held out, for leave-last-out (default 1)."
+        ),
+    ] = None,
+    train_output: Annotated[Path, typer.Option(help="CSV of the training events.")] = Path(
+        "train.csv"
+    ),
+    test_output: Annotated[Path, typer.Option(help="CSV of the held-out events.")] = Path(
+        "test.csv"
+    ),
+    download: Annotated[bool, typer.Option("--download", help=_DOWNLOAD_HELP)] = False,
+) -> None:
+    """Split interactions into train and test CSVs (user_id,item_id,weight,timestamp).
+
+    Ids are written as they are in the data, so `mlrec train --interactions TRAIN
+    --format csv` and `mlrec evaluate --test TEST --format csv` line up.
+    """
+    if ratio is not None and method is SplitMethod.LEAVE_LAST_OUT:
+        fail("--ratio does not apply to --method leave-last-out; use --last N")
+    if ratio is not None and not 0.0 < ratio < 1.0:
+        fail(f"--ratio must be between 0 and 1 (exclusive), got {ratio:g}")
+    if seed is not None and method is not SplitMethod.RANDOM:
+        fail(f"--seed applies to --method random only; {method.value} is deterministic")
+    if last is not None and method is not SplitMethod.LEAVE_LAST_OUT:
+        fail("--last applies to --method leave-last-out only; use --ratio")
+    outputs = {train_output.resolve(), test_output.resolve()}
+    if len(outputs) < 2:
+        fail("--train-output and --test-output must be different files")
+    if interactions is not None and interactions.resolve() in outputs:
+        fail(f"refusing to overwrite the input {interactions} with a split")
+    data = _load(interactions, data_format, dataset, download)
+    share = 0.25 if ratio is None else ratio
+    if method is SplitMethod.RANDOM:
+        train_part, test_part = random_split_per_user(data, share, 42 if seed is None else seed)
+        how = f"random, {share * 100:g}% of each user's events, seed {42 if seed is None else seed}"
+    elif method is SplitMethod.LEAVE_LAST_OUT:
+        n_last = last or 1
+        train_part, test_part = leave_last_out(data, n_last)
+        how = f"leave-last-out, each user's latest {n_last}"
+    else:
+        train_part, test_part = time_split(data, share)
+        how = f"time, the latest {share * 100:g}% of all events"
+    _write_csv(train_output, train_part)
+    _write_csv(test_output, test_part)
+    console.print(f"split {data.name} ({how}): {len(data)} events, {_n_users(data)} users")
+    console.print(
+        f"  train: {len(train_part)} events, {_n_users(train_part)} users -> {train_output}"
+    )
+    console.print(f"  test:  {len(test_part)} events, {_n_users(test_part)} users -> {test_output}")
+    in_train = np.zeros(data.n_users, dtype=bool)
+    in_train[train_part.user_idx] = True
+    cold = int(np.count_nonzero(~in_train[np.unique(test_part.user_idx)]))
+    if cold:
+        console.print(
+            f"  note: {cold} test users have no training events; `mlrec evaluate` skips them"
+        )
 
 
 @app.command()
@@ -239,10 +443,11 @@ def run(
     name: Annotated[str, typer.Option(help="Registry name to publish the best model as.")] = (
         "default"
     ),
+    download: Annotated[bool, typer.Option("--download", help=_DOWNLOAD_HELP)] = False,
 ) -> None:
     """Train every algorithm on a 75/25 split, print the evaluation table, publish the best."""
     config = settings()
-    data = load_dataset(dataset, config.data_dir)
+    data = load_named_dataset(dataset, download)
     train_split, test_split = random_split_per_user(data, test_ratio=0.25, seed=42)
     console.print(
         f"dataset {data.name}: {data.n_users} users, {data.n_items} items, "
@@ -351,12 +556,20 @@ def models_promote(
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point that turns mlrec errors into one readable line and exit code 2."""
+    """Entry point that turns mlrec and file errors into one readable line and exit code 2.
+
+    Besides :class:`MlrecError` (bad data, unreachable backends: SQL connection
+    failures arrive as ``BackendUnavailableError``), an ``OSError`` such as an
+    unwritable ``--output`` or ``MLREC_DATA_DIR`` is reported with the path.
+    """
     try:
         return app(argv)
     except MlrecError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
+        message = str(exc)
+    except OSError as exc:
+        message = describe_os_error(exc)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    sys.exit(2)
 
 
 @app.command()
@@ -364,6 +577,7 @@ def up(
     dataset: Annotated[str, typer.Option(help="Dataset to train on if no model serves.")] = "demo",
     retrain: Annotated[bool, typer.Option(help="Train again even if a model serves.")] = False,
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    download: Annotated[bool, typer.Option("--download", help=_DOWNLOAD_HELP)] = False,
 ) -> None:
     """Run the whole system locally on embedded defaults: train if needed, then serve.
 
@@ -374,6 +588,6 @@ def up(
 
     config = settings()
     if retrain or _registry(config).production("default") is None:
-        run(dataset=dataset, k=10, name="default")
+        run(dataset=dataset, k=10, name="default", download=download)
     console.print(f"serving on http://127.0.0.1:{port}  (docs: /docs, metrics: /metrics)")
     serve_api(host=None, port=port, workers=1)

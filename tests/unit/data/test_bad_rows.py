@@ -233,7 +233,17 @@ def test_cli_reports_bad_csv_first_line_without_a_traceback(
 ) -> None:
     path = _write(tmp_path / "events.csv", "alice,apple,abc\nbob,pear,2\n")
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--interactions", str(path), "--format", "csv", "--output", "m"])
+        main(
+            [
+                "train",
+                "--interactions",
+                str(path),
+                "--format",
+                "csv",
+                "--output",
+                str(tmp_path / "m"),
+            ]
+        )
     assert exit_info.value.code == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"error: {path}, line 1: weight 'abc' is not a number" in err

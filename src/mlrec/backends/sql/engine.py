@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
-from mlrec.core.errors import ConfigurationError
+from mlrec.core.errors import BackendUnavailableError, ConfigurationError
 
-__all__ = ["create_sql_engine", "normalise_url"]
+__all__ = ["connect", "create_sql_engine", "normalise_url"]
 
 
 def normalise_url(url: str) -> str:
@@ -44,3 +45,19 @@ def create_sql_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def connect(engine: Engine) -> Connection:
+    """Open a connection, turning "cannot connect" into :class:`BackendUnavailableError`.
+
+    Errors raised while connecting (refused, unknown host, bad credentials, a SQLite
+    file that cannot be opened) become one readable line naming the database, its
+    password masked. Errors of the statements run afterwards are left alone.
+    """
+    try:
+        return engine.connect()
+    except DBAPIError as exc:
+        lines = str(exc.orig).strip().splitlines()
+        reason = lines[0] if lines else type(exc.orig).__name__
+        where = engine.url.render_as_string(hide_password=True)
+        raise BackendUnavailableError(f"cannot connect to the database {where}: {reason}") from exc

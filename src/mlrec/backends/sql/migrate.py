@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from mlrec.backends.sql.engine import create_sql_engine
+from mlrec.backends.sql.engine import connect, create_sql_engine
 
 __all__ = ["alembic_config", "upgrade_database"]
 
@@ -23,11 +23,15 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:
-    """Bring the schema at ``url`` up to ``revision`` (idempotent)."""
+    """Bring the schema at ``url`` up to ``revision`` (idempotent).
+
+    Raises:
+        BackendUnavailableError: the database cannot be reached or opened.
+    """
     config = alembic_config(url)
     engine = create_sql_engine(url)
     try:
-        with engine.begin() as connection:
+        with connect(engine) as connection, connection.begin():
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     finally:

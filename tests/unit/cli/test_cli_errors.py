@@ -1,0 +1,102 @@
+"""Failures a user can cause from the shell end in one line naming the cause, not a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mlrec.backends.sql.migrate import upgrade_database
+from mlrec.cli import main
+from mlrec.core.errors import BackendUnavailableError
+
+# Port 1 on loopback: refused at once, no network involved.
+UNREACHABLE_POSTGRES = "postgresql://nobody:s3cret@127.0.0.1:1/x"
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MLREC_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MLREC_MODELS_DIR", raising=False)
+    return tmp_path / "data"
+
+
+def run_failing(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``mlrec argv`` through ``main``; it must exit non-zero with one error line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code not in (0, None)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    # progress bars may come first; the error is one line, the last one
+    assert [line for line in lines if "error:" in line] == lines[-1:], err
+    assert lines[-1].startswith("error:"), err
+    return lines[-1]
+
+
+def test_upgrade_database_raises_backend_unavailable_for_refused_connection() -> None:
+    with pytest.raises(BackendUnavailableError) as info:
+        upgrade_database(UNREACHABLE_POSTGRES)
+    message = str(info.value)
+    assert "127.0.0.1" in message and "s3cret" not in message
+
+
+def test_unreachable_postgres_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLREC_DATABASE_URL", UNREACHABLE_POSTGRES)
+    err = run_failing(["models", "list"], capsys)
+    assert "cannot connect to the database" in err
+    assert "127.0.0.1" in err and "s3cret" not in err
+
+
+def test_unopenable_sqlite_file_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # /proc exists, but no regular file can be created in it (not even by root)
+    monkeypatch.setenv("MLREC_DATABASE_URL", "sqlite:////proc/mlrec-test.db")
+    err = run_failing(["models", "list"], capsys)
+    assert "/proc/mlrec-test.db" in err
+
+
+def test_data_dir_that_cannot_be_created_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLREC_DATA_DIR", "/proc/nonexist")
+    err = run_failing(["models", "list"], capsys)
+    assert "/proc/nonexist" in err
+
+
+def test_recommend_to_missing_directory_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as trained:
+        main(
+            [
+                "train",
+                "--dataset",
+                "demo",
+                "--algorithm",
+                "most_popular",
+                "--output",
+                str(tmp_path / "m"),
+            ]
+        )
+    assert trained.value.code == 0
+    capsys.readouterr()
+    err = run_failing(
+        ["recommend", "--model", str(tmp_path / "m"), "--output", "/nonexistent/x.csv"], capsys
+    )
+    assert "/nonexistent/x.csv" in err
+
+
+def test_train_output_that_cannot_be_created_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = run_failing(
+        ["train", "--dataset", "demo", "--algorithm", "most_popular", "--output", "/proc/x"],
+        capsys,
+    )
+    assert "/proc/x" in err

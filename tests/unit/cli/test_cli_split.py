@@ -1,0 +1,174 @@
+"""`mlrec split` writes train/test CSVs that `mlrec train` and `mlrec evaluate` read back."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlrec.cli import app, main
+
+runner = CliRunner()
+HEADER = ["user_id", "item_id", "weight", "timestamp"]
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MLREC_DATABASE_URL", raising=False)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> Path:
+    """20 users with 8 events each; string ids, fractional weights, distinct timestamps."""
+    path = tmp_path / "events.csv"
+    rows = ["user_id,item_id,rating,timestamp"]
+    for u in range(20):
+        for j in range(8):
+            rows.append(
+                f"user-{u:02d},item {(u * 5 + j) % 30:03d},{0.5 + j % 10 / 2},{1000 * u + j}"
+            )
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def read(path: Path) -> list[list[str]]:
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == HEADER
+    return rows[1:]
+
+
+def split(events: Path, tmp_path: Path, *options: str) -> tuple[list[list[str]], list[list[str]]]:
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    invoke(
+        "split",
+        "--interactions",
+        str(events),
+        "--format",
+        "csv",
+        *options,
+        "--train-output",
+        str(train),
+        "--test-output",
+        str(test),
+    )
+    return read(train), read(test)
+
+
+def original(events: Path) -> Counter[tuple[str, ...]]:
+    with events.open(newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    return Counter((u, i, f"{float(w):g}", t) for u, i, w, t in rows)
+
+
+def as_events(rows: list[list[str]]) -> Counter[tuple[str, ...]]:
+    return Counter((u, i, f"{float(w):g}", t) for u, i, w, t in rows)
+
+
+def test_random_split_keeps_ids_weights_times_and_is_reproducible(
+    events: Path, tmp_path: Path
+) -> None:
+    train, test = split(events, tmp_path, "--method", "random", "--ratio", "0.25", "--seed", "7")
+    assert as_events(train) + as_events(test) == original(events)
+    assert {row[0] for row in test} <= {row[0] for row in train}
+    assert Counter(row[0] for row in test) == {f"user-{u:02d}": 2 for u in range(20)}
+    assert "item 005" in {row[1] for row in train + test}  # string ids, spaces kept
+    again = split(events, tmp_path, "--method", "random", "--ratio", "0.25", "--seed", "7")
+    assert again == (train, test)
+    other = split(events, tmp_path, "--method", "random", "--ratio", "0.25", "--seed", "8")
+    assert other != (train, test)
+
+
+def test_leave_last_out_holds_out_each_users_latest(events: Path, tmp_path: Path) -> None:
+    train, test = split(events, tmp_path, "--method", "leave-last-out", "--last", "2")
+    assert as_events(train) + as_events(test) == original(events)
+    latest = {(f"user-{u:02d}", str(1000 * u + j)) for u in range(20) for j in (6, 7)}
+    assert {(row[0], row[3]) for row in test} == latest
+
+
+def test_time_split_is_one_cut_in_time(events: Path, tmp_path: Path) -> None:
+    train, test = split(events, tmp_path, "--method", "time", "--ratio", "0.25")
+    assert as_events(train) + as_events(test) == original(events)
+    assert len(test) == 40
+    assert max(int(row[3]) for row in train) < min(int(row[3]) for row in test)
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (["--method", "leave-last-out", "--ratio", "0.3"], "--ratio does not apply"),
+        (["--method", "time", "--seed", "1"], "--seed applies to --method random only"),
+        (["--method", "random", "--last", "2"], "--last applies to --method leave-last-out"),
+        (["--ratio", "1.5"], "--ratio must be between 0 and 1"),
+    ],
+)
+def test_split_rejects_options_that_do_not_apply(
+    options: list[str],
+    problem: str,
+    events: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "split",
+                "--interactions",
+                str(events),
+                *options,
+                "--train-output",
+                str(tmp_path / "a.csv"),
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert problem in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "a.csv").exists()
+
+
+def test_split_refuses_to_overwrite_its_input(
+    events: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = events.read_text()
+    with pytest.raises(SystemExit):
+        main(["split", "--interactions", str(events), "--train-output", str(events)])
+    assert "refusing to overwrite the input" in capsys.readouterr().err
+    assert events.read_text() == before
+
+
+def test_readme_sequence_split_train_evaluate_on_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = invoke(
+        "split", "--dataset", "demo", "--method", "random", "--ratio", "0.25", "--seed", "42"
+    )
+    assert "train: " in out and "-> train.csv" in out and "-> test.csv" in out
+    out = invoke(
+        "train",
+        "--interactions",
+        "train.csv",
+        "--format",
+        "csv",
+        "--algorithm",
+        "ease",
+        "--output",
+        "model",
+    )
+    assert "on train: 1000 users" in out
+    invoke("recommend", "--model", "model", "--k", "10", "--output", "recs.csv")
+    out = invoke(
+        "evaluate", "--model", "model", "--test", "test.csv", "--format", "csv", "--k", "10"
+    )
+    assert "NDCG@10" in out
+    assert "evaluated 1000 of 1000 test users; skipped 0 unknown to the model" in out
