@@ -179,6 +179,13 @@ class EventLog:
             return KafkaConsumer(self.kafka_bootstrap, group_id, topics)
         return self._sqlite().consumer(group_id, topics)
 
+    def apply_retention(self, seconds: float) -> int:
+        """Delete embedded-log records older than ``seconds``; returns how many. On
+        Kafka a no-op: the brokers apply the topics' own ``retention.ms``."""
+        if self.kafka_bootstrap is not None:
+            return 0
+        return self._sqlite().delete_older_than(seconds)
+
 
 def open_event_log(
     kafka_bootstrap: str | None, embedded_path: Path, partitions: int = 6

@@ -26,8 +26,11 @@ until the lease is released (:meth:`SqliteLogConsumer.close`) or lapses
 and a consumer that lost its lease cannot commit. Kafka is the answer for reading in
 parallel.
 
-Records are never deleted: call :meth:`SqliteEventLog.purge_consumed` from time to
-time on a long-lived local log.
+Retention, as Kafka's ``retention.ms``: :meth:`SqliteEventLog.delete_older_than`
+deletes records appended before a cut-off, whether consumed or not (the API runs it
+periodically, 7 days by default); :meth:`SqliteEventLog.purge_consumed` deletes what
+given groups have all read. The newest record of each partition is always kept, so
+offsets keep counting up.
 
 Example::
 
@@ -66,6 +69,7 @@ CREATE TABLE IF NOT EXISTS records (
     offset INTEGER NOT NULL,
     key BLOB,
     value BLOB NOT NULL,
+    appended_at REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (topic, partition, offset)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS group_leases (
@@ -159,6 +163,13 @@ class SqliteEventLog:
         try:
             with db.lock:
                 db.conn.executescript(_SCHEMA)
+                columns = {row[1] for row in db.conn.execute("PRAGMA table_info(records)")}
+                if "appended_at" not in columns:  # a log file of an older mlrec
+                    # its records count as appended now: retention starts from here
+                    db.conn.execute(
+                        "ALTER TABLE records ADD COLUMN appended_at REAL NOT NULL"
+                        f" DEFAULT {time.time():.3f}"
+                    )
         except sqlite3.Error as exc:
             raise BackendUnavailableError(
                 f"cannot create the event log {self.path}: {exc}"
@@ -205,6 +216,27 @@ class SqliteEventLog:
     ) -> SqliteLogConsumer:
         """A consumer of ``group_id`` for ``topics``; one of a group reads at a time."""
         return SqliteLogConsumer(self._db(), group_id, topics, auto_offset_reset, lease_seconds)
+
+    def delete_older_than(self, seconds: float, now: float | None = None) -> int:
+        """Delete records appended more than ``seconds`` ago (but the newest of each
+        partition); returns how many. A consumer behind them resumes at the oldest
+        record left, as a Kafka consumer whose offset fell out of retention."""
+        cutoff = (time.time() if now is None else now) - seconds
+        db = self._db()
+        try:
+            with db.tx(immediate=True) as conn:
+                cur = conn.execute(
+                    """
+                    DELETE FROM records WHERE appended_at < ?
+                      AND offset < (SELECT MAX(offset) FROM records m
+                                    WHERE m.topic = records.topic
+                                      AND m.partition = records.partition)
+                    """,
+                    (cutoff,),
+                )
+                return cur.rowcount
+        finally:
+            db.close()
 
     def purge_consumed(self, groups: Sequence[str]) -> int:
         """Delete records every one of ``groups`` has committed past; returns how many."""
@@ -261,7 +293,8 @@ class SqliteLogProducer:
         with self._db.tx(immediate=True) as conn:
             partitions = _topic_partitions(conn, topic, self._default_partitions)
             next_offset: dict[int, int] = {}
-            rows: list[tuple[str, int, int, bytes | None, bytes]] = []
+            rows: list[tuple[str, int, int, bytes | None, bytes, float]] = []
+            appended_at = time.time()
             for key, value in records:
                 partition = partition_for(key, partitions, self._round_robin)
                 offset = next_offset.get(partition)
@@ -273,8 +306,12 @@ class SqliteLogProducer:
                     offset = -1 if last is None else int(last)
                     offset += 1
                 next_offset[partition] = offset + 1
-                rows.append((topic, partition, offset, key, value))
-            conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
+                rows.append((topic, partition, offset, key, value, appended_at))
+            conn.executemany(
+                "INSERT INTO records (topic, partition, offset, key, value, appended_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def close(self) -> None:
         """Release the connection (every produced record is already durable)."""

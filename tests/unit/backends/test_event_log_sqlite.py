@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,47 @@ def test_a_consumer_that_stops_polling_loses_the_group_and_cannot_commit(
     # back in the group, the stalled one resumes at the other's commit, not its own reads
     log.producer().produce("t", [(b"k", b"3")])
     assert [r.value for r in poll_until(stalled, 1, 2.0)] == [b"3"]
+
+
+def test_records_past_retention_are_deleted_but_the_newest_of_each_partition_stays(
+    tmp_path: Path,
+) -> None:
+    log = SqliteEventLog(tmp_path / "events.db", partitions=1)
+    producer = log.producer()
+    producer.produce("t", [(b"k", b"old-1"), (b"k", b"old-2")])
+    producer.produce("u", [(b"k", b"only")])
+    time.sleep(0.05)
+    producer.produce("t", [(b"k", b"new")])
+    reader = log.consumer("late", ["t", "u"])
+
+    assert log.delete_older_than(0.04) == 2  # t's two old records; u's only one stays
+    assert log.delete_older_than(3600) == 0
+    # a consumer behind the deleted records resumes at the oldest one left
+    assert sorted(r.value for r in poll_until(reader, 2, 1.0)) == [b"new", b"only"]
+    producer.produce("t", [(b"k", b"next")])
+    assert [r.offset for r in poll_until(reader, 1, 1.0)] == [3]  # offsets count on
+
+
+def test_a_log_file_of_an_older_version_gains_retention_from_now(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "events.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        """
+        CREATE TABLE topics (topic TEXT PRIMARY KEY, partitions INTEGER NOT NULL);
+        CREATE TABLE records (topic TEXT NOT NULL, partition INTEGER NOT NULL,
+            offset INTEGER NOT NULL, key BLOB, value BLOB NOT NULL,
+            PRIMARY KEY (topic, partition, offset)) WITHOUT ROWID;
+        INSERT INTO topics VALUES ('t', 1);
+        INSERT INTO records VALUES ('t', 0, 0, NULL, X'61'), ('t', 0, 1, NULL, X'62');
+        """
+    )
+    conn.commit()
+    conn.close()
+
+    log = SqliteEventLog(path)
+    assert log.delete_older_than(3600) == 0  # the old records count as appended now
+    log.producer().produce("t", [(b"k", b"c")])
+    assert [r.value for r in poll_until(log.consumer("g", ["t"]), 3, 1.0)] == [b"a", b"b", b"c"]
+    assert log.delete_older_than(0, now=time.time() + 1) == 2

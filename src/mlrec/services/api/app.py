@@ -45,6 +45,7 @@ from mlrec.services.api.batching import ScoringBatcher
 from mlrec.services.api.config import ApiSettings, get_settings
 from mlrec.services.api.model_server import ModelServer
 from mlrec.services.api.promotions import PromotionListener
+from mlrec.services.api.retention import LogRetention
 from mlrec.services.api.routes import events, features, health, items, recommendations
 from mlrec.services.api.service import RecommendationService
 from mlrec.services.api.state import ApiState
@@ -99,6 +100,8 @@ def build_state(settings: ApiSettings) -> ApiState:
     )
     topics = TopicSetup(event_log)
     topics.start()
+    retention = LogRetention(event_log, settings.event_retention_hours * 3600)
+    retention.start()
     producer = _durable_producer(event_log.producer("mlrec-api"), settings)
     producer.start()
     listener = PromotionListener(
@@ -111,6 +114,7 @@ def build_state(settings: ApiSettings) -> ApiState:
     processor = None
     closers: list[Callable[[], None]] = [
         topics.stop,
+        retention.stop,
         listener.stop,
         producer.close,
         online.close,

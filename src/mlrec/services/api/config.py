@@ -45,6 +45,9 @@ class ApiSettings(CommonSettings):
     """Partitions of ``mlrec.interactions`` when the API creates it."""
     embedded_stream: bool = True
     """Run the stream processor inside the API when no Kafka is configured."""
+    event_retention_hours: float = Field(default=168.0, gt=0)
+    """Embedded log only: events older than this are deleted (Kafka: the topic's
+    ``retention.ms``; 7 days is Kafka's default too)."""
     feature_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
     """Longest a request waits for the feature store before degrading."""
 
