@@ -12,6 +12,7 @@ Spool layout (``spool_dir``)::
     LOCK                   flock'ed by the owning process (one producer per directory)
     00000000000000000001.spool   sealed or active segments, replayed in name order
     00000000000000000001.pos     bytes of that segment the primary acknowledged
+    00000000000000000001.done    a segment fully replayed, being removed
 
 A segment is a sequence of frames::
 
@@ -20,7 +21,16 @@ A segment is a sequence of frames::
 
 A frame whose length runs past the end of the file or whose checksum does not match
 (a torn write from a crash) ends the segment: it and anything after it are ignored.
-Each process start writes to a new segment, so it never appends after a torn tail.
+So nothing accepted may follow a torn frame: each process start writes to a new
+segment, and a failed append is cut off the file and closes its segment.
+
+A replayed segment is renamed ``.done`` before its ``.pos`` goes, so a crash in
+between can neither replay it again nor leave a ``.pos`` that a later segment of the
+same number would inherit; sequence numbers also continue past every file present.
+
+A process replays its own spool directory, and also *adopts* the directories of
+``orphans`` (e.g. the spool slots of workers that are gone after a scale-down): any
+of them it can lock, it replays and releases, at start and then periodically.
 
 Delivery is at-least-once: a crash between the primary's acknowledgement and the
 ``.pos`` update replays those records again; consumers dedup by event id.
@@ -33,8 +43,9 @@ import logging
 import os
 import struct
 import threading
+import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -61,6 +72,10 @@ _FRAME = struct.Struct(">II")
 _TOPIC = struct.Struct(">H")
 _KEY = struct.Struct(">i")
 _SUFFIX = ".spool"
+_POS = ".pos"
+_DONE = ".done"
+# How often the replay thread looks for orphaned spools to adopt.
+_ADOPT_INTERVAL_S = 30.0
 # Records replayed per primary call.
 _REPLAY_BATCH = 5000
 
@@ -130,6 +145,9 @@ class DurableProducer:
         spool_dir: directory of the spool; must survive restarts (a volume in k8s).
         retry_interval_s: how long the replay thread waits between attempts while
             the primary is down.
+        orphans: other spool directories to adopt when free (see the module
+            docstring); called again at each adoption pass.
+        close_primary: :meth:`close` also closes ``primary`` (not when it is shared).
 
     Call :meth:`start` to run the replay thread (it also replays a spool left by a
     previous process) and :meth:`close` to stop it. Without :meth:`start`, call
@@ -143,11 +161,19 @@ class DurableProducer:
     """
 
     def __init__(
-        self, primary: EventProducer, spool_dir: Path, *, retry_interval_s: float = 1.0
+        self,
+        primary: EventProducer,
+        spool_dir: Path,
+        *,
+        retry_interval_s: float = 1.0,
+        orphans: Callable[[], Iterable[Path]] | None = None,
+        close_primary: bool = True,
     ) -> None:
         self.primary = primary
         self.spool_dir = Path(spool_dir)
         self.retry_interval_s = retry_interval_s
+        self._orphans = orphans
+        self._close_primary = close_primary
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(self.spool_dir / "LOCK", "a+b")  # noqa: SIM115 - held for life
         try:
@@ -165,8 +191,10 @@ class DurableProducer:
         self._active: BinaryIO | None = None
         self._active_path: Path | None = None
         self._primary_failed = False
+        self._finish_removals()
+        numbered = [int(p.stem) for p in self.spool_dir.iterdir() if p.stem.isdigit()]
+        self._next_seq = max(numbered, default=0) + 1
         segments = self._segments()
-        self._next_seq = (int(segments[-1].stem) + 1) if segments else 1
         self._pending = sum(self._count(s) for s in segments)
         PENDING.set(self._pending)
         if self._pending:
@@ -186,10 +214,20 @@ class DurableProducer:
     def _segments(self) -> list[Path]:
         return sorted(self.spool_dir.glob(f"*{_SUFFIX}"))
 
+    def _finish_removals(self) -> None:
+        """Remove what a crash left of replayed segments: ``.done`` files, and
+        ``.pos`` files whose segment is gone."""
+        for done in self.spool_dir.glob(f"*{_DONE}"):
+            done.with_suffix(_POS).unlink(missing_ok=True)
+            done.unlink(missing_ok=True)
+        for pos in self.spool_dir.glob(f"*{_POS}"):
+            if not pos.with_suffix(_SUFFIX).exists():
+                pos.unlink(missing_ok=True)
+
     @staticmethod
     def _acked(segment: Path) -> int:
         try:
-            return int(segment.with_suffix(".pos").read_text() or 0)
+            return int(segment.with_suffix(_POS).read_text() or 0)
         except (FileNotFoundError, ValueError):
             return 0
 
@@ -219,6 +257,7 @@ class DurableProducer:
     def _append(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         frames = _encode(topic, records)
         with self._lock:
+            size = None
             try:
                 if self._active is None:
                     path = self.spool_dir / f"{self._next_seq:020d}{_SUFFIX}"
@@ -226,10 +265,12 @@ class DurableProducer:
                     self._active = open(path, "ab")  # noqa: SIM115 - kept open across calls
                     self._active_path = path
                     _fsync_dir(self.spool_dir)
+                size = self._active.tell()
                 self._active.write(frames)
                 self._active.flush()
                 os.fsync(self._active.fileno())
             except OSError as exc:
+                self._drop_failed_append(size)
                 raise BackendUnavailableError(
                     f"event log unavailable and the spool {self.spool_dir} cannot be written: {exc}"
                 ) from exc
@@ -237,6 +278,26 @@ class DurableProducer:
             PENDING.set(self._pending)
         SPOOLED.inc(len(records))
         self._wake.set()
+
+    def _drop_failed_append(self, size: int | None) -> None:
+        """After a failed append (disk full, I/O error): cut its partial frames off and
+        close the segment, so later appends go to a new one: a torn frame would hide
+        every record after it. Called with ``_lock`` held."""
+        active, self._active, self._active_path = self._active, None, None
+        if active is None:
+            return
+        try:
+            if size is not None:
+                active.truncate(size)
+                active.flush()
+                os.fsync(active.fileno())
+        except OSError:
+            log.warning("could not cut a failed append off %s; its tail is ignored", active.name)
+        finally:
+            try:
+                active.close()
+            except OSError:
+                log.debug("closing a failed spool segment failed", exc_info=True)
 
     # -- replay ---------------------------------------------------------------------
 
@@ -299,9 +360,14 @@ class DurableProducer:
                 send()
         if batch:
             send()
-        # Everything (up to any torn tail) is in the primary: drop the segment.
-        segment.unlink()
-        segment.with_suffix(".pos").unlink(missing_ok=True)
+        # Everything (up to any torn tail) is in the primary: drop the segment. Renamed
+        # first, so a crash part-way cannot leave a .pos that a later segment of the
+        # same number would inherit (nor replay the segment again).
+        done_path = segment.with_suffix(_DONE)
+        os.replace(segment, done_path)
+        _fsync_dir(self.spool_dir)
+        segment.with_suffix(_POS).unlink(missing_ok=True)
+        done_path.unlink()
         _fsync_dir(self.spool_dir)
         if done[0]:
             log.info("replayed %d spooled events from %s", done[0], segment.name)
@@ -313,10 +379,38 @@ class DurableProducer:
             f.write(str(acked))
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, segment.with_suffix(".pos"))
+        os.replace(tmp, segment.with_suffix(_POS))
+
+    def adopt_orphans(self) -> int:
+        """Replay the spools of :attr:`orphans` that no process holds; returns how many
+        events were replayed. A spool still in use is left to its owner."""
+        if self._orphans is None:
+            return 0
+        replayed = 0
+        for directory in self._orphans():
+            if Path(directory).resolve() == self.spool_dir.resolve():
+                continue
+            try:
+                orphan = DurableProducer(self.primary, directory, close_primary=False)
+            except ConfigurationError:
+                continue  # a live process owns it
+            try:
+                if orphan.spooled() or orphan._segments_waiting():
+                    replayed += orphan.replay()
+                    log.info("adopted the spool %s: %d events replayed", directory, replayed)
+            finally:
+                orphan.close()
+        return replayed
 
     def _run(self) -> None:
+        next_adoption = 0.0
         while not self._stop.is_set():
+            if self._orphans is not None and time.monotonic() >= next_adoption:
+                try:
+                    self.adopt_orphans()
+                except Exception:  # never let adoption stop our own replay
+                    log.exception("adopting orphaned spools failed; retrying later")
+                next_adoption = time.monotonic() + _ADOPT_INTERVAL_S
             if self._pending > 0 or self._segments_waiting():
                 try:
                     self.replay()
@@ -347,5 +441,6 @@ class DurableProducer:
             self._thread.join()
             self._thread = None
         self._seal()
-        self.primary.close()
+        if self._close_primary:
+            self.primary.close()
         self._lock_file.close()

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from mlrec.backends._sqlite import enable_wal
 from mlrec.core.clock import Clock, SystemClock
 from mlrec.core.errors import BackendError, BackendUnavailableError
 from mlrec.features.decay import add_log_score, value_at
@@ -126,7 +127,7 @@ class SqliteOnlineStore:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            enable_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             self._local.conn = conn
             with self._all_lock:

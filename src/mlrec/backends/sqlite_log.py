@@ -53,6 +53,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from mlrec.backends._sqlite import enable_wal
 from mlrec.core.errors import BackendUnavailableError, ConfigurationError
 from mlrec.events.log import LogRecord, positions_after
 
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS records (
     offset INTEGER NOT NULL,
     key BLOB,
     value BLOB NOT NULL,
-    appended_at REAL NOT NULL DEFAULT 0,
+    appended_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)),
     PRIMARY KEY (topic, partition, offset)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS group_leases (
@@ -114,7 +115,7 @@ class _Db:
             self.conn = sqlite3.connect(
                 path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
             )
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(self.conn, busy_timeout_s)
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         except sqlite3.Error as exc:
@@ -163,10 +164,11 @@ class SqliteEventLog:
         try:
             with db.lock:
                 db.conn.executescript(_SCHEMA)
-                columns = {row[1] for row in db.conn.execute("PRAGMA table_info(records)")}
+            with db.tx(immediate=True) as conn:  # processes opening it at once: one alters
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(records)")}
                 if "appended_at" not in columns:  # a log file of an older mlrec
                     # its records count as appended now: retention starts from here
-                    db.conn.execute(
+                    conn.execute(
                         "ALTER TABLE records ADD COLUMN appended_at REAL NOT NULL"
                         f" DEFAULT {time.time():.3f}"
                     )

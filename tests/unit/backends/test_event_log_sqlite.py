@@ -216,3 +216,27 @@ def test_a_log_file_of_an_older_version_gains_retention_from_now(tmp_path: Path)
     log.producer().produce("t", [(b"k", b"c")])
     assert [r.value for r in poll_until(log.consumer("g", ["t"]), 3, 1.0)] == [b"a", b"b", b"c"]
     assert log.delete_older_than(0, now=time.time() + 1) == 2
+
+
+def test_workers_opening_a_new_log_at_once_all_succeed(tmp_path: Path) -> None:
+    # uvicorn workers start together: the file's switch to WAL can meet a lock
+    import threading
+
+    failures: list[str] = []
+    for attempt in range(60):
+        path = tmp_path / f"events-{attempt}.db"
+        start = threading.Barrier(3)
+
+        def open_log(path: Path = path, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                SqliteEventLog(path)
+            except BackendUnavailableError as exc:
+                failures.append(str(exc))
+
+        threads = [threading.Thread(target=open_log) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

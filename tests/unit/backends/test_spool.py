@@ -238,3 +238,73 @@ def test_produce_raises_unavailable_when_spool_cannot_be_written(
 def test_close_closes_the_primary(producer: DurableProducer, primary: FlakyLog) -> None:
     producer.close()
     assert primary.closed
+
+
+class FailingHalfway:
+    """The active segment's file, failing a write part-way (disk full)."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+
+    def write(self, data: bytes) -> int:
+        self.real.write(data[: len(data) // 2])  # type: ignore[attr-defined]
+        self.real.flush()  # type: ignore[attr-defined]
+        raise OSError(28, "No space left on device")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def test_a_failed_append_is_cut_off_so_later_accepted_events_stay_readable(
+    tmp_path: Path, primary: FlakyLog
+) -> None:
+    primary.down = True
+    producer = DurableProducer(primary, tmp_path / "spool")
+    producer.produce(TOPIC, batch(0, 5))
+    producer._active = FailingHalfway(producer._active)  # type: ignore[assignment]
+    with pytest.raises(BackendUnavailableError, match="cannot be written"):
+        producer.produce(TOPIC, batch(5, 5))  # refused: not accepted
+    producer.produce(TOPIC, batch(10, 5))  # accepted after the failure
+
+    primary.down = False
+    assert producer.replay() == 10
+    assert primary.values() == [v for _, v in batch(0, 5) + batch(10, 5)]
+    assert producer.spooled() == 0
+
+
+def test_a_position_left_by_a_crash_is_not_inherited_by_a_new_segment(
+    tmp_path: Path, primary: FlakyLog
+) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    # a crash while removing replayed segment 1: its .pos (and a .done) remain
+    (spool / f"{1:020d}.pos").write_text("999")
+    (spool / f"{2:020d}.done").write_bytes(b"already replayed")
+    primary.down = True
+    producer = DurableProducer(primary, spool)
+    producer.produce(TOPIC, batch(0, 10))
+
+    primary.down = False
+    assert producer.replay() == 10
+    assert primary.values() == [v for _, v in batch(0, 10)]
+    assert sorted(p.name for p in spool.iterdir()) == ["LOCK"]
+
+
+def test_spools_no_process_holds_are_adopted_and_replayed(
+    tmp_path: Path, primary: FlakyLog
+) -> None:
+    slots = [tmp_path / f"slot-{i}" for i in range(3)]
+    primary.down = True
+    gone = DurableProducer(primary, slots[1], close_primary=False)  # a worker scaled away
+    gone.produce(TOPIC, batch(0, 4))
+    gone.close()
+    live = DurableProducer(primary, slots[2], close_primary=False)  # another live worker
+    live.produce(TOPIC, batch(4, 3))
+    primary.down = False
+
+    owner = DurableProducer(primary, slots[0], orphans=lambda: slots)
+    assert owner.adopt_orphans() == 4  # the free slot; the live one stays its owner's
+    assert primary.values() == [v for _, v in batch(0, 4)]
+    assert live.spooled() == 3 and not any(slots[1].glob("*.spool"))
+    owner.close()
+    live.close()

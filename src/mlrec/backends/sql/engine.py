@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
+from mlrec.backends._sqlite import enable_wal
 from mlrec.core.errors import BackendUnavailableError, ConfigurationError
 
 __all__ = ["connect", "create_sql_engine", "normalise_url"]
@@ -28,7 +29,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the API read while the trainer writes; busy_timeout makes concurrent
     # writers from several processes wait instead of failing with "database is locked".
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    enable_wal(cursor)
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -67,11 +68,17 @@ SPOOL_SLOTS = 64
 
 def _durable_producer(primary: EventProducer, settings: ApiSettings) -> DurableProducer:
     # Each process (uvicorn worker) needs a spool of its own; a restarted process takes
-    # over any free slot and replays what a previous one left there.
+    # over any free slot and replays what a previous one left there, and adopts the
+    # slots no process holds (after a scale-down, fewer workers than slots with data).
+    slots = [settings.spool_dir / f"slot-{slot:02d}" for slot in range(SPOOL_SLOTS)]
+
+    def orphans() -> list[Path]:
+        return [slot for slot in slots if slot.is_dir()]
+
     last: ConfigurationError | None = None
-    for slot in range(SPOOL_SLOTS):
+    for slot in slots:
         try:
-            return DurableProducer(primary, settings.spool_dir / f"slot-{slot:02d}")
+            return DurableProducer(primary, slot, orphans=orphans)
         except ConfigurationError as exc:
             last = exc
     raise ConfigurationError(f"no free spool slot under {settings.spool_dir}: {last}")
