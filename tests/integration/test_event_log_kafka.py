@@ -6,10 +6,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from mlrec.backends.factory import EventLog, open_event_log
 from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
-from mlrec.core.errors import BackendUnavailableError
+from mlrec.core.errors import BackendUnavailableError, ValidationError
 from tests.contracts.event_log import EventLogContract, poll_until
 
 pytestmark = pytest.mark.integration
@@ -49,3 +51,31 @@ def test_produce_raises_unavailable_when_no_broker_answers() -> None:
 def test_ensure_topics_raises_unavailable_when_no_broker_answers() -> None:
     with pytest.raises(BackendUnavailableError):
         ensure_topics("127.0.0.1:1", {"t.nowhere": 1}, timeout_s=1.0)
+
+
+def test_a_record_too_large_is_refused_for_good_and_the_producer_keeps_working(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"t.size.{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    small_topic = NewTopic(topic, num_partitions=1, config={"max.message.bytes": "2000"})
+    for future in admin.create_topics([small_topic]).values():
+        future.result(timeout=30)
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    try:
+        # larger than the topic takes: refused by the broker
+        with pytest.raises(ValidationError, match="MSG_SIZE_TOO_LARGE") as raised:
+            producer.produce(topic, [(b"k", b"x" * 5000)])
+        assert not isinstance(raised.value, BackendUnavailableError)
+        # larger than the client sends at all (message.max.bytes, 1 MB): refused locally
+        with pytest.raises(ValidationError, match="record 1 of 1"):
+            producer.produce(topic, [(b"k", b"x" * 1_200_000)])
+        # not an outage: the next records go through
+        producer.produce(topic, [(b"k", b"after")])
+    finally:
+        producer.close()
+    consumer = KafkaConsumer(kafka_bootstrap, f"{topic}.g", [topic])
+    try:
+        assert [r.value for r in poll_until(consumer, 1, 20.0)] == [b"after"]
+    finally:
+        consumer.close()

@@ -12,6 +12,7 @@ import pytest
 from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.core.clock import ManualClock
+from mlrec.events.processor import max_redelivery
 from mlrec.features.online_store import InteractionBatchWriter
 from mlrec.features.realtime import Interaction, RealtimeConfig, RealtimeFeatures
 
@@ -77,3 +78,21 @@ def test_redis_batch_script_matches_the_generic_path(
     got_top = batched.popular_items(45)
     assert [item for item, _ in got_top] == [item for item, _ in expected_top]
     assert [s for _, s in got_top] == pytest.approx([s for _, s in expected_top], rel=1e-9)
+
+
+def test_the_largest_redelivery_of_one_users_events_is_applied_once_on_redis(
+    redis_store: RedisOnlineStore,
+) -> None:
+    # two full batches of ``mlrec serve stream`` (max_batch 5000), all of one heavy
+    # user, applied, then redelivered after a crash before the commit
+    features = RealtimeFeatures(redis_store)
+    now = time.time()
+    events = [
+        Interaction("bot-1", f"item-{n % 50}", now - 1.0 + n * 1e-5, 1.0, f"e{n}")
+        for n in range(max_redelivery(5000))
+    ]
+    batches = [events[i : i + 5000] for i in range(0, len(events), 5000)]
+    assert sum(features.record(batch) for batch in batches) == len(events)
+
+    assert sum(features.record(batch) for batch in batches) == 0
+    assert features.activity("bot-1")["1h"] == len(events)

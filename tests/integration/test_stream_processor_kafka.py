@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
 from mlrec.backends.redis_features import RedisOnlineStore
@@ -115,3 +118,74 @@ def test_failed_batch_is_redelivered_after_rewind_on_kafka(
 
     assert processor.stats.applied == 30
     assert processor.stats.duplicates == 0
+
+
+class CoordinatorHiccup:
+    """Proxy over librdkafka's consumer: its second commit is lost and the next
+    ``committed()`` lookups time out (the group coordinator is unreachable a while)."""
+
+    def __init__(self, real: Any, committed_failures: int) -> None:
+        self.real = real
+        self.commits = 0
+        self.committed_failures = committed_failures
+        self.failing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def commit(self, *args: Any, **kwargs: Any) -> Any:
+        self.commits += 1
+        if self.commits == 2:
+            self.failing = True
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "coordinator unreachable"))
+        return self.real.commit(*args, **kwargs)
+
+    def committed(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failing and self.committed_failures:
+            self.committed_failures -= 1
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "committed timed out"))
+        return self.real.committed(*args, **kwargs)
+
+
+def test_no_batch_is_skipped_on_kafka_when_the_rewind_fails_after_a_lost_commit(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"t.proc.{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka_bootstrap, {topic: 1})
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    events = [
+        InteractionEvent(event_id=f"e{i}", user_id=f"u{i % 50}", item_id="i") for i in range(400)
+    ]
+    producer.produce(topic, [(event_key(e), encode_event(e)) for e in events])
+    applied: set[str] = set()
+
+    def sink(batch: Sequence[InteractionEvent]) -> int:
+        applied.update(e.event_id for e in batch)
+        return len(batch)
+
+    consumer = KafkaConsumer(kafka_bootstrap, f"{topic}.g", [topic])
+    hiccup = CoordinatorHiccup(consumer._consumer, committed_failures=2)
+    consumer._consumer = hiccup  # type: ignore[assignment]
+    processor = StreamProcessor(consumer, sink, producer, max_batch=100, pipeline=True)
+    thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.1})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+            len(applied) < len(events) or processor.stats.records < len(events)
+        ):
+            time.sleep(0.05)
+        time.sleep(1.0)  # anything the processor would still commit
+    finally:
+        processor.stop()
+        thread.join(timeout=10)
+    try:
+        [position] = hiccup.real.committed([TopicPartition(topic, 0)], timeout=10)
+    finally:
+        consumer.close()
+        producer.close()
+
+    assert hiccup.commits >= 2  # the hiccup happened
+    assert sorted(applied) == sorted(e.event_id for e in events)  # no batch skipped
+    assert position.offset == len(events)
+    assert hiccup.committed_failures == 0  # the rewind was retried until it worked

@@ -2,9 +2,13 @@
 
 * :class:`KafkaProducer`: idempotent producer, ``acks=all``; :meth:`~KafkaProducer.produce`
   returns only after the broker acknowledged every record of the call, otherwise it
-  raises :class:`~mlrec.core.errors.BackendUnavailableError` (within
-  ``delivery_timeout_s``), so a caller never reports an event accepted that Kafka
-  did not store.
+  raises (within ``delivery_timeout_s``), so a caller never reports an event accepted
+  that Kafka did not store: :class:`~mlrec.core.errors.BackendUnavailableError` when
+  Kafka may take the records later (unreachable, timed out), and otherwise an error
+  that retrying cannot fix, :class:`~mlrec.core.errors.ValidationError` for records
+  refused for what they are (too large, malformed) and
+  :class:`~mlrec.core.errors.BackendError` for a topic refused to us (authorization,
+  invalid topic or producer settings); a spool must not hold those for a retry.
 * :class:`KafkaConsumer`: a consumer-group member with manual commits. It commits
   exactly the positions after the records it handed out, so an ``apply, then
   commit`` loop is at-least-once; :meth:`~KafkaConsumer.rewind` moves back to the
@@ -32,7 +36,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mlrec.core.errors import BackendError, BackendUnavailableError
+from mlrec.core.errors import BackendError, BackendUnavailableError, ValidationError
 from mlrec.events.log import LogRecord, positions_after
 
 try:
@@ -95,23 +99,73 @@ rdkafka_log.addFilter(RepeatFilter())
 # librdkafka answers a negative offset for "no offset" (OFFSET_INVALID, -1001).
 _NO_OFFSET = 0
 
+# Refusals no retry changes. A record refused for what it is (too large for the
+# broker or the topic, malformed) is refused again every time: the caller must drop
+# or divert it, not queue everything else behind it.
+_RECORD_REFUSALS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+        KafkaError._BAD_MSG,
+    }
+)
+# A topic refused to us (no permission, an invalid topic name, settings the broker
+# does not support): every record fails until an operator acts. An unknown topic is
+# not among them: the services create their topics in the background (and a broker
+# may auto-create them), so it is a passing state, retried like an outage.
+_TOPIC_REFUSALS = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_EXCEPTION,
+        KafkaError.INVALID_REQUIRED_ACKS,
+        KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+        KafkaError.UNSUPPORTED_COMPRESSION_TYPE,
+        KafkaError._INVALID_ARG,
+    }
+)
+
+
+def _is_permanent(err: KafkaError) -> bool:
+    return err.code() in _RECORD_REFUSALS or err.code() in _TOPIC_REFUSALS
+
+
+def _refused(topic: str, err: KafkaError, what: str) -> ValidationError | BackendError:
+    """The error for a refusal that retrying cannot fix (see :func:`_is_permanent`):
+    a :class:`ValidationError` for a refused record, a :class:`BackendError` (never
+    :class:`BackendUnavailableError`) for a refused topic."""
+    message = f"Kafka refused {what} for {topic!r} for good: {err.str()} ({err.name()})"
+    if err.code() in _RECORD_REFUSALS:
+        return ValidationError(message)
+    return BackendError(message)
+
 
 class _Delivery:
     """Delivery reports of one :meth:`KafkaProducer.produce` call."""
 
-    __slots__ = ("error", "lock", "pending")
+    __slots__ = ("error", "lock", "pending", "refusal", "refused")
 
     def __init__(self, pending: int) -> None:
         self.pending = pending
         self.error: KafkaError | None = None
+        self.refusal: KafkaError | None = None  # the first error no retry changes
+        self.refused = 0  # records with such an error
         self.lock = threading.Lock()
 
     def __call__(self, err: KafkaError | None, _msg: Message) -> None:
         # Called from whichever thread polls the producer.
         with self.lock:
             self.pending -= 1
-            if err is not None and self.error is None:
-                self.error = err
+            if err is not None:
+                if self.error is None:
+                    self.error = err
+                if _is_permanent(err):
+                    self.refused += 1
+                    if self.refusal is None:
+                        self.refusal = err
 
 
 class KafkaProducer:
@@ -186,22 +240,30 @@ class KafkaProducer:
     def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Append ``records`` to ``topic``; return once the broker acknowledged all.
 
+        Whatever it raises, treat the whole call as not accepted (records that did
+        reach Kafka will be duplicates when retried, which consumers dedup by event id).
+
         Raises:
-            BackendUnavailableError: a record was refused or not acknowledged within
-                ``delivery_timeout_s``; treat the whole call as not accepted (records
-                that did reach Kafka will be duplicates when retried, which
-                consumers dedup by event id).
+            BackendUnavailableError: Kafka was unreachable or did not acknowledge
+                within ``delivery_timeout_s``; the same records may succeed later.
+            ValidationError: a record was refused for what it is (larger than the
+                broker or topic takes, malformed): it will be refused every time. Kafka
+                fails the records batched with it too, so retry the others alone.
+            BackendError: the topic was refused to this producer (authorization,
+                invalid topic, unsupported settings) until an operator acts.
         """
         if not records:
             return
         producer = self._client()
         delivery = _Delivery(len(records))
         deadline = time.monotonic() + self.delivery_timeout_s + 1.0
+        queued = 0
         try:
             for key, value in records:
                 while True:
                     try:
                         producer.produce(topic, value, key, on_delivery=delivery)
+                        queued += 1
                         break
                     except BufferError:
                         # Local queue full: serve delivery reports to make room.
@@ -216,7 +278,13 @@ class KafkaProducer:
                     break
                 producer.flush(min(left, 0.5))
         except KafkaException as exc:
+            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if err is not None and _is_permanent(err):
+                # refused before it was sent (e.g. larger than message.max.bytes)
+                raise _refused(topic, err, f"record {queued + 1} of {len(records)}") from exc
             raise BackendUnavailableError(f"Kafka refused records for {topic!r}: {exc}") from exc
+        if delivery.refusal is not None:
+            raise _refused(topic, delivery.refusal, f"{delivery.refused} of {len(records)} records")
         if delivery.error is not None:
             raise BackendUnavailableError(
                 f"Kafka did not acknowledge records for {topic!r}: {delivery.error.str()}"
@@ -341,15 +409,32 @@ class KafkaConsumer:
                 self._pending.pop(partition, None)
 
     def rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset (or its start)."""
+        """Seek every assigned partition back to its committed offset (or its start).
+
+        Raises:
+            BackendUnavailableError: the committed offsets could not be read, for all
+                partitions or for one (``committed()`` reports a partition's error on
+                the partition, with no offset: seeking to the reset position then
+                would replay, or skip, the whole partition). Nothing is sought then;
+                retry the rewind before polling again.
+        """
         self._pending.clear()
         assigned = self._consumer.assignment()
         if not assigned:
             return
         try:
             committed = self._consumer.committed(assigned, timeout=self.timeout_s)
+            failed = [
+                f"{tp.topic}[{tp.partition}]: {tp.error.str()}"
+                for tp in committed
+                if tp.error is not None
+            ]
+            if failed:
+                raise BackendUnavailableError(
+                    f"Kafka rewind failed: no committed offset for {', '.join(failed)}"
+                )
             for tp in committed:
-                if tp.offset < 0:
+                if tp.offset < 0:  # the group has not committed here yet
                     tp.offset = OFFSET_BEGINNING if self._earliest else OFFSET_END
                 self._consumer.seek(tp)
         except KafkaException as exc:

@@ -124,15 +124,20 @@ class InMemoryOnlineStore:
         with self._lock:
             table = self._recent.setdefault(view, {})
             expires = self.clock.now() + ttl_seconds
+            touched: dict[str, dict[str, float]] = {}
             for entry in entries:
-                members = self._fresh(table, entry.entity_id) or {}
+                members = touched.get(entry.entity_id)
+                if members is None:
+                    members = touched[entry.entity_id] = self._fresh(table, entry.entity_id) or {}
                 members[entry.member] = max(
                     members.get(entry.member, entry.timestamp), entry.timestamp
                 )
+            # trimmed once per call (as Redis does per batch), not once per entry
+            for entity, members in touched.items():
                 if len(members) > max_len:
                     newest = sorted(members.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
                     members = dict(newest[:max_len])
-                table[entry.entity_id] = (members, expires)
+                table[entity] = (members, expires)
 
     def read_recent(
         self, view: str, entity_ids: Sequence[str], limit: int

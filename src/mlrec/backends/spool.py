@@ -28,6 +28,12 @@ A replayed segment is renamed ``.done`` before its ``.pos`` goes, so a crash in
 between can neither replay it again nor leave a ``.pos`` that a later segment of the
 same number would inherit; sequence numbers also continue past every file present.
 
+A record the primary refuses for good while it is replayed (``ValidationError``: too
+large, malformed) would block everything behind it: it is moved to
+``rejected.jsonl`` in the spool directory (with the error; kept for an operator, not
+replayed) and replay goes on. Other refusals (``BackendError``, e.g. the topic is
+denied to us) pause the replay like an outage: an operator has to fix them.
+
 A process replays its own spool directory, and also *adopts* the directories of
 ``orphans`` (e.g. the spool slots of workers that are gone after a scale-down): any
 of them it can lock, it replays and releases, at start and then periodically.
@@ -38,7 +44,9 @@ Delivery is at-least-once: a crash between the primary's acknowledgement and the
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import json
 import logging
 import os
 import struct
@@ -52,13 +60,22 @@ from typing import BinaryIO
 
 from prometheus_client import Counter, Gauge
 
-from mlrec.core.errors import BackendUnavailableError, ConfigurationError
+from mlrec.core.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    ValidationError,
+)
 from mlrec.events.log import EventProducer
 
 __all__ = ["DurableProducer", "read_segment"]
 
 log = logging.getLogger(__name__)
 
+REJECTED = Counter(
+    "mlrec_events_spool_rejected_total",
+    "Spooled events the event log refused for good on replay (kept in rejected.jsonl).",
+)
 SPOOLED = Counter(
     "mlrec_events_spooled_total",
     "Events written to the local spool because the event log was unavailable.",
@@ -74,6 +91,7 @@ _KEY = struct.Struct(">i")
 _SUFFIX = ".spool"
 _POS = ".pos"
 _DONE = ".done"
+REJECTED_FILE = "rejected.jsonl"
 # How often the replay thread looks for orphaned spools to adopt.
 _ADOPT_INTERVAL_S = 30.0
 # Records replayed per primary call.
@@ -324,9 +342,9 @@ class DurableProducer:
                 done = [0]
                 try:
                     self._replay_segment(segment, done)
-                except BackendUnavailableError as exc:
+                except BackendError as exc:  # unavailable, or refusing all of us
                     self._primary_failed = True
-                    log.info("spool replay paused, event log still unavailable: %s", exc)
+                    log.info("spool replay paused, event log unavailable or refusing: %s", exc)
                     return replayed + done[0]
                 replayed += done[0]
             self._primary_failed = False
@@ -345,12 +363,16 @@ class DurableProducer:
             for i in range(1, len(batch) + 1):
                 if i == len(batch) or batch[i].topic != batch[start].topic:
                     run = batch[start:i]
-                    self.primary.produce(run[0].topic, [(r.key, r.value) for r in run])
-                    self._save_position(segment, run[-1].end)
-                    done[0] += len(run)
-                    with self._lock:
-                        self._pending -= len(run)
-                        PENDING.set(self._pending)
+                    try:
+                        self.primary.produce(run[0].topic, [(r.key, r.value) for r in run])
+                    except ValidationError:
+                        # some record is refused for good (Kafka fails its neighbours in
+                        # the same request too): one at a time, setting aside the refused
+                        self._send_one_by_one(segment, run, done)
+                    else:
+                        self._save_position(segment, run[-1].end)
+                        self._settled(len(run))
+                        done[0] += len(run)
                     start = i
             batch.clear()
 
@@ -371,6 +393,43 @@ class DurableProducer:
         _fsync_dir(self.spool_dir)
         if done[0]:
             log.info("replayed %d spooled events from %s", done[0], segment.name)
+
+    def _send_one_by_one(self, segment: Path, run: list[_Spooled], done: list[int]) -> None:
+        for record in run:
+            try:
+                self.primary.produce(record.topic, [(record.key, record.value)])
+                done[0] += 1
+            except ValidationError as exc:
+                self._reject(record, str(exc))
+            self._save_position(segment, record.end)
+            self._settled(1)
+
+    def _settled(self, n: int) -> None:
+        with self._lock:
+            self._pending -= n
+            PENDING.set(self._pending)
+
+    def _reject(self, record: _Spooled, error: str) -> None:
+        """Keep a record the log refuses for good beside the spool, out of replay."""
+        line = json.dumps(
+            {
+                "topic": record.topic,
+                "key_b64": None if record.key is None else base64.b64encode(record.key).decode(),
+                "value_b64": base64.b64encode(record.value).decode(),
+                "error": error,
+                "rejected_at": time.time(),
+            }
+        )
+        with open(self.spool_dir / REJECTED_FILE, "a") as f:
+            f.write(line + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        REJECTED.inc()
+        log.error(
+            "the event log refused a spooled record for good (%s); kept in %s",
+            error,
+            self.spool_dir / REJECTED_FILE,
+        )
 
     @staticmethod
     def _save_position(segment: Path, acked: int) -> None:
@@ -398,6 +457,8 @@ class DurableProducer:
                 if orphan.spooled() or orphan._segments_waiting():
                     replayed += orphan.replay()
                     log.info("adopted the spool %s: %d events replayed", directory, replayed)
+            except Exception:  # one broken spool must not keep the others waiting
+                log.exception("replaying the orphaned spool %s failed; retrying later", directory)
             finally:
                 orphan.close()
         return replayed

@@ -10,7 +10,19 @@ N in a worker thread (mostly waiting on the feature store), the next batch is po
 decoded and, for a :class:`StagedSink`, prepared; batch N's offsets are committed,
 exactly up to its own records, once its apply returned. A failed apply is raised by
 the next :meth:`StreamProcessor.run_once`, and :meth:`StreamProcessor.run` rewinds to
-the last commit, so that batch and the one polled behind it are both redelivered.
+the last commit, so that batch and the one polled behind it are both redelivered. It
+polls nothing more until a rewind succeeded (it retries the rewind with the back-off):
+polling on from the position the failed batches moved the consumer to would skip them,
+and the next commit would move the group past them for good.
+
+Redelivery and the dedup window: a redelivery (a crash or a failed commit; a consumer
+that lost its partition or lease while its batch was still being applied) re-sends at
+most two polled batches, ``2 * max_batch`` records, all of which may already have been
+applied. The sink recognises a redelivered event only while its id is among the
+user's latest ``dedup_window`` ids (:class:`~mlrec.features.realtime.RealtimeConfig`),
+so the rule is ``2 * max_batch <= dedup_window``: a processor whose sink says how
+large its window is (:class:`WindowedSink`, as the real-time sink does) refuses a
+``max_batch`` that breaks it with :class:`~mlrec.core.errors.ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -28,11 +40,12 @@ from typing import Protocol, runtime_checkable
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from mlrec.core.errors import ConfigurationError
 from mlrec.events.log import DLQ_TOPIC, EventConsumer, EventProducer, LogRecord
 from mlrec.events.schemas import InteractionEvent
 from mlrec.events.serde import EventDecodeError, decode_events
 
-__all__ = ["ProcessorStats", "StagedSink", "StreamProcessor"]
+__all__ = ["ProcessorStats", "StagedSink", "StreamProcessor", "WindowedSink", "max_redelivery"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +82,26 @@ class StagedSink(Protocol):
         ...
 
 
+@runtime_checkable
+class WindowedSink(Protocol):
+    """A sink that recognises a redelivered event only within a bounded window."""
+
+    @property
+    def dedup_window(self) -> int:
+        """How many of one user's latest event ids the sink remembers."""
+        ...
+
+
+def max_redelivery(max_batch: int) -> int:
+    """The most records a restart or a rewind can redeliver that were already applied.
+
+    Two polled batches: pipelined, a crash leaves the batch being applied and the one
+    polled behind it uncommitted; and a consumer that lost its partition (or lease)
+    while it applied a batch may apply it while its successor applies it again.
+    """
+    return 2 * max_batch
+
+
 @dataclass(frozen=True)
 class _Batch:
     """A polled batch being applied in the worker (pipelined mode)."""
@@ -91,14 +124,23 @@ class ProcessorStats:
     batches: int = 0
 
 
+# Payload bytes a dead letter carries: base64 of more would approach the log's record
+# limit (Kafka's 1 MB default), and a dead letter the log refuses would stop the
+# processor on that batch for good. The record's position says where the rest is.
+DEAD_LETTER_PAYLOAD_BYTES = 256 * 1024
+
+
 def _dead_letter(record: LogRecord, error: str) -> bytes:
+    payload = record.value[:DEAD_LETTER_PAYLOAD_BYTES]
     return json.dumps(
         {
-            "error": error,
+            "error": error[:2000],
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
-            "payload_b64": base64.b64encode(record.value).decode(),
+            "payload_bytes": len(record.value),
+            "payload_truncated": len(payload) < len(record.value),
+            "payload_b64": base64.b64encode(payload).decode(),
         }
     ).encode()
 
@@ -110,11 +152,17 @@ class StreamProcessor:
         consumer: subscribed to ``mlrec.interactions`` in the processor's group.
         sink: applies a batch (e.g. ``RealtimeFeatures.record``), returns new count.
         dead_letters: producer for ``mlrec.interactions.dlq``.
-        max_batch: records per poll.
+        max_batch: records per poll. A redelivery re-sends up to
+            :func:`max_redelivery` records, so it must be at most half the sink's
+            ``dedup_window`` when the sink has one (:class:`WindowedSink`).
         poll_timeout: longest a poll waits to fill a batch (bounds the latency a quiet
             stream adds before an event is applied).
         pipeline: apply each batch in a worker thread while the next one is polled
             and decoded.
+
+    Raises:
+        ConfigurationError: ``max_batch`` is below 1, or so large that a redelivery
+            would exceed the sink's dedup window (events would count twice).
     """
 
     def __init__(
@@ -126,6 +174,16 @@ class StreamProcessor:
         poll_timeout: float = 0.01,
         pipeline: bool = False,
     ) -> None:
+        if max_batch < 1:
+            raise ConfigurationError(f"max_batch must be at least 1, got {max_batch}")
+        if isinstance(sink, WindowedSink) and max_redelivery(max_batch) > sink.dedup_window:
+            raise ConfigurationError(
+                f"max_batch {max_batch} is too large for the sink's dedup window of "
+                f"{sink.dedup_window} event ids per user: a redelivery re-sends up to "
+                f"{max_redelivery(max_batch)} records (two batches), and those beyond the "
+                f"window would be applied twice; use max_batch <= {sink.dedup_window // 2} "
+                "or raise RealtimeConfig.dedup_window"
+            )
         self.consumer = consumer
         self.sink = sink
         self.dead_letters = dead_letters
@@ -215,27 +273,38 @@ class StreamProcessor:
         """Process until :meth:`stop`; on a failing sink or log, back off and retry.
 
         Nothing is committed for a failed batch and the consumer is rewound to the
-        last commit, so the batch is redelivered rather than skipped. Consumer lag is
-        measured every few seconds in a side thread.
+        last commit, so the batch is redelivered rather than skipped. Until a rewind
+        succeeded (it is retried every ``retry_delay``), nothing more is polled: the
+        consumer's position is past the failed batch and the one polled behind it.
+        Consumer lag is measured every few seconds in a side thread.
         """
         if self._lag_thread is None:
             self._lag_thread = threading.Thread(
                 target=self._watch_lag, args=(5.0,), name="stream-lag", daemon=True
             )
             self._lag_thread.start()
+        rewind_needed = False
         while not self._stop.is_set():
+            if rewind_needed:
+                try:
+                    self.consumer.rewind()
+                except Exception:
+                    log.exception(
+                        "could not rewind the consumer; polling waits, retrying in %.1f s",
+                        retry_delay,
+                    )
+                    self._stop.wait(retry_delay)
+                    continue
+                rewind_needed = False
             try:
                 self.run_once()
             except Exception:
                 log.exception("stream processor batch failed; retrying in %.1f s", retry_delay)
                 self._drop_in_flight()
+                rewind_needed = True
                 self._stop.wait(retry_delay)
-                try:
-                    self.consumer.rewind()
-                except Exception:
-                    log.exception("could not rewind the consumer; retrying")
         try:
-            self.finish()
+            self.finish()  # nothing is in flight if the last batch failed
         except Exception:
             log.exception("the last batch failed; it will be redelivered")
 

@@ -7,6 +7,7 @@ import uuid
 from enum import StrEnum
 from typing import Annotated, Any
 
+import pydantic_core
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -17,7 +18,14 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = ["EVENT_WEIGHTS", "EntityId", "EventType", "InteractionEvent"]
+__all__ = [
+    "EVENT_WEIGHTS",
+    "MAX_CONTEXT_BYTES",
+    "STORED_EVENT",
+    "EntityId",
+    "EventType",
+    "InteractionEvent",
+]
 
 EntityId = Annotated[
     str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$")
@@ -45,12 +53,26 @@ EVENT_WEIGHTS: dict[EventType, float] = {
 
 MAX_CLOCK_SKEW_SECONDS = 300.0
 
+MAX_CONTEXT_BYTES = 8192
+"""Largest ``context`` of an event: 8 KiB of (compact, UTF-8) JSON. With the ids'
+bounds (``event_id`` 128 characters, user and item ids 256 each) an encoded event
+stays under 12 KiB, far below what the event log takes per record (Kafka's
+default is 1 MB): an event the API accepts is never refused by the log for its size."""
+
+STORED_EVENT = "stored_event"
+"""Validation-context flag (``context={STORED_EVENT: True}``) for events read back from
+the log: they were accepted already, possibly before a limit that applies
+at acceptance (:data:`MAX_CONTEXT_BYTES`), so only their meaning is checked."""
+
 
 class InteractionEvent(BaseModel):
     """One interaction of a user with an item.
 
     ``event_id`` makes delivery idempotent: the stream processor applies an id once.
     When the client sends none, the API assigns one at acceptance.
+
+    ``context`` is free-form, up to :data:`MAX_CONTEXT_BYTES` as JSON (checked when an
+    event is accepted, not when a stored one is read back: see :data:`STORED_EVENT`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
@@ -64,7 +86,10 @@ class InteractionEvent(BaseModel):
     timestamp: float = Field(default_factory=time.time, ge=0)
     # validate_default: the rating check below must also run when ``value`` is omitted
     value: float | None = Field(default=None, ge=-1e6, le=1e6, validate_default=True)
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Free-form attributes, at most {MAX_CONTEXT_BYTES} bytes as compact JSON.",
+    )
 
     @field_validator("value")
     @classmethod
@@ -73,6 +98,18 @@ class InteractionEvent(BaseModel):
         # declared earlier, so it is in ``info.data`` unless it was invalid itself
         if value is None and info.data.get("type") is EventType.RATING:
             raise ValueError("a rating event needs a value")
+        return value
+
+    @field_validator("context")
+    @classmethod
+    def _context_is_bounded(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if not value or (info.context is not None and info.context.get(STORED_EVENT)):
+            return value
+        size = len(pydantic_core.to_json(value))
+        if size > MAX_CONTEXT_BYTES:
+            raise ValueError(
+                f"context is too large: {size} bytes as JSON, at most {MAX_CONTEXT_BYTES}"
+            )
         return value
 
     @model_validator(mode="after")

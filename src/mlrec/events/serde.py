@@ -9,11 +9,14 @@ from __future__ import annotations
 import pydantic
 
 from mlrec.core.errors import ValidationError
-from mlrec.events.schemas import InteractionEvent
+from mlrec.events.schemas import STORED_EVENT, InteractionEvent
 
 __all__ = ["EventDecodeError", "decode_event", "decode_events", "encode_event", "event_key"]
 
 _BATCH = pydantic.TypeAdapter(list[InteractionEvent])
+# Records on the log were accepted already: decode them without the acceptance-time
+# size limit, so an event accepted before the limit still applies (see STORED_EVENT).
+_STORED = {STORED_EVENT: True}
 
 
 class EventDecodeError(ValidationError):
@@ -31,9 +34,13 @@ def event_key(event: InteractionEvent) -> bytes:
 
 
 def decode_event(payload: bytes) -> InteractionEvent:
-    """Parse a log record; :class:`EventDecodeError` says what is wrong with it."""
+    """Parse a log record; :class:`EventDecodeError` says what is wrong with it.
+
+    The acceptance-time limits (``context`` size) are not applied again: the record
+    was accepted already.
+    """
     try:
-        return InteractionEvent.model_validate_json(payload)
+        return InteractionEvent.model_validate_json(payload, context=_STORED)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'event'}: {error['msg']}"
@@ -51,7 +58,7 @@ def decode_events(payloads: list[bytes]) -> list[InteractionEvent | EventDecodeE
     if not payloads:
         return []
     try:
-        return list(_BATCH.validate_json(b"[" + b",".join(payloads) + b"]"))
+        return list(_BATCH.validate_json(b"[" + b",".join(payloads) + b"]", context=_STORED))
     except (pydantic.ValidationError, ValueError):
         results: list[InteractionEvent | EventDecodeError] = []
         for payload in payloads:

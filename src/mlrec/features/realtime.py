@@ -64,7 +64,19 @@ class RealtimeConfig:
         recent_items: how many recent items are kept per user.
         dedup_window: how many recent event ids are remembered per user to apply
             each event once (events of one user arrive in order on one partition, so
-            a redelivered event is among that user's latest ones).
+            a redelivered event is among that user's latest ones). A redelivery is
+            recognised only if it is no larger than the window, so the window must
+            cover the largest one the services can cause: the stream processor
+            re-sends up to two polled batches (``2 * max_batch``, see
+            :mod:`mlrec.events.processor`, which refuses a larger ``max_batch``), and
+            the API's spool re-sends at most one replay call (5000 records) when one
+            fails part-way. The default covers ``mlrec serve stream`` (``max_batch``
+            5000, so 10 000) and the embedded processor (1000). The stores keep the
+            ids with the newest event timestamps, so the guarantee holds for a user's
+            events in timestamp order (an event older than the user's latest
+            ``dedup_window`` drops out at once). Memory: a user's id set holds
+            min(the user's events within ``user_ttl_seconds``, ``dedup_window``) ids
+            of up to 128 characters; only heavy users reach the window.
         user_ttl_seconds: a user's real-time features expire after this long idle.
         popularity_half_life_seconds: an interaction's weight halves after this long.
         popularity_ttl_seconds: the popularity ranking expires after this long idle.
@@ -72,7 +84,7 @@ class RealtimeConfig:
     """
 
     recent_items: int = 50
-    dedup_window: int = 256
+    dedup_window: int = 10_000
     user_ttl_seconds: float = 30 * DAY
     popularity_half_life_seconds: float = DAY
     popularity_ttl_seconds: float = 30 * DAY

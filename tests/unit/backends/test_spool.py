@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import threading
 import time
@@ -11,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from mlrec.backends.spool import DurableProducer
-from mlrec.core.errors import BackendUnavailableError, ConfigurationError
+from mlrec.core.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    ValidationError,
+)
 
 TOPIC = "mlrec.interactions"
 
@@ -308,3 +315,44 @@ def test_spools_no_process_holds_are_adopted_and_replayed(
     assert live.spooled() == 3 and not any(slots[1].glob("*.spool"))
     owner.close()
     live.close()
+
+
+class RefusingLog(FlakyLog):
+    """Refuses for good any request holding a record marked poison (as Kafka fails the
+    neighbours of a too-large record in the same request)."""
+
+    def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        if not self.down and any(b"poison" in value for _, value in records):
+            raise ValidationError("record too large")
+        super().produce(topic, records)
+
+
+def test_a_record_refused_for_good_on_replay_is_set_aside_and_the_rest_goes_through(
+    tmp_path: Path,
+) -> None:
+    primary = RefusingLog()
+    primary.down = True
+    producer = DurableProducer(primary, tmp_path / "spool")
+    producer.produce(TOPIC, [(b"u1", b"e0"), (b"u1", b"poison"), (b"u2", b"e2")])
+    producer.produce(TOPIC, [(b"u3", b"e3")])
+
+    primary.down = False
+    assert producer.replay() == 3
+    assert primary.values() == [b"e0", b"e2", b"e3"]
+    assert producer.spooled() == 0 and not producer.degraded
+    (kept,) = (tmp_path / "spool" / "rejected.jsonl").read_text().splitlines()
+    assert json.loads(kept)["value_b64"] == base64.b64encode(b"poison").decode()
+    assert "too large" in json.loads(kept)["error"]
+
+
+def test_replay_pauses_while_the_log_refuses_us_and_keeps_the_records(
+    tmp_path: Path, primary: FlakyLog
+) -> None:
+    class Denied(FlakyLog):
+        def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+            raise BackendError("topic authorization failed")
+
+    producer = DurableProducer(Denied(), tmp_path / "spool", close_primary=False)
+    producer._append(TOPIC, batch(0, 3))
+    assert producer.replay() == 0
+    assert producer.spooled() == 3 and producer.degraded

@@ -7,8 +7,8 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from mlrec.events.schemas import EventType, InteractionEvent
-from mlrec.events.serde import decode_event, encode_event
+from mlrec.events.schemas import MAX_CONTEXT_BYTES, EventType, InteractionEvent
+from mlrec.events.serde import decode_event, decode_events, encode_event
 
 
 def test_a_rating_without_value_is_an_error_at_value() -> None:
@@ -37,3 +37,41 @@ def test_future_timestamps_are_still_refused() -> None:
 def test_rating_events_survive_the_wire_format() -> None:
     event = InteractionEvent(user_id="u", item_id="i", type="rating", value=2.5)
     assert decode_event(encode_event(event)) == event
+
+
+def test_a_context_larger_than_the_limit_is_an_error_at_context() -> None:
+    # 8 KiB of compact JSON: {"x":"..."} is 8 bytes around the value
+    InteractionEvent(user_id="u", item_id="i", context={"x": "a" * (MAX_CONTEXT_BYTES - 8)})
+    for context in (
+        {"x": "a" * (MAX_CONTEXT_BYTES - 7)},
+        {"x": "é" * (MAX_CONTEXT_BYTES // 2)},  # counted in UTF-8 bytes, not characters
+        {"x": [{"y": list(range(100))}] * 100},  # nesting counts too
+    ):
+        with pytest.raises(ValidationError) as raised:
+            InteractionEvent(user_id="u", item_id="i", context=context)
+        [error] = raised.value.errors()
+        assert error["loc"] == ("context",)
+        assert f"at most {MAX_CONTEXT_BYTES}" in error["msg"]
+
+
+def test_the_largest_valid_event_stays_far_below_the_logs_record_limit() -> None:
+    largest = InteractionEvent(
+        event_id="\x00" * 128,  # escaped in JSON: 6 bytes each
+        user_id="字" * 256,
+        item_id="𝄞" * 256,  # 4 bytes each in UTF-8
+        type="rating",
+        value=-123456.789,
+        context={"x": "a" * (MAX_CONTEXT_BYTES - 8)},
+    )
+    assert len(encode_event(largest)) < 12 * 1024  # Kafka's default is 1 MB
+
+
+def test_a_stored_event_with_a_context_over_the_limit_still_decodes() -> None:
+    # accepted before the limit existed: it is on the log, and must still be applied
+    stored = (
+        b'{"event_id":"old","user_id":"u","item_id":"i","type":"view","timestamp":1.0,'
+        b'"value":null,"context":{"x":"' + b"a" * 20_000 + b'"}}'
+    )
+    assert decode_event(stored).event_id == "old"
+    [event] = decode_events([stored])
+    assert isinstance(event, InteractionEvent) and event.event_id == "old"

@@ -272,3 +272,93 @@ def test_staged_sink_is_prepared_on_the_polling_thread_and_applied_in_the_worker
     assert prepared_on == {threading.current_thread().name}
     assert applied_on and all(name.startswith("stream-apply") for name in applied_on)
     h.producer.close()
+
+
+class FlakyRewind:
+    """A consumer whose rewind fails ``rewind_failures`` times (the coordinator is
+    unreachable) and, optionally, whose ``fail_commit``-th commit is lost; it records
+    what the processor asked of it, in order."""
+
+    def __init__(self, inner: EventConsumer, rewind_failures: int, fail_commit: int = 0) -> None:
+        self.inner = inner
+        self.rewind_failures = rewind_failures
+        self.fail_commit = fail_commit
+        self.commits = 0
+        self.calls: list[str] = []
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
+        records = self.inner.poll(max_records, timeout_seconds)
+        if records:
+            self.calls.append("poll")
+        return records
+
+    def commit(self, through: Sequence[LogRecord] | None = None) -> None:
+        self.commits += 1
+        if self.commits == self.fail_commit:
+            self.calls.append("commit failed")
+            raise ConnectionError("commit lost: coordinator unreachable")
+        self.inner.commit(through)
+
+    def rewind(self) -> None:
+        if self.rewind_failures:
+            self.rewind_failures -= 1
+            self.calls.append("rewind failed")
+            raise ConnectionError("committed offsets timed out")
+        self.calls.append("rewind")
+        self.inner.rewind()
+
+    def lag(self) -> int:
+        return self.inner.lag()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.parametrize("failure", ["sink", "commit"])
+def test_run_polls_nothing_until_a_rewind_succeeded_when_the_rewind_fails(
+    h: Harness, failure: str
+) -> None:
+    h.send(*(event(f"u{i % 7}", f"i{i}", event_id=f"e{i}") for i in range(450)))
+    if failure == "sink":
+        h.fail_sink = 1
+    consumer = FlakyRewind(
+        h.log.consumer(GROUP, [INTERACTIONS_TOPIC]),
+        rewind_failures=3,
+        fail_commit=2 if failure == "commit" else 0,
+    )
+    processor = h.processor(consumer)
+    thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.01})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while consumer.inner.lag() > 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        processor.stop()
+        thread.join(timeout=5)
+
+    # every event applied once (none skipped behind the failed batch), all committed
+    assert processor.stats.applied == 450
+    assert sum(h.features.activity(f"u{u}")["1h"] for u in range(7)) == 450
+    assert h.log.consumer(GROUP, [INTERACTIONS_TOPIC]).poll(10, 0.05) == []
+    # after the failure: the rewind is retried, and only then is anything polled
+    failed_rewinds = [i for i, call in enumerate(consumer.calls) if call == "rewind failed"]
+    assert len(failed_rewinds) == 3
+    after = consumer.calls[failed_rewinds[0] :]
+    assert after[:4] == ["rewind failed"] * 3 + ["rewind"], consumer.calls
+
+
+def test_a_huge_unparseable_record_is_dead_lettered_with_its_payload_cut(h: Harness) -> None:
+    from mlrec.events.processor import DEAD_LETTER_PAYLOAD_BYTES
+
+    huge = b"x" * (3 * DEAD_LETTER_PAYLOAD_BYTES)
+    h.producer.produce(INTERACTIONS_TOPIC, [(b"u1", huge)])
+    processor = h.processor()
+
+    h.drain(processor)
+
+    (dead,) = poll_until(h.log.consumer("dlq-reader", [DLQ_TOPIC]), 1, 1.0)
+    letter = json.loads(dead.value)
+    assert letter["payload_truncated"] and letter["payload_bytes"] == len(huge)
+    assert base64.b64decode(letter["payload_b64"]) == huge[:DEAD_LETTER_PAYLOAD_BYTES]
+    assert len(dead.value) < 1_000_000  # below Kafka's default record limit

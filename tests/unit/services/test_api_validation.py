@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from mlrec.backends.sqlite_log import SqliteEventLog
+from mlrec.events.log import INTERACTIONS_TOPIC
 from mlrec.services.api.app import create_app
 from tests.unit.services.conftest import Harness
 
@@ -66,6 +68,21 @@ def test_event_bodies_refuse_unknown_fields_but_keep_free_form_context(
     assert _locations(batch) == [["body", "source"]]
     single = client.post("/v1/events", json={**event, "item": "i2"})
     assert _locations(single) == [["body", "item"]]
+
+
+def test_an_event_whose_context_is_too_large_is_refused_at_context(
+    harness: Harness, client: TestClient
+) -> None:
+    big = {"user_id": "u", "item_id": "i", "context": {"x": "a" * 1_200_000}}
+    single = client.post("/v1/events", json=big)
+    assert _locations(single) == [["body", "context"]]
+    assert "context is too large" in single.json()["detail"][0]["msg"]
+    small = {"user_id": "u", "item_id": "i"}
+    batch = client.post("/v1/events", json={"events": [small, big]})
+    assert _locations(batch) == [["body", "events", 1, "context"]]
+    # nothing of either request reached the log
+    log = SqliteEventLog(harness.tmp / "events.db")
+    assert log.consumer("check", [INTERACTIONS_TOPIC]).poll(10, 0.05) == []
 
 
 def test_openapi_documents_both_event_shapes(client: TestClient) -> None:

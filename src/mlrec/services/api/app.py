@@ -31,6 +31,7 @@ from mlrec.backends.factory import (
 )
 from mlrec.backends.spool import DurableProducer
 from mlrec.core.errors import (
+    BackendError,
     BackendUnavailableError,
     ConfigurationError,
     MlrecError,
@@ -254,6 +255,11 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
     @app.exception_handler(BackendUnavailableError)
     async def unavailable(_: Request, exc: BackendUnavailableError) -> JSONResponse:
         return _error(503, f"dependency unavailable: {exc}")
+
+    @app.exception_handler(BackendError)
+    async def backend_refused(_: Request, exc: BackendError) -> JSONResponse:
+        # reachable but refusing (e.g. Kafka denies the topic): not the client's fault
+        return _error(502, f"dependency refused the request: {exc}")
 
     @app.exception_handler(MlrecError)
     async def other(_: Request, exc: MlrecError) -> JSONResponse:

@@ -23,10 +23,20 @@ class RealtimeSink:
 
     Ids were validated when the events were parsed (same rules as the feature store's),
     so the features are told not to check them again.
+
+    Windowed (:class:`~mlrec.events.processor.WindowedSink`): its ``dedup_window`` is
+    the features' (:class:`~mlrec.features.realtime.RealtimeConfig`), so a processor
+    whose redelivery (two batches) would exceed it fails to start.
     """
 
     def __init__(self, realtime: RealtimeFeatures) -> None:
         self.realtime = realtime
+
+    @property
+    def dedup_window(self) -> int:
+        """Event ids remembered per user: the processor refuses a ``max_batch`` whose
+        redelivery would exceed it (see :class:`~mlrec.events.processor.WindowedSink`)."""
+        return self.realtime.config.dedup_window
 
     def prepare(self, events: Sequence[InteractionEvent]) -> PreparedInteractions:
         """Convert and encode a batch (no I/O)."""

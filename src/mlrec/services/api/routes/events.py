@@ -52,7 +52,9 @@ async def post_events(body: Annotated[EventsBody, Body()], producer: ProducerDep
 
     202 is returned only after Kafka acknowledged every event (acks=all), or, when
     Kafka is down, after they were fsynced to the local spool that replays them.
-    Events are applied once per ``event_id``.
+    Events are applied once per ``event_id``. An event's size is bounded (``context``
+    up to 8 KiB of JSON, 422 beyond), so that Kafka never refuses one for its size:
+    an event the spool accepted must be one Kafka takes.
     """
     events = body.events if isinstance(body, EventBatch) else [body]
     records = [(event_key(e), encode_event(e)) for e in events]
