@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from mlrec.core.errors import NotFoundError
+from mlrec.core.errors import NotFoundError, ValidationError
 
-__all__ = ["IdMap"]
+__all__ = ["MAX_ENTITY_ID_LENGTH", "IdMap", "check_entity_id", "entity_id_problem"]
+
+MAX_ENTITY_ID_LENGTH = 256
+"""Longest external (user, item, entity) id, in UTF-8 bytes: a Redis key part."""
+_BAD_ID_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+def entity_id_problem(entity_id: object) -> str | None:
+    """What is wrong with an external id (empty, too long, spaces or control
+    characters), or None: the one rule every layer checks ids with."""
+    if not isinstance(entity_id, str) or not entity_id:
+        return "entity id must be a non-empty string"
+    if len(entity_id.encode()) > MAX_ENTITY_ID_LENGTH:
+        return f"entity id {entity_id[:32]!r}… is longer than {MAX_ENTITY_ID_LENGTH} bytes"
+    if _BAD_ID_CHARS.search(entity_id):
+        return f"entity id {entity_id!r} contains whitespace or control characters"
+    return None
+
+
+def check_entity_id(entity_id: str) -> None:
+    """Raise :class:`ValidationError` if :func:`entity_id_problem` finds a problem."""
+    problem = entity_id_problem(entity_id)
+    if problem is not None:
+        raise ValidationError(problem)
 
 
 class IdMap:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import pydantic_core
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,6 +18,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from mlrec.core.ids import entity_id_problem
 
 __all__ = [
     "EVENT_WEIGHTS",
@@ -27,10 +30,22 @@ __all__ = [
     "InteractionEvent",
 ]
 
+
+def _valid_entity_id(value: str) -> str:
+    problem = entity_id_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 EntityId = Annotated[
-    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$")
+    str,
+    StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$"),
+    AfterValidator(_valid_entity_id),
 ]
-"""An external user or item id: 1-256 characters, no whitespace or control characters."""
+"""An external user or item id: 1-256 characters and at most 256 UTF-8 bytes (the
+rule of :func:`~mlrec.core.ids.entity_id_problem`), no whitespace or control
+characters."""
 
 
 class EventType(StrEnum):

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from mlrec.core.errors import ValidationError
+from mlrec.core.ids import MAX_ENTITY_ID_LENGTH, check_entity_id
 
 __all__ = [
     "MAX_ENTITY_ID_LENGTH",
@@ -25,8 +26,6 @@ __all__ = [
 ]
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-MAX_ENTITY_ID_LENGTH = 256
-_BAD_ID_CHARS = re.compile(r"[\x00-\x20\x7f]")
 
 
 class ValueType(StrEnum):
@@ -47,18 +46,6 @@ def _check_name(kind: str, name: str) -> None:
             f"{kind} name {name!r} is invalid: use 1-63 lowercase letters, digits or _,"
             " starting with a letter"
         )
-
-
-def check_entity_id(entity_id: str) -> None:
-    """Reject entity ids that are empty, too long, or contain spaces/control characters."""
-    if not isinstance(entity_id, str) or not entity_id:
-        raise ValidationError("entity id must be a non-empty string")
-    if len(entity_id.encode()) > MAX_ENTITY_ID_LENGTH:
-        raise ValidationError(
-            f"entity id {entity_id[:32]!r}… is longer than {MAX_ENTITY_ID_LENGTH} bytes"
-        )
-    if _BAD_ID_CHARS.search(entity_id):
-        raise ValidationError(f"entity id {entity_id!r} contains whitespace or control characters")
 
 
 @dataclass(frozen=True, slots=True)

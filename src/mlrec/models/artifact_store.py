@@ -7,18 +7,21 @@ artifacts too. :class:`LocalArtifactStore` is the models-directory layout.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from mlrec.core.errors import NotFoundError
+from mlrec.core.errors import ArtifactIntegrityError, NotFoundError
 from mlrec.models.artifacts import ARRAYS, MANIFEST, verify_artifact
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelVersion
 
 __all__ = ["ArtifactStore", "LocalArtifactStore", "fetch_cached", "load_version"]
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactStore(Protocol):
@@ -92,4 +95,22 @@ def load_version(version: ModelVersion, store: ArtifactStore, cache_dir: Path) -
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     local = fetch_cached(store, version.artifact_sha256, cache_dir)
-    return load_model(local, expected_sha256=version.artifact_sha256)
+    try:
+        return load_model(local, expected_sha256=version.artifact_sha256)
+    except ArtifactIntegrityError:
+        # the cached copy is damaged (a crash mid-write, a disk error): the store's
+        # copy is the reference, so fetch it again once
+        log.warning("cached artifact %s is damaged; fetching it again", local)
+        _discard(local)
+        local = fetch_cached(store, version.artifact_sha256, cache_dir)
+        return load_model(local, expected_sha256=version.artifact_sha256)
+
+
+def _discard(directory: Path) -> None:
+    """Move ``directory`` aside atomically, then delete it (a reader never sees half)."""
+    trash = directory.with_name(f".discard-{directory.name}-{os.getpid()}")
+    try:
+        os.rename(directory, trash)
+    except OSError:
+        return  # another process moved it first
+    shutil.rmtree(trash, ignore_errors=True)

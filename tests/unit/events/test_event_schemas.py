@@ -57,8 +57,8 @@ def test_a_context_larger_than_the_limit_is_an_error_at_context() -> None:
 def test_the_largest_valid_event_stays_far_below_the_logs_record_limit() -> None:
     largest = InteractionEvent(
         event_id="\x00" * 128,  # escaped in JSON: 6 bytes each
-        user_id="字" * 256,
-        item_id="𝄞" * 256,  # 4 bytes each in UTF-8
+        user_id="字" * 85,  # ids are at most 256 UTF-8 bytes: 3 bytes each
+        item_id="𝄞" * 64,  # 4 bytes each
         type="rating",
         value=-123456.789,
         context={"x": "a" * (MAX_CONTEXT_BYTES - 8)},

@@ -94,3 +94,36 @@ def test_the_artifact_store_refuses_an_artifact_whose_manifest_changed_in_storag
     store.fetch(sha, tmp_path / "copy")
     with pytest.raises(ArtifactIntegrityError):
         load_model(tmp_path / "copy", expected_sha256=sha)
+
+
+def test_a_damaged_cached_copy_is_fetched_again_from_the_store(
+    saved: tuple[Path, str], tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    from mlrec.models.artifact_store import fetch_cached, load_version
+    from mlrec.models.registry import ModelVersion, Stage
+
+    directory, sha = saved
+    store = LocalArtifactStore(tmp_path / "store")
+    store.put(directory)
+    cache = tmp_path / "cache"
+    cached = fetch_cached(store, sha, cache)
+    arrays = cached / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:100])  # a crash or disk error mid-write
+
+    version = ModelVersion(
+        "m",
+        1,
+        "most_popular",
+        sha,
+        str(directory),
+        {},
+        "demo",
+        {},
+        Stage.PRODUCTION,
+        datetime.now(UTC),
+    )
+    model = load_version(version, store, cache)
+    assert model.algorithm == "most_popular"
+    assert read_artifact(cache / sha, expected_sha256=sha).sha256 == sha

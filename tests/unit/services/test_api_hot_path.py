@@ -241,3 +241,34 @@ def test_request_ids_are_unique_and_a_forked_child_draws_its_own_prefix() -> Non
     child = os.read(read, 64).decode()
     os.close(read)
     assert len(child) == 32 and child[:16] != ids[0][:16]
+
+
+def test_cached_score_rows_hold_only_their_own_memory() -> None:
+    # a row kept as a view of its batch's matrix would keep the whole batch alive,
+    # so the byte budget would not bound memory
+    model = _served().model
+    cache = UserScoreCache(model, max_bytes=64 * 4 * model.n_items)
+    out = np.empty((3, model.n_items), dtype=np.float32)
+    cache.fill([0, 1, 2], out)
+    rows = list(cache._rows.values())
+    assert len(rows) == 3
+    assert all(row.base is None and row.nbytes == 4 * model.n_items for row in rows)
+
+
+def test_filter_masks_belong_to_the_model_they_were_built_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlrec.services.api.batching import ScoringBatcher
+    from mlrec.services.api.service import RecommendationService
+
+    small = _served()
+    large_model = create_model("ease").fit(make_demo(n_users=60, n_items=70, seed=3))
+    large = ServedModel.build(large_model, small.version)
+    service = RecommendationService(None, None, ScoringBatcher(4, 0.001), 10)  # type: ignore[arg-type]
+    item_filter = ("items", frozenset({small.model.items.id(0)}))
+
+    assert len(service._allowed(small, item_filter)) == small.model.n_items
+    # a swapped-in model whose object happens to get the freed model's id()
+    monkeypatch.setattr("builtins.id", lambda _: 1)
+    assert len(service._allowed(large, item_filter)) == large.model.n_items
+    assert len(service._allowed(small, item_filter)) == small.model.n_items

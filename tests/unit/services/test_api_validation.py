@@ -210,3 +210,20 @@ def test_item_endpoints_report_k_over_the_limit_as_a_field_error(
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["loc"] == ["query", "k"] and "100" in error["msg"]
+
+
+def test_a_user_id_longer_than_256_bytes_is_refused_before_it_joins_a_batch(
+    client: TestClient,
+) -> None:
+    # 200 characters, 400 UTF-8 bytes: the feature store's limit is in bytes, and an
+    # id it refuses inside a batch would fail every request batched with it
+    long_id = "é" * 200
+    response = client.get(f"/v1/recommendations/{long_id}")
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["path", "user_id"] and "256 bytes" in error["msg"]
+
+    response = client.post("/v1/recommendations", json={"user_ids": ["u0001", long_id]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "user_ids", 1]
+    assert client.get("/v1/recommendations/u0001").status_code == 200

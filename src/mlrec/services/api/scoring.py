@@ -94,7 +94,8 @@ class UserScoreCache:
         if self.capacity:
             with self._lock:
                 for (_, user), scores in zip(missing, computed, strict=True):
-                    self._rows[user] = scores
+                    # a copy: a view would keep the whole batch's matrix alive
+                    self._rows[user] = scores.copy()
                 while len(self._rows) > self.capacity:
                     self._rows.popitem(last=False)
 

@@ -132,7 +132,9 @@ class RecommendationService:
         self.user_batcher: MicroBatcher[_UserRequest, _Outcome] = MicroBatcher(
             self._answer_batch, batcher.max_batch, batcher.max_wait
         )
-        self._masks: dict[tuple[int, str, frozenset[str]], npt.NDArray[np.bool_]] = {}
+        self._masks: tuple[
+            ServedModel | None, dict[tuple[str, frozenset[str]], npt.NDArray[np.bool_]]
+        ] = (None, {})
 
     async def close(self) -> None:
         """Stop the batchers' worker tasks."""
@@ -190,8 +192,14 @@ class RecommendationService:
         if parsed is None:
             return None
         kind, values = parsed
-        key = (id(served), kind, frozenset(values))
-        mask = self._masks.get(key)
+        owner, masks = self._masks
+        if owner is not served:
+            # masks belong to one served model (not to its id(), which a later model
+            # can reuse once this one is freed); each request keeps the pair it took
+            masks = {}
+            self._masks = (served, masks)
+        key = (kind, frozenset(values))
+        mask = masks.get(key)
         if mask is None:
             model = served.model
             mask = np.zeros(model.n_items, dtype=bool)
@@ -201,9 +209,9 @@ class RecommendationService:
                 else:
                     info = model.item_info.get(item_id)
                     mask[index] = info is not None and bool(values & set(info.categories))
-            if len(self._masks) > 256:
-                self._masks.clear()
-            self._masks[key] = mask
+            if len(masks) > 256:
+                masks.clear()
+            masks[key] = mask
         return mask
 
     @staticmethod

@@ -15,6 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.types import Scope, Send
 
 from mlrec.core.errors import MlrecError, ValidationError
+from mlrec.events.schemas import EntityId
 from mlrec.services.api.answers import Recommendations
 from mlrec.services.api.deps import ServiceDep, SettingsDep, state_of
 from mlrec.services.api.params import k_over_limit, openapi_parameters, parse_parameters
@@ -31,9 +32,7 @@ router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
 class RecommendationPath(BaseModel):
     """Path of ``GET /v1/recommendations/{user_id}`` (see :mod:`..params`)."""
 
-    user_id: str = Field(
-        min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$", description="User id"
-    )
+    user_id: EntityId = Field(description="User id")
 
 
 class RecommendationQuery(BaseModel):
