@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 
-from mlrec.backends.sql.engine import create_sql_engine
+from mlrec.backends.sql.engine import begin_write, create_sql_engine
 from mlrec.backends.sql.schema import model_artifacts
 from mlrec.core.errors import ArtifactIntegrityError, MlrecError, NotFoundError
 from mlrec.models.artifacts import ARRAYS, MANIFEST, verify_artifact
@@ -28,19 +29,31 @@ class SqlArtifactStore:
         )
 
     def put(self, directory: Path) -> str:
+        """Store the artifact at ``directory`` unless stored already; returns its sha256.
+
+        Idempotent, also when several publishers put the same artifact at once: the
+        content sha256 is the key, so a row already there (or inserted by another
+        publisher after our check) is this very artifact.
+        """
         sha = str(verify_artifact(directory)["sha256"])
         if self.has(sha):
             return sha
-        with self.engine.begin() as conn:
-            conn.execute(
-                model_artifacts.insert().values(
-                    sha256=sha,
-                    manifest=(directory / MANIFEST).read_text(),
-                    arrays=(directory / ARRAYS).read_bytes(),
-                    size_bytes=(directory / ARRAYS).stat().st_size,
-                    created_at=datetime.now(UTC),
+        try:
+            with begin_write(self.engine) as conn:
+                conn.execute(
+                    model_artifacts.insert().values(
+                        sha256=sha,
+                        manifest=(directory / MANIFEST).read_text(),
+                        arrays=(directory / ARRAYS).read_bytes(),
+                        size_bytes=(directory / ARRAYS).stat().st_size,
+                        created_at=datetime.now(UTC),
+                    )
                 )
-            )
+        except IntegrityError:
+            # another publisher committed the same sha256 first; any other violation
+            # (the row is not there) is a real error
+            if not self.has(sha):
+                raise
         return sha
 
     def has(self, sha256: str) -> bool:

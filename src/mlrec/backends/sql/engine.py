@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,11 @@ from sqlalchemy.exc import DBAPIError
 from mlrec.backends._sqlite import enable_wal
 from mlrec.core.errors import BackendUnavailableError, ConfigurationError
 
-__all__ = ["connect", "create_sql_engine", "normalise_url"]
+__all__ = ["IMMEDIATE", "begin_write", "connect", "create_sql_engine", "normalise_url"]
+
+IMMEDIATE = "mlrec_sqlite_begin_immediate"
+"""Execution option: on SQLite, begin the connection's transactions with ``BEGIN
+IMMEDIATE`` (the write lock at once). See :func:`begin_write`."""
 
 
 def normalise_url(url: str) -> str:
@@ -33,6 +38,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # The sqlite3 module's own transaction handling (before Python 3.12's autocommit
+    # attribute) begins a transaction only before INSERT/UPDATE/DELETE: DDL and
+    # SELECTs run outside any, each CREATE TABLE commits at once, a read-then-write
+    # is not atomic. Switch it off; _sqlite_begin emits every BEGIN (SQLAlchemy's
+    # documented recipe), and sqlite3 still commits and rolls back.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # Reads take no lock (WAL); a writer takes the write lock before reading, so that
+    # a concurrent writer waits on the busy timeout instead of failing when it would
+    # upgrade a read transaction whose snapshot went stale (SQLITE_BUSY_SNAPSHOT).
+    immediate = conn.get_execution_options().get(IMMEDIATE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def create_sql_engine(url: str) -> Engine:
@@ -44,8 +63,22 @@ def create_sql_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def begin_write(engine: Engine) -> AbstractContextManager[Connection]:
+    """``engine.begin()`` for a transaction that writes (commits at the end, or rolls back).
+
+    On SQLite it begins with ``BEGIN IMMEDIATE``: the write lock is taken before the
+    first read, so writers are serialized (each waits on the busy timeout for the
+    one before) and whatever the transaction reads stays true until it commits. Use
+    it for every read-then-write on an engine of :func:`create_sql_engine`: a plain
+    ``engine.begin()`` on SQLite reads a snapshot and fails at its first write if
+    another writer committed meanwhile. Elsewhere it is ``engine.begin()``.
+    """
+    return engine.execution_options(**{IMMEDIATE: True}).begin()
 
 
 def connect(engine: Engine) -> Connection:

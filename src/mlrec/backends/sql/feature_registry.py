@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, func, select, update
 
-from mlrec.backends.sql.engine import create_sql_engine
+from mlrec.backends.sql.engine import begin_write, create_sql_engine
 from mlrec.backends.sql.schema import feature_entities, feature_views
 from mlrec.core.errors import NotFoundError
 from mlrec.features.definitions import Entity, FeatureView
@@ -50,7 +50,7 @@ class SqlFeatureRegistry:
 
     def apply(self, entities: list[Entity], views: list[FeatureView]) -> list[AppliedView]:
         applied: list[AppliedView] = []
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             for entity in entities:
                 exists = conn.execute(
                     select(feature_entities.c.name).where(feature_entities.c.name == entity.name)
@@ -121,7 +121,7 @@ class SqlFeatureRegistry:
 
     def set_materialized_until(self, name: str, timestamp: float) -> None:
         current = self.get_view(name)
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
             conn.execute(
                 update(feature_views)
                 .where(feature_views.c.name == name, feature_views.c.version == current.version)

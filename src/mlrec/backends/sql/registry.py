@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, Row, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from mlrec.backends.sql.engine import create_sql_engine
+from mlrec.backends.sql.engine import begin_write, create_sql_engine
 from mlrec.backends.sql.schema import model_versions
 from mlrec.core.errors import NotFoundError
 from mlrec.models.registry import ModelVersion, NewModelVersion, Stage
@@ -55,11 +55,12 @@ class SqlModelRegistry:
 
     def register(self, model: NewModelVersion) -> ModelVersion:
         # Two trainers may register the same name at once: PostgreSQL serializes them
-        # with an advisory lock; elsewhere the unique constraint rejects the loser,
-        # which retries with the next number.
+        # with an advisory lock, SQLite with its write lock (BEGIN IMMEDIATE, taken
+        # before the read of the latest number); elsewhere the unique constraint
+        # rejects the loser, which retries with the next number.
         for attempt in range(_REGISTER_ATTEMPTS):
             try:
-                with self.engine.begin() as conn:
+                with begin_write(self.engine) as conn:
                     if conn.dialect.name == "postgresql":
                         # serialize registrations of one name; released at commit
                         conn.execute(
@@ -117,8 +118,21 @@ class SqlModelRegistry:
             return [_to_version(row) for row in conn.execute(query)]
 
     def promote(self, name: str, version: int, stage: Stage = Stage.PRODUCTION) -> ModelVersion:
-        self.get(name, version)
-        with self.engine.begin() as conn:
+        with begin_write(self.engine) as conn:
+            # Lock the name's versions first (FOR UPDATE on PostgreSQL, in id order so
+            # that two promotes never deadlock; SQLite's write lock is already held):
+            # a concurrent promote of the name waits until this one commits, then
+            # sees its production version and archives it. Without the lock both
+            # archive the previous one and each sets its own: two production versions.
+            locked = conn.execute(
+                select(model_versions.c.version)
+                .where(model_versions.c.name == name)
+                .order_by(model_versions.c.id)
+                .with_for_update()
+            ).scalars()
+            if version not in set(locked):
+                what = f"{name}:{version}"
+                raise NotFoundError(f"no model version {what!r} in the registry")
             if stage is Stage.PRODUCTION:
                 conn.execute(
                     update(model_versions)
