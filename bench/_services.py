@@ -76,3 +76,24 @@ def quiet_logging() -> None:
     refused connection."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("mlrec.backends.kafka.librdkafka").setLevel(logging.CRITICAL)
+
+
+def delete_topics(bootstrap: str, topics: list[str], timeout: float = 30.0) -> None:
+    """Delete the bench's own topics from the shared broker, best effort.
+
+    Never raises: a failure only prints a warning (the topic stays behind).
+    """
+    import sys
+
+    try:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        futures = admin.delete_topics(topics, operation_timeout=timeout, request_timeout=timeout)
+        for topic, future in futures.items():
+            try:
+                future.result(timeout)
+            except Exception as exc:
+                print(f"warning: could not delete topic {topic}: {exc}", file=sys.stderr)
+    except Exception as exc:
+        print(f"warning: could not delete topics {topics}: {exc}", file=sys.stderr)

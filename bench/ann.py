@@ -2,10 +2,13 @@
 
 A synthetic ALS-like catalogue (default 1,000,000 items x 64-d) is indexed by each
 library with the same HNSW graph parameters; each library's ``ef_search`` is then
-raised until recall@k against exact search reaches the target, so that latencies
-are compared at equal quality. Single-query latency (1 thread) is timed in rounds,
-each round timing every library and exact search on the same queries one after the
-other, and the reported p50/p99 are medians over rounds (the machine is shared).
+raised until recall@k against exact search reaches the target on a separate set of
+*tuning* queries, so that latencies are compared at (about) equal quality; recall
+and latency are then measured on other, held-out queries from the same
+distribution (so the reported recall may land a little below the target).
+Single-query latency (1 thread) is timed in rounds, each round timing every library
+and exact search on the same held-out queries one after the other, and the reported
+p50/p99 are medians over rounds (the machine is shared).
 All libraries insert items shortest first (see ``mlrec.models.ann.insertion_order``).
 
     python bench/ann.py                          # 1M items, all installed libraries
@@ -177,6 +180,9 @@ class Result:
     build_s: float = float("nan")
     ef: int = 0
     recall: float = float("nan")
+    """On the held-out queries."""
+    tune_recall: float = float("nan")
+    """On the tuning queries ``ef`` was chosen on."""
     rounds: list[tuple[float, float]] = field(default_factory=list)  # (p50, p99) per round
 
     def p(self, which: int) -> float:
@@ -203,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     installed = [name for name in ADAPTERS if importlib.util.find_spec(MODULES[name])]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-items", type=int, default=1_000_000)
-    parser.add_argument("--n-queries", type=int, default=1_000)
+    parser.add_argument("--n-queries", type=int, default=1_000, help="held-out, reported")
+    parser.add_argument(
+        "--tune-queries", type=int, default=1_000, help="separate queries ef_search is tuned on"
+    )
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--k", type=int, default=100)
     parser.add_argument("--libs", default=",".join(installed), help="comma-separated")
@@ -221,8 +230,17 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{name} is not installed (installed: {', '.join(installed)})")
 
     started = time.perf_counter()
-    console.log(f"catalogue: {args.n_items:,} items x {args.dim}, {args.n_queries:,} queries")
-    items, queries = make_catalogue(args.n_items, args.n_queries, args.dim, args.seed)
+    console.log(
+        f"catalogue: {args.n_items:,} items x {args.dim}, {args.tune_queries:,} tuning + "
+        f"{args.n_queries:,} held-out queries"
+    )
+    items, all_queries = make_catalogue(
+        args.n_items, args.tune_queries + args.n_queries, args.dim, args.seed
+    )
+    # disjoint query sets from one distribution: ef_search is chosen on the first,
+    # recall and latency are reported on the second
+    tune_queries, queries = all_queries[: args.tune_queries], all_queries[args.tune_queries :]
+    tune_truth, _ = exact_search(items, tune_queries, args.k)
     truth, _ = exact_search(items, queries, args.k)
     console.log(f"ground truth ready ({time.perf_counter() - started:.0f}s)")
 
@@ -237,19 +255,23 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             adapter.build(items, args, lambda f, t=task: bar.update(t, completed=f))
             results[name].build_s = time.perf_counter() - start
-        for ef in grid:  # smallest ef reaching the target, on all cores
+        for ef in grid:  # smallest ef reaching the target on the tuning queries
             adapter.set_ef(ef)
-            recall = recall_at_k(adapter.search(queries, args.k, 0), truth)
-            results[name].ef, results[name].recall = ef, recall
-            if recall >= args.recall_target:
+            tune_recall = recall_at_k(adapter.search(tune_queries, args.k, 0), tune_truth)
+            results[name].ef, results[name].tune_recall = ef, tune_recall
+            if tune_recall >= args.recall_target:
                 break
+        adapter.set_ef(results[name].ef)
+        results[name].recall = recall_at_k(adapter.search(queries, args.k, 0), truth)
         console.log(
             f"{name}: built in {results[name].build_s:.0f}s, "
-            f"ef_search={results[name].ef} recall@{args.k}={results[name].recall:.4f}"
+            f"ef_search={results[name].ef} (tuning recall@{args.k}="
+            f"{results[name].tune_recall:.4f}), held-out recall@{args.k}="
+            f"{results[name].recall:.4f}"
         )
         adapters[name] = adapter
 
-    exact = Result("exact", build_s=0.0, ef=0, recall=1.0)
+    exact = Result("exact", build_s=0.0, ef=0, recall=1.0, tune_recall=1.0)
     exact_q = queries[: args.exact_queries]
     with threadpool_limits(limits=1):
         for round_no in range(args.rounds):
@@ -262,24 +284,38 @@ def main(argv: list[str] | None = None) -> int:
 
     table = Table(
         title=f"ANN @ {args.n_items:,} x {args.dim}, k={args.k}, M={args.M}, "
-        f"ef_construction={args.ef_construction}, 1-thread queries"
+        f"ef_construction={args.ef_construction}, 1-thread queries; ef_search tuned on "
+        f"{args.tune_queries:,} queries, reported on {args.n_queries:,} others"
     )
-    for column in ("library", "build s", "ef_search", f"recall@{args.k}", "p50 ms", "p99 ms"):
+    columns_ = (
+        "library",
+        "build s",
+        "ef_search",
+        f"tuning recall@{args.k}",
+        f"held-out recall@{args.k}",
+        "p50 ms",
+        "p99 ms",
+    )
+    for column in columns_:
         table.add_column(column, justify="left" if column == "library" else "right")
     for r in [*results.values(), exact]:
         table.add_row(
             r.name if r.name != SHIPPED else f"{r.name} (shipped)",
             f"{r.build_s:.1f}",
             str(r.ef) if r.ef else "-",
+            f"{r.tune_recall:.4f}",
             f"{r.recall:.4f}",
             f"{r.p(0):.3f}",
             f"{r.p(1):.3f}",
         )
     Console().print(table)
-    ok = [r for r in results.values() if r.recall >= args.recall_target]
+    ok = [r for r in results.values() if r.tune_recall >= args.recall_target]
     if ok:
         best = min(ok, key=lambda r: r.p(1))
-        print(f"fastest p99 at recall>={args.recall_target}: {best.name}")
+        print(
+            f"fastest p99 with ef_search tuned to recall>={args.recall_target}: {best.name} "
+            f"(held-out recall {best.recall:.4f})"
+        )
     print(f"total time: {time.perf_counter() - started:.0f}s")
     chosen = results.get(SHIPPED) or next(iter(results.values()), exact)
     print(

@@ -6,8 +6,16 @@ user's recent items from Redis, scores history = training + live items with EASE
 payload of the same size from memory: the framework's floor on this machine. Both run
 under the same uvicorn settings; load comes from ``wrk`` in a separate process. Rounds
 alternate bare / bare ASGI (no framework: mlrec's hot route answers below FastAPI's
-per-request stack, so this floor is printed too) / mlrec / mlrec-unbatched; figures
-are medians over rounds.
+per-request stack, so this floor is printed too) / mlrec / mlrec-unbatched /
+mlrec without the user score cache; figures are medians over rounds.
+
+The headline is mlrec in its default configuration, whose user score cache
+(``MLREC_SCORE_CACHE_MB``, 256 MiB) holds the training-history scores of every one of
+ML-100K's 943 users and is warm (the untimed warm-up requests every user once, then
+runs wrk for 2 s), so every timed request is a cache hit: the share of hits in the
+timed runs is read from ``/metrics`` and printed. ``mlrec-nocache``
+(``MLREC_SCORE_CACHE_MB=0``) scores each whole history per request; its ratio to bare
+is printed beside the headline.
 
     python bench/api.py [--rounds 3] [--seconds 8] [--connections 32] [--workers 1]
 
@@ -142,6 +150,24 @@ def run_wrk(port: int, script: Path, seconds: int, connections: int) -> tuple[fl
     return rps, p99_ms
 
 
+CACHE_LINE = re.compile(
+    r'^mlrec_api_user_score_cache_total\{result="(hit|miss)"\}\s+([\d.e+]+)', re.M
+)
+
+
+def cache_lookups(port: int) -> dict[str, float] | None:
+    """The server's user score cache lookups so far ({"hit": n, "miss": n}), if exposed."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    counts = {"hit": 0.0, "miss": 0.0}
+    for result, value in CACHE_LINE.findall(text):
+        counts[result] += float(value)
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -189,7 +215,10 @@ def main() -> None:
         "bare-asgi": [],
         "mlrec": [],
         "mlrec-nobatch": [],
+        "mlrec-nocache": [],
     }
+    # hit share of the user score cache during the timed runs, per mlrec variant
+    hit_share: dict[str, list[float]] = {name: [] for name in results if name.startswith("mlrec")}
     payload_file = work / "payload.json"
     mlrec = start_server("mlrec.services.api.app:create_app", 8301, env, args.workers, True)
     with urllib.request.urlopen(f"http://127.0.0.1:8301/v1/recommendations/{users[0]}?k=10") as r:
@@ -211,30 +240,76 @@ def main() -> None:
             {**env, "MLREC_BATCH_SIZE": "1"},
             True,
         ),
+        "mlrec-nocache": (
+            "mlrec.services.api.app:create_app",
+            8304,
+            {**env, "MLREC_SCORE_CACHE_MB": "0"},
+            True,
+        ),
     }
+    cache_mb = int(env.get("MLREC_SCORE_CACHE_MB", "256"))
+    cache_users = (cache_mb << 20) // (4 * data.n_items)
     for round_no in range(args.rounds):
         for name, (app, port, app_env, factory) in configs.items():
             server = start_server(app, port, app_env, args.workers, factory)
             try:
-                run_wrk(port, script, 2, args.connections)  # warm-up
+                # warm-up: every user once (so a score cache holds all of them, whatever
+                # the server's speed), then 2 s of load
+                for user in users:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/v1/recommendations/{user}?k=10"
+                    ) as response:
+                        response.read()
+                run_wrk(port, script, 2, args.connections)
+                before = cache_lookups(port) if name in hit_share else None
                 results[name].append(run_wrk(port, script, args.seconds, args.connections))
+                after = cache_lookups(port) if before is not None else None
             finally:
                 stop(server)
             rps, p99 = results[name][-1]
+            cache = ""
+            if before is not None and after is not None:
+                hits, misses = after["hit"] - before["hit"], after["miss"] - before["miss"]
+                if hits + misses:
+                    hit_share[name].append(hits / (hits + misses))
+                    cache = f"  score cache hits {hits / (hits + misses):6.1%}"
+                else:
+                    cache = "  score cache not used"
             print(
-                f"round {round_no + 1} {name:>14}: {rps:8.0f} req/s  p99 {p99:7.2f} ms", flush=True
+                f"round {round_no + 1} {name:>14}: {rps:8.0f} req/s  p99 {p99:7.2f} ms{cache}",
+                flush=True,
             )
 
     print(f"\npayload {len(payload)} bytes; {args.workers} worker(s); wrk -t2 -c{args.connections}")
-    print(f"{'server':>14} {'req/s (median)':>15} {'p99 ms (median)':>16}")
+    held = (
+        f"holds all {len(users)} users"
+        if cache_users >= len(users)
+        else f"holds {cache_users} of {len(users)} users"
+    )
+    notes = {
+        "bare": "FastAPI, payload from memory",
+        "bare-asgi": "no framework, payload from memory",
+        "mlrec": f"default config; score cache ({cache_mb} MiB, room for {cache_users:,} users) "
+        f"{held}, warmed by the warm-up run",
+        "mlrec-nobatch": f"MLREC_BATCH_SIZE=1; score cache {held}, warmed by the warm-up run",
+        "mlrec-nocache": "MLREC_SCORE_CACHE_MB=0: no score cache",
+    }
+    print(f"{'server':>14} {'req/s (median)':>15} {'p99 ms (median)':>16} {'cache hits':>10}  note")
     summary: dict[str, tuple[float, float]] = {}
     for name, runs in results.items():
         rps = statistics.median(r for r, _ in runs)
         p99 = statistics.median(p for _, p in runs)
         summary[name] = (rps, p99)
-        print(f"{name:>14} {rps:15.0f} {p99:16.2f}")
+        shares = hit_share.get(name)
+        hits = f"{statistics.median(shares):.1%}" if shares else "-"
+        print(f"{name:>14} {rps:15.0f} {p99:16.2f} {hits:>10}  {notes[name]}")
     batching = summary["mlrec"][0] / summary["mlrec-nobatch"][0]
     print(f"micro-batching: {batching:.2f}x the throughput of batch size 1")
+    print(
+        f"score cache: {summary['mlrec'][0] / summary['mlrec-nocache'][0]:.2f}x the throughput "
+        f"without it (headline's timed requests that were cache hits: "
+        f"{statistics.median(hit_share['mlrec']) if hit_share['mlrec'] else float('nan'):.1%})"
+    )
     print(
         f"for reference, against the framework-free ASGI floor: throughput "
         f"{summary['mlrec'][0] / summary['bare-asgi'][0]:.2f}, "
@@ -243,6 +318,12 @@ def main() -> None:
     throughput_ratio = summary["mlrec"][0] / summary["bare"][0]
     p99_ratio = summary["mlrec"][1] / summary["bare"][1]
     shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"throughput ratio to bare: mlrec (default, warm score cache: {held}) "
+        f"{throughput_ratio:.2f}; mlrec-nocache (MLREC_SCORE_CACHE_MB=0) "
+        f"{summary['mlrec-nocache'][0] / summary['bare'][0]:.2f} "
+        f"(p99 ratio {summary['mlrec-nocache'][1] / summary['bare'][1]:.2f})"
+    )
     print(f"api: throughput_ratio={throughput_ratio:.2f} p99_ratio={p99_ratio:.2f}")
 
 

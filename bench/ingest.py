@@ -12,7 +12,8 @@ N valid interaction events are produced once to a fresh topic on the real broker
 
 Times run from the first record received to the last (the group join is not
 counted for either). The rounds interleave bare and processor runs, and the figures
-are medians over rounds (the machine is shared).
+are medians over rounds (the machine is shared). The topic is deleted at the end
+(best effort: the broker is shared).
 
     python bench/ingest.py                        # 200,000 events, 3 rounds
     python bench/ingest.py --events 50000 --rounds 1 --batch 2000
@@ -37,7 +38,7 @@ from confluent_kafka import Consumer
 from rich.console import Console
 from rich.table import Table
 
-from _services import ensure_services, quiet_logging
+from _services import delete_topics, ensure_services, quiet_logging
 from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
 from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.events import (
@@ -136,6 +137,29 @@ def open_store(redis_url: str | None, console: Console) -> tuple[OnlineStore, st
     return InMemoryOnlineStore(), "in-memory store (fallback)"
 
 
+def produce_and_run(
+    args: argparse.Namespace, bootstrap: str, topic: str, store: OnlineStore, console: Console
+) -> tuple[list[float], list[float]]:
+    """Produce the events once, then the interleaved rounds: (bare, processor) events/s."""
+    t0 = time.perf_counter()
+    records = make_events(args.events, args.users, args.items)
+    producer = KafkaProducer(
+        bootstrap, client_id="bench-ingest", linger_ms=20, delivery_timeout_s=60
+    )
+    for start in range(0, len(records), 20_000):
+        producer.produce(topic, records[start : start + 20_000])
+    producer.close()
+    console.print(f"produced {args.events:,} events in {time.perf_counter() - t0:.1f} s")
+
+    bare: list[float] = []
+    proc: list[float] = []
+    for r in range(args.rounds):
+        bare.append(run_bare(bootstrap, topic, args.events, args.batch))
+        proc.append(run_processor(bootstrap, topic, args.events, args.batch, store, f"r{r}_"))
+        console.print(f"round {r + 1}: bare {bare[-1]:,.0f}/s  processor {proc[-1]:,.0f}/s")
+    return bare, proc
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200_000)
@@ -159,23 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     console.print(
         f"sink: RealtimeFeatures on {store_name}; topic {topic} ({args.partitions} partitions)"
     )
-
-    t0 = time.perf_counter()
-    records = make_events(args.events, args.users, args.items)
-    producer = KafkaProducer(
-        bootstrap, client_id="bench-ingest", linger_ms=20, delivery_timeout_s=60
-    )
-    for start in range(0, len(records), 20_000):
-        producer.produce(topic, records[start : start + 20_000])
-    producer.close()
-    console.print(f"produced {args.events:,} events in {time.perf_counter() - t0:.1f} s")
-
-    bare: list[float] = []
-    proc: list[float] = []
-    for r in range(args.rounds):
-        bare.append(run_bare(bootstrap, topic, args.events, args.batch))
-        proc.append(run_processor(bootstrap, topic, args.events, args.batch, store, f"r{r}_"))
-        console.print(f"round {r + 1}: bare {bare[-1]:,.0f}/s  processor {proc[-1]:,.0f}/s")
+    try:
+        bare, proc = produce_and_run(args, bootstrap, topic, store, console)
+    finally:
+        delete_topics(bootstrap, [topic])  # the broker is shared: leave nothing behind
     if hasattr(store, "flush_prefix"):
         store.flush_prefix()
 

@@ -8,7 +8,7 @@ real broker once, mid-way: SIGTERM to the pid in ``$MLREC_SERVICES_DIR/kafka/kaf
 wait for it to exit, then ``scripts/services.sh up kafka`` (same command line, same
 data directory). Meanwhile one :class:`~mlrec.events.processor.StreamProcessor`
 applies the topic to real-time features (Redis, or the in-memory store) and keeps
-running until it has caught up.
+running until it has caught up. The bench's topic is deleted at the end (best effort).
 
     python bench/loss.py                  # 100,000 events
     python bench/loss.py --events 20000 --memory-store
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rich.console import Console
 
-from _services import ROOT, ensure_services, quiet_logging
+from _services import ROOT, delete_topics, ensure_services, quiet_logging
 from ingest import make_events, open_store, realtime_sink
 from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
 from mlrec.backends.spool import DurableProducer
@@ -95,75 +95,79 @@ def main(argv: list[str] | None = None) -> None:
     topic = f"mlrec.bench.loss.{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, {topic: args.partitions, DLQ_TOPIC: 1})
     console.print(f"topic {topic}; sink: RealtimeFeatures on {store_name}")
-    records = make_events(args.events, users=20_000, items=5_000, seed=11)
+    try:
+        records = make_events(args.events, users=20_000, items=5_000, seed=11)
 
-    spool_dir = Path(tempfile.mkdtemp(prefix="mlrec-loss-spool-"))
-    producer = DurableProducer(
-        KafkaProducer(bootstrap, client_id="bench-loss", delivery_timeout_s=3.0),
-        spool_dir,
-        retry_interval_s=0.5,
-    )
-    producer.start()
-    consumer = KafkaConsumer(bootstrap, f"bench.loss.{uuid.uuid4().hex[:8]}", [topic])
-    dlq = KafkaProducer(bootstrap, client_id="bench-loss-dlq", delivery_timeout_s=3.0)
-    processor = StreamProcessor(
-        consumer,
-        realtime_sink(RealtimeFeatures(store, prefix="loss_")),
-        dlq,
-        max_batch=5000,
-        pipeline=True,  # as `mlrec serve stream` runs it
-    )
-    proc_thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.5})
-    proc_thread.start()
+        spool_dir = Path(tempfile.mkdtemp(prefix="mlrec-loss-spool-"))
+        producer = DurableProducer(
+            KafkaProducer(bootstrap, client_id="bench-loss", delivery_timeout_s=3.0),
+            spool_dir,
+            retry_interval_s=0.5,
+        )
+        producer.start()
+        consumer = KafkaConsumer(bootstrap, f"bench.loss.{uuid.uuid4().hex[:8]}", [topic])
+        dlq = KafkaProducer(bootstrap, client_id="bench-loss-dlq", delivery_timeout_s=3.0)
+        processor = StreamProcessor(
+            consumer,
+            realtime_sink(RealtimeFeatures(store, prefix="loss_")),
+            dlq,
+            max_batch=5000,
+            pipeline=True,  # as `mlrec serve stream` runs it
+        )
+        proc_thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.5})
+        proc_thread.start()
 
-    accepted = 0
-    refused = 0
-    max_spooled = 0
-    restart_at = int(args.events * args.restart_at)
-    restart_thread: threading.Thread | None = None
-    t0 = time.monotonic()
-    for start in range(0, len(records), args.batch):
-        chunk = records[start : start + args.batch]
-        try:
-            producer.produce(topic, chunk)
-            accepted += len(chunk)
-        except Exception as exc:  # not accepted: the API would answer 503
-            refused += len(chunk)
-            console.print(f"[red]batch refused: {exc}")
-        max_spooled = max(max_spooled, producer.spooled())
-        if restart_thread is None and accepted >= restart_at:
-            restart_thread = threading.Thread(target=restart_broker, args=(console,))
-            restart_thread.start()
-        time.sleep(args.pace)
-    console.print(
-        f"produced: accepted {accepted:,}, refused {refused:,} in {time.monotonic() - t0:.1f} s;"
-        f" up to {max_spooled:,} spooled at once ({producer.spooled():,} still spooled)"
-    )
-    if restart_thread is not None:
-        restart_thread.join()
+        accepted = 0
+        refused = 0
+        max_spooled = 0
+        restart_at = int(args.events * args.restart_at)
+        restart_thread: threading.Thread | None = None
+        t0 = time.monotonic()
+        for start in range(0, len(records), args.batch):
+            chunk = records[start : start + args.batch]
+            try:
+                producer.produce(topic, chunk)
+                accepted += len(chunk)
+            except Exception as exc:  # not accepted: the API would answer 503
+                refused += len(chunk)
+                console.print(f"[red]batch refused: {exc}")
+            max_spooled = max(max_spooled, producer.spooled())
+            if restart_thread is None and accepted >= restart_at:
+                restart_thread = threading.Thread(target=restart_broker, args=(console,))
+                restart_thread.start()
+            time.sleep(args.pace)
+        console.print(
+            f"produced: accepted {accepted:,}, refused {refused:,} in "
+            f"{time.monotonic() - t0:.1f} s;"
+            f" up to {max_spooled:,} spooled at once ({producer.spooled():,} still spooled)"
+        )
+        if restart_thread is not None:
+            restart_thread.join()
 
-    deadline = time.monotonic() + args.catch_up_timeout
-    while producer.spooled() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    console.print(f"spool drained ({producer.spooled()} left); waiting for the processor")
-    last, last_change = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        done = processor.stats.applied
-        if done >= accepted:
-            break
-        if done != last:
-            last, last_change = done, time.monotonic()
-        elif time.monotonic() - last_change > 60:
-            console.print("[red]processor made no progress for 60 s")
-            break
-        time.sleep(0.2)
-    processor.stop()
-    proc_thread.join()
-    producer.close()
-    consumer.close()
-    dlq.close()
-    if hasattr(store, "flush_prefix"):
-        store.flush_prefix()
+        deadline = time.monotonic() + args.catch_up_timeout
+        while producer.spooled() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        console.print(f"spool drained ({producer.spooled()} left); waiting for the processor")
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            done = processor.stats.applied
+            if done >= accepted:
+                break
+            if done != last:
+                last, last_change = done, time.monotonic()
+            elif time.monotonic() - last_change > 60:
+                console.print("[red]processor made no progress for 60 s")
+                break
+            time.sleep(0.2)
+        processor.stop()
+        proc_thread.join()
+        producer.close()
+        consumer.close()
+        dlq.close()
+        if hasattr(store, "flush_prefix"):
+            store.flush_prefix()
+    finally:
+        delete_topics(bootstrap, [topic])  # the broker is shared: leave nothing behind
 
     stats = processor.stats
     console.print(
