@@ -38,4 +38,5 @@ async def similar_items(
     """The k items most similar to ``item_id``; 404 if the model has never seen it."""
     if k > settings.max_k:
         raise k_over_limit(k, settings.max_k, "query")
-    return service.similar(item_id, k)
+    # scoring is CPU work: off the event loop, which keeps serving other requests
+    return await run_in_threadpool(service.similar, item_id, k)
