@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from mlrec.core.errors import NotFoundError
@@ -63,3 +65,28 @@ class FeatureRegistryContract:
         assert registry.get_view("user_profile").materialized_until == 1234.5
         registry.apply([], [profile(ttl=10)])
         assert registry.get_view("user_profile").materialized_until == 1234.5
+
+    def test_concurrent_applies_of_a_new_view_all_succeed_with_one_version(
+        self, registry: FeatureRegistry
+    ) -> None:
+        import threading
+
+        errors: list[BaseException] = []
+        for round_ in range(5):
+            view = dataclasses.replace(profile(), name=f"user_profile_{round_}")
+            start = threading.Barrier(4)
+
+            def apply(view: FeatureView = view, start: threading.Barrier = start) -> None:
+                start.wait()
+                try:
+                    registry.apply([Entity("user", "people")], [view])
+                except BaseException as exc:  # collected: a thread cannot fail the test
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=apply) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert registry.get_view(view.name).version == 1
+        assert errors == []

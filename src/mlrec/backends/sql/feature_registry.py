@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Engine, Row, func, select, update
+from sqlalchemy import Engine, Row, func, select, text, update
 
 from mlrec.backends.sql.engine import begin_write, create_sql_engine
 from mlrec.backends.sql.schema import feature_entities, feature_views
@@ -14,6 +14,9 @@ from mlrec.features.definitions import Entity, FeatureView
 from mlrec.features.registry import AppliedView, RegisteredView, next_version
 
 __all__ = ["SqlFeatureRegistry"]
+
+# pg_advisory_xact_lock key serializing apply() on one PostgreSQL database
+_APPLY_LOCK_KEY = 0x6D6C7265635F6672  # "mlrec_fr"
 
 
 def _to_registered(row: Row[Any]) -> RegisteredView:
@@ -51,6 +54,10 @@ class SqlFeatureRegistry:
     def apply(self, entities: list[Entity], views: list[FeatureView]) -> list[AppliedView]:
         applied: list[AppliedView] = []
         with begin_write(self.engine) as conn:
+            if conn.dialect.name == "postgresql":
+                # two applies at once would both read "no version yet" and insert the
+                # same one; SQLite serializes them by BEGIN IMMEDIATE. Released at commit.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK_KEY})
             for entity in entities:
                 exists = conn.execute(
                     select(feature_entities.c.name).where(feature_entities.c.name == entity.name)
