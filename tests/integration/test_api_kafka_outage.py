@@ -13,15 +13,14 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from fastapi.testclient import TestClient
 
-from mlrec.backends.factory import open_artifact_store, open_model_registry
 from mlrec.backends.kafka import KafkaProducer, ensure_topics
 from mlrec.backends.spool import DurableProducer
 from mlrec.data import make_demo
 from mlrec.events.log import INTERACTIONS_TOPIC
 from mlrec.models import create_model
-from mlrec.models.publish import publish_model
 from mlrec.services.api.app import build_state, create_app
 from mlrec.services.api.config import ApiSettings
+from tests.integration.serving import put_in_production
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +53,7 @@ def read_event_ids(bootstrap: str, topic: str, start: dict[int, int], want: int)
         while len(ids) < want and time.monotonic() < deadline:
             for message in consumer.consume(100, 0.5):
                 if message.error() is None:
-                    ids.add(orjson.loads(message.value())["event_id"])
+                    ids.add(orjson.loads(message.value() or b"{}")["event_id"])
         return ids
     finally:
         consumer.close()
@@ -64,17 +63,7 @@ def test_events_accepted_while_kafka_is_down_reach_the_topic_from_the_spool(
     tmp_path: Path, fresh_database_url: str, redis_url: str, kafka_bootstrap: str
 ) -> None:
     model = create_model("most_popular").fit(make_demo(n_users=30, n_items=20, seed=5))
-    model.save(tmp_path / "saved")
-    registry = open_model_registry(fresh_database_url)
-    version = publish_model(
-        model,
-        tmp_path / "saved",
-        [open_artifact_store(fresh_database_url)],
-        registry,
-        "default",
-        "demo",
-    )
-    registry.promote("default", version.version)
+    put_in_production(model, tmp_path / "saved", fresh_database_url)
     settings = ApiSettings(
         data_dir=tmp_path,
         database_url=fresh_database_url,

@@ -13,9 +13,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from fastapi.testclient import TestClient
 
 from mlrec.backends.factory import (
-    open_artifact_store,
     open_event_log,
-    open_model_registry,
     open_online_store,
 )
 from mlrec.data import make_demo
@@ -23,10 +21,10 @@ from mlrec.events.log import INTERACTIONS_TOPIC
 from mlrec.events.processor import StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.models import create_model
-from mlrec.models.publish import publish_model
 from mlrec.services.api.app import build_state, create_app
 from mlrec.services.api.config import ApiSettings
 from mlrec.services.stream import realtime_sink
+from tests.integration.serving import put_in_production
 
 pytestmark = pytest.mark.integration
 
@@ -71,17 +69,7 @@ def api(
 ) -> Iterator[tuple[TestClient, list[str]]]:
     data = make_demo(n_users=100, n_items=60, seed=3)
     model = create_model("ease").fit(data)
-    model.save(tmp_path / "saved")
-    registry = open_model_registry(fresh_database_url)
-    version = publish_model(
-        model,
-        tmp_path / "saved",
-        [open_artifact_store(fresh_database_url)],
-        registry,
-        "default",
-        "demo",
-    )
-    registry.promote("default", version.version)
+    put_in_production(model, tmp_path / "saved", fresh_database_url)
     settings = ApiSettings(
         data_dir=tmp_path,
         database_url=fresh_database_url,

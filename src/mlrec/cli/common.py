@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mlrec.data import DatasetSpec
 
 __all__ = [
+    "DownloadOption",
     "console",
     "counting_progress",
     "describe_os_error",
@@ -29,6 +30,16 @@ __all__ = [
     "load_named_dataset",
     "settings",
 ]
+
+DownloadOption = Annotated[
+    bool,
+    typer.Option(
+        "--download",
+        help="Fetch a missing --dataset (MovieLens) from GroupLens into MLREC_DATA_DIR "
+        "first; its licence terms are printed.",
+    ),
+]
+"""``--download``, on every command that takes ``--dataset``."""
 
 # Piped output (files, CI logs) is not wrapped at rich's default of 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 160

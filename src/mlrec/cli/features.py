@@ -11,7 +11,14 @@ import typer
 from rich.table import Table
 
 from mlrec.backends.factory import open_feature_registry, open_online_store
-from mlrec.cli.common import console, counting_progress, fail, load_named_dataset, settings
+from mlrec.cli.common import (
+    DownloadOption,
+    console,
+    counting_progress,
+    fail,
+    load_named_dataset,
+    settings,
+)
 
 if TYPE_CHECKING:
     from mlrec.features import FeatureStore, OfflineSource
@@ -72,14 +79,7 @@ def materialize_command(
         str | None, typer.Option(help="Database of --sql-table (default MLREC_DATABASE_URL).")
     ] = None,
     full: Annotated[bool, typer.Option(help="Ignore the watermark and reload everything.")] = False,
-    download: Annotated[
-        bool,
-        typer.Option(
-            "--download",
-            help="Fetch a missing --dataset (MovieLens) from GroupLens into MLREC_DATA_DIR "
-            "first; its licence terms are printed.",
-        ),
-    ] = False,
+    download: DownloadOption = False,
 ) -> None:
     """Load feature values into the online store, incrementally by timestamp."""
     from mlrec.features import FeatureStore, FileSource, InteractionAggregates, materialize

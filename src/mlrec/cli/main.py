@@ -24,6 +24,7 @@ from rich.table import Table
 
 from mlrec.backends.factory import open_artifact_store, open_event_log, open_model_registry
 from mlrec.cli.common import (
+    DownloadOption,
     console,
     describe_os_error,
     err_console,
@@ -83,10 +84,16 @@ class SplitMethod(StrEnum):
     TIME = "time"
 
 
-_DOWNLOAD_HELP = (
-    "Fetch a missing --dataset (MovieLens) from GroupLens into MLREC_DATA_DIR first; "
-    "its licence terms are printed."
-)
+InteractionsOption = Annotated[
+    Path | None, typer.Option("--interactions", help="Interaction file or directory.")
+]
+FormatOption = Annotated[
+    DataFormat | None, typer.Option("--format", help="Format of --interactions.")
+]
+DatasetOption = Annotated[
+    str | None,
+    typer.Option("--dataset", help="A dataset by name: demo, ml-100k, ml-latest-small, lastfm."),
+]
 
 
 def _registry(config: CommonSettings) -> ModelRegistry:
@@ -142,15 +149,9 @@ def _main() -> None:
 
 @app.command()
 def train(
-    interactions: Annotated[
-        Path | None, typer.Option(help="Interaction file or directory to train on.")
-    ] = None,
-    data_format: Annotated[
-        DataFormat | None, typer.Option("--format", help="Format of --interactions.")
-    ] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="A dataset by name: demo, ml-100k, ml-latest-small, lastfm.")
-    ] = None,
+    interactions: InteractionsOption = None,
+    data_format: FormatOption = None,
+    dataset: DatasetOption = None,
     algorithm: Annotated[str, typer.Option(help="Algorithm name.")] = DEFAULT_ALGORITHM,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Hyper-parameter as key=value (repeat).")
@@ -161,7 +162,7 @@ def train(
     register: Annotated[
         str | None, typer.Option(help="Also register the model under this name.")
     ] = None,
-    download: Annotated[bool, typer.Option("--download", help=_DOWNLOAD_HELP)] = False,
+    download: DownloadOption = False,
 ) -> None:
     """Train a model and save it as an artifact directory."""
     if algorithm not in ALGORITHMS:
@@ -355,15 +356,9 @@ def _n_users(data: Interactions) -> int:
 
 @app.command()
 def split(
-    interactions: Annotated[
-        Path | None, typer.Option(help="Interaction file or directory to split.")
-    ] = None,
-    data_format: Annotated[
-        DataFormat | None, typer.Option("--format", help="Format of --interactions.")
-    ] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="A dataset by name: demo, ml-100k, ml-latest-small, lastfm.")
-    ] = None,
+    interactions: InteractionsOption = None,
+    data_format: FormatOption = None,
+    dataset: DatasetOption = None,
     method: Annotated[
         SplitMethod,
         typer.Option(
@@ -388,7 +383,7 @@ def split(
     test_output: Annotated[Path, typer.Option(help="CSV of the held-out events.")] = Path(
         "test.csv"
     ),
-    download: Annotated[bool, typer.Option("--download", help=_DOWNLOAD_HELP)] = False,
+    download: DownloadOption = False,
 ) -> None:
     """Split interactions into train and test CSVs (user_id,item_id,weight,timestamp).
 
@@ -443,7 +438,7 @@ def run(
     name: Annotated[str, typer.Option(help="Registry name to publish the best model as.")] = (
         "default"
     ),
-    download: Annotated[bool, typer.Option("--download", help=_DOWNLOAD_HELP)] = False,
+    download: DownloadOption = False,
 ) -> None:
     """Train every algorithm on a 75/25 split, print the evaluation table, publish the best."""
     config = settings()
@@ -577,7 +572,7 @@ def up(
     dataset: Annotated[str, typer.Option(help="Dataset to train on if no model serves.")] = "demo",
     retrain: Annotated[bool, typer.Option(help="Train again even if a model serves.")] = False,
     port: Annotated[int, typer.Option(help="API port.")] = 8000,
-    download: Annotated[bool, typer.Option("--download", help=_DOWNLOAD_HELP)] = False,
+    download: DownloadOption = False,
 ) -> None:
     """Run the whole system locally on embedded defaults: train if needed, then serve.
 

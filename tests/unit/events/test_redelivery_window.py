@@ -17,6 +17,7 @@ from mlrec.events import INTERACTIONS_TOPIC, InteractionEvent, LogRecord, encode
 from mlrec.events.processor import StreamProcessor, WindowedSink, max_redelivery
 from mlrec.features.realtime import RealtimeConfig, RealtimeFeatures
 from mlrec.services.stream import realtime_sink
+from tests.unit.events.consumers import DelegatingConsumer
 
 GROUP = "mlrec.stream"
 
@@ -66,26 +67,11 @@ def test_a_processor_refuses_a_max_batch_whose_redelivery_exceeds_the_window(
     StreamProcessor(consumer, plain, log.producer(), max_batch=100_000)
 
 
-class NeverCommits:
+class NeverCommits(DelegatingConsumer):
     """A consumer that dies before each commit: everything it applied is redelivered."""
-
-    def __init__(self, inner: SqliteEventLog) -> None:
-        self.inner = inner.consumer(GROUP, [INTERACTIONS_TOPIC])
-
-    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
-        return self.inner.poll(max_records, timeout_seconds)
 
     def commit(self, through: Sequence[LogRecord] | None = None) -> None:
         pass
-
-    def rewind(self) -> None:
-        self.inner.rewind()
-
-    def lag(self) -> int:
-        return self.inner.lag()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def test_the_largest_redelivery_of_one_users_events_is_applied_once(tmp_path: Path) -> None:
@@ -101,7 +87,11 @@ def test_the_largest_redelivery_of_one_users_events_is_applied_once(tmp_path: Pa
     log.producer().produce(INTERACTIONS_TOPIC, [(event_key(e), encode_event(e)) for e in events])
     features = RealtimeFeatures(InMemoryOnlineStore())
     first = StreamProcessor(
-        NeverCommits(log), realtime_sink(features), log.producer(), max_batch, pipeline=True
+        NeverCommits(log.consumer(GROUP, [INTERACTIONS_TOPIC])),
+        realtime_sink(features),
+        log.producer(),
+        max_batch,
+        pipeline=True,
     )
     while first.run_once():
         pass

@@ -27,6 +27,7 @@ from mlrec.events.processor import StagedSink, StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.services.stream import realtime_sink
 from tests.contracts.event_log import poll_until
+from tests.unit.events.consumers import DelegatingConsumer
 
 GROUP = "mlrec.stream"
 
@@ -162,28 +163,14 @@ def test_failed_batch_is_redelivered_after_rewind_when_the_sink_recovers(h: Harn
 
 
 def test_redelivered_events_are_not_applied_twice_when_commit_was_lost(h: Harness) -> None:
-    class LosesFirstCommit:
-        def __init__(self, inner: EventConsumer) -> None:
-            self.inner = inner
-            self.failed = False
-
-        def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
-            return self.inner.poll(max_records, timeout_seconds)
+    class LosesFirstCommit(DelegatingConsumer):
+        failed = False
 
         def commit(self, through: Sequence[LogRecord] | None = None) -> None:
             if not self.failed:
                 self.failed = True
                 raise ConnectionError("commit lost")
             self.inner.commit(through)
-
-        def rewind(self) -> None:
-            self.inner.rewind()
-
-        def lag(self) -> int:
-            return self.inner.lag()
-
-        def close(self) -> None:
-            self.inner.close()
 
     h.send(*(event("u1", f"i{i}", event_id=f"e{i}") for i in range(5)))
     processor = h.processor(LosesFirstCommit(h.log.consumer(GROUP, [INTERACTIONS_TOPIC])))
@@ -274,13 +261,13 @@ def test_staged_sink_is_prepared_on_the_polling_thread_and_applied_in_the_worker
     h.producer.close()
 
 
-class FlakyRewind:
+class FlakyRewind(DelegatingConsumer):
     """A consumer whose rewind fails ``rewind_failures`` times (the coordinator is
     unreachable) and, optionally, whose ``fail_commit``-th commit is lost; it records
     what the processor asked of it, in order."""
 
     def __init__(self, inner: EventConsumer, rewind_failures: int, fail_commit: int = 0) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.rewind_failures = rewind_failures
         self.fail_commit = fail_commit
         self.commits = 0
@@ -306,12 +293,6 @@ class FlakyRewind:
             raise ConnectionError("committed offsets timed out")
         self.calls.append("rewind")
         self.inner.rewind()
-
-    def lag(self) -> int:
-        return self.inner.lag()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.mark.parametrize("failure", ["sink", "commit"])

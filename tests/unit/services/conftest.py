@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,13 @@ def client(harness: Harness) -> Iterator[TestClient]:
     with TestClient(create_app(state=state)) as test_client:
         yield test_client
     state.close()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 3.0) -> bool:
+    """Whether ``predicate`` became true within ``timeout`` seconds (polled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ from mlrec.services.api.app import create_app
 from mlrec.services.api.batching import ScoringBatcher
 from mlrec.services.api.model_server import ModelServer, ServedModel
 from mlrec.services.api.service import RecommendationService
-from tests.unit.services.conftest import Harness
+from tests.unit.services.conftest import Harness, wait_for
 
 
 @pytest.fixture
@@ -166,15 +165,6 @@ def test_popular_reads_a_bounded_number_of_live_items(service: RecommendationSer
 
 
 # -- through the API -----------------------------------------------------------------
-
-
-def wait_for(predicate, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_popular_endpoint_is_degraded_while_the_breaker_is_open(client: TestClient) -> None:

@@ -5,16 +5,7 @@ from fastapi.testclient import TestClient
 
 from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.services.api.app import create_app
-from tests.unit.services.conftest import Harness
-
-
-def wait_for(predicate, timeout: float = 3.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+from tests.unit.services.conftest import Harness, wait_for
 
 
 def test_known_user_gets_personal_items_excluding_training_items(
