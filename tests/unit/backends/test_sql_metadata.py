@@ -25,17 +25,21 @@ class TestSqliteMetadata(SqlMetadataContract):
         return make
 
 
-def test_a_file_left_half_migrated_by_an_older_mlrec_is_repaired(tmp_path: Path) -> None:
-    # What a crash during the first upgrade left before SQLite DDL was transactional:
-    # model_versions (committed at once), an empty alembic_version, nothing else.
-    url = f"sqlite:///{tmp_path / 'meta.db'}"
-    upgrade_database(url)
+def leave_half_migrated(url: str) -> None:
+    """Only model_versions and an empty alembic_version: what a crash during the first
+    upgrade left before SQLite DDL was transactional."""
     engine = create_sql_engine(url)
     with engine.begin() as conn:
         for table in ("feature_views", "feature_entities", "model_artifacts"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("DELETE FROM alembic_version"))
     engine.dispose()
+
+
+def test_a_file_left_half_migrated_by_an_older_mlrec_is_repaired(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    upgrade_database(url)
+    leave_half_migrated(url)
     assert schema_state(url) == ({"model_versions"}, [])
     upgrade_database(url)
     assert schema_state(url) == (OUR_TABLES, [HEAD])
@@ -46,12 +50,7 @@ def test_a_model_versions_table_with_rows_but_no_revision_is_left_alone(tmp_path
     url = f"sqlite:///{tmp_path / 'meta.db'}"
     upgrade_database(url)
     SqlModelRegistry(url).register(new())
-    engine = create_sql_engine(url)
-    with engine.begin() as conn:
-        for table in ("feature_views", "feature_entities", "model_artifacts"):
-            conn.execute(text(f"DROP TABLE {table}"))
-        conn.execute(text("DELETE FROM alembic_version"))
-    engine.dispose()
+    leave_half_migrated(url)
     with pytest.raises(Exception, match="already exists"):
         upgrade_database(url)
     assert schema_state(url) == ({"model_versions"}, [])
