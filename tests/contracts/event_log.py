@@ -16,13 +16,15 @@ from typing import ClassVar
 import pytest
 
 from mlrec.backends.factory import EventLog
-from mlrec.events.log import EventConsumer, EventProducer, LogRecord
+from mlrec.events.log import EventConsumer, EventFollower, EventProducer, LogRecord
 
 OpenConsumer = Callable[[str, str], EventConsumer]
 """Opens a consumer of ``(group, topic)``; the fixture closes it after the test."""
 
 
-def poll_until(consumer: EventConsumer, count: int, timeout_s: float) -> list[LogRecord]:
+def poll_until(
+    consumer: EventConsumer | EventFollower, count: int, timeout_s: float
+) -> list[LogRecord]:
     """Poll until ``count`` records arrived or ``timeout_s`` passed; what arrived."""
     out: list[LogRecord] = []
     deadline = time.monotonic() + timeout_s
@@ -66,6 +68,19 @@ class EventLogContract:
         yield open_
         for consumer in opened:
             consumer.close()
+
+    @pytest.fixture
+    def open_follower(self, event_log: EventLog) -> Iterator[Callable[[str], EventFollower]]:
+        opened: list[EventFollower] = []
+
+        def open_(topic: str) -> EventFollower:
+            follower = event_log.follower([topic])
+            opened.append(follower)
+            return follower
+
+        yield open_
+        for follower in opened:
+            follower.close()
 
     def topic(self, event_log: EventLog, names: str, partitions: int = 1) -> str:
         name = f"{names}.{uuid.uuid4().hex[:6]}"
@@ -311,3 +326,39 @@ class EventLogContract:
         consumer.commit()
         consumer.rewind()
         assert consumer.lag() == 0
+
+    # -- followers -------------------------------------------------------------------
+
+    def test_follower_reads_only_records_appended_after_it_opened(
+        self,
+        event_log: EventLog,
+        names: str,
+        producer: EventProducer,
+        open_follower: Callable[[str], EventFollower],
+    ) -> None:
+        topic = self.topic(event_log, names, partitions=2)
+        producer.produce(topic, [(b"k1", b"before"), (b"k2", b"before")])
+        follower = open_follower(topic)
+
+        producer.produce(topic, [(b"k1", b"after-1"), (b"k2", b"after-2")])
+
+        assert sorted(self.values(poll_until(follower, 3, self.wait_s))) == [
+            b"after-1",
+            b"after-2",
+        ]
+
+    def test_every_follower_reads_every_record_when_several_follow_a_topic(
+        self,
+        event_log: EventLog,
+        names: str,
+        producer: EventProducer,
+        open_follower: Callable[[str], EventFollower],
+    ) -> None:
+        topic = self.topic(event_log, names)
+        one, other = open_follower(topic), open_follower(topic)
+
+        producer.produce(topic, [(b"k", b"a"), (b"k", b"b")])
+
+        assert self.values(poll_until(one, 2, self.wait_s)) == [b"a", b"b"]
+        assert self.values(poll_until(other, 2, self.wait_s)) == [b"a", b"b"]
+        assert one.poll(10, self.quiet_s) == []

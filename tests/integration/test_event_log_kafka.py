@@ -10,7 +10,13 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from mlrec.backends.factory import EventLog, open_event_log
-from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
+from mlrec.backends.kafka import (
+    FOLLOWER_GROUP,
+    KafkaConsumer,
+    KafkaFollower,
+    KafkaProducer,
+    ensure_topics,
+)
 from mlrec.core.errors import BackendUnavailableError, ValidationError
 from tests.contracts.event_log import EventLogContract, poll_until
 
@@ -79,3 +85,39 @@ def test_a_record_too_large_is_refused_for_good_and_the_producer_keeps_working(
         assert [r.value for r in poll_until(consumer, 1, 20.0)] == [b"after"]
     finally:
         consumer.close()
+
+
+def test_followers_leave_no_consumer_group_on_the_broker(kafka_bootstrap: str) -> None:
+    topic = f"t.follow.{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka_bootstrap, {topic: 1})
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    followers = [KafkaFollower(kafka_bootstrap, [topic]) for _ in range(3)]
+    try:
+        producer.produce(topic, [(b"k", b"promoted")])
+        for follower in followers:
+            assert [r.value for r in poll_until(follower, 1, 20.0)] == [b"promoted"]
+    finally:
+        for follower in followers:
+            follower.close()
+        producer.close()
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    groups = admin.list_consumer_groups(request_timeout=10).result()
+    assert FOLLOWER_GROUP not in {g.group_id for g in groups.valid}
+
+
+def test_a_follower_reads_a_topic_created_after_it_opened_from_its_start(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"t.follow.late.{uuid.uuid4().hex[:10]}"
+    follower = KafkaFollower(kafka_bootstrap, [topic], refresh_s=0.2)
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    try:
+        assert follower.poll(10, 0.2) == []
+        ensure_topics(kafka_bootstrap, {topic: 2})
+        producer.produce(topic, [(b"k1", b"a"), (b"k2", b"b")])
+
+        assert sorted(r.value for r in poll_until(follower, 2, 20.0)) == [b"a", b"b"]
+    finally:
+        follower.close()
+        producer.close()

@@ -22,7 +22,7 @@ from mlrec.core.errors import ConfigurationError
 if TYPE_CHECKING:
     from mlrec.backends.sqlite_log import SqliteEventLog
     from mlrec.core.clock import Clock
-    from mlrec.events.log import EventConsumer, EventProducer
+    from mlrec.events.log import EventConsumer, EventFollower, EventProducer
     from mlrec.features.online_store import OnlineStore
     from mlrec.features.registry import FeatureRegistry
     from mlrec.models.artifact_store import ArtifactStore
@@ -178,6 +178,15 @@ class EventLog:
 
             return KafkaConsumer(self.kafka_bootstrap, group_id, topics)
         return self._sqlite().consumer(group_id, topics)
+
+    def follower(self, topics: Sequence[str]) -> EventFollower:
+        """A reader of ``topics`` from their end, in no consumer group: each one sees
+        every record appended after it opened, and leaves nothing on the log."""
+        if self.kafka_bootstrap is not None:
+            from mlrec.backends.kafka import KafkaFollower
+
+            return KafkaFollower(self.kafka_bootstrap, topics)
+        return self._sqlite().follower(topics)
 
     def apply_retention(self, seconds: float) -> int:
         """Delete embedded-log records older than ``seconds``; returns how many. On

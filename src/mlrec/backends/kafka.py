@@ -14,6 +14,8 @@
   commit`` loop is at-least-once; :meth:`~KafkaConsumer.rewind` moves back to the
   committed offsets after a failed batch. Scale-out is Kafka's: start more
   consumers in the same group, up to the topic's partition count.
+* :class:`KafkaFollower`: reads topics from their end with partitions assigned by
+  hand, in no group, committing nothing (a broadcast to every process).
 * :func:`ensure_topics`: create topics with a partition count (idempotent; grows a
   topic that has fewer partitions, never shrinks one).
 
@@ -57,7 +59,7 @@ except ImportError as exc:  # pragma: no cover - confluent-kafka is a core depen
         "the Kafka event log needs confluent-kafka: pip install 'confluent-kafka>=2.4'"
     ) from exc
 
-__all__ = ["KafkaConsumer", "KafkaProducer", "ensure_topics"]
+__all__ = ["FOLLOWER_GROUP", "KafkaConsumer", "KafkaFollower", "KafkaProducer", "ensure_topics"]
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +302,35 @@ class KafkaProducer:
         self._producer.flush(self.delivery_timeout_s)
 
 
+def _records(
+    messages: Sequence[Message], positions: dict[tuple[str, int], int] | None = None
+) -> list[LogRecord]:
+    """The records among consumed ``messages``; ``positions`` (if given) gets the offset
+    after each one, per partition.
+
+    Raises:
+        BackendError: a message carries a fatal error (the client must be recreated).
+    """
+    out: list[LogRecord] = []
+    for msg in messages:
+        err = msg.error()
+        if err is not None:
+            # Partition EOF, a topic not created yet, a broker going away: the
+            # client recovers by itself; only a fatal error is the caller's business.
+            if err.fatal():
+                raise BackendError(f"fatal Kafka consumer error: {err.str()}")
+            if err.code() != KafkaError._PARTITION_EOF:
+                log.debug("Kafka consumer: %s", err.str())
+            continue
+        topic: str = msg.topic()  # type: ignore[assignment]  # set on a message
+        partition: int = msg.partition()  # type: ignore[assignment]
+        offset: int = msg.offset()  # type: ignore[assignment]
+        out.append(LogRecord(topic, partition, offset, msg.key(), msg.value() or b""))
+        if positions is not None:
+            positions[(topic, partition)] = offset + 1
+    return out
+
+
 class KafkaConsumer:
     """A member of consumer group ``group_id`` reading ``topics``, committing by hand.
 
@@ -370,24 +401,7 @@ class KafkaConsumer:
             messages = self._consumer.consume(max_records, timeout_seconds)
         except KafkaException as exc:
             raise BackendUnavailableError(f"Kafka consume failed: {exc}") from exc
-        out: list[LogRecord] = []
-        pending = self._pending
-        for msg in messages:
-            err = msg.error()
-            if err is not None:
-                # Partition EOF, a topic not created yet, a broker going away: the
-                # client recovers by itself; only a fatal error is the caller's business.
-                if err.fatal():
-                    raise BackendError(f"fatal Kafka consumer error: {err.str()}")
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.debug("Kafka consumer: %s", err.str())
-                continue
-            topic: str = msg.topic()  # type: ignore[assignment]  # set on a message
-            partition: int = msg.partition()  # type: ignore[assignment]
-            offset: int = msg.offset()  # type: ignore[assignment]
-            out.append(LogRecord(topic, partition, offset, msg.key(), msg.value() or b""))
-            pending[(topic, partition)] = offset + 1
-        return out
+        return _records(messages, self._pending)
 
     def commit(self, through: Sequence[LogRecord] | None = None) -> None:
         """Synchronously commit the position after every record returned by :meth:`poll`
@@ -478,6 +492,116 @@ class KafkaConsumer:
             self._consumer.close()
         except (KafkaException, RuntimeError):
             log.debug("closing a Kafka consumer failed", exc_info=True)
+
+
+FOLLOWER_GROUP = "mlrec.follower"
+"""The ``group.id`` librdkafka requires of a :class:`KafkaFollower`; it never joins
+this group nor commits to it, so the broker keeps nothing under it."""
+
+
+class KafkaFollower:
+    """Follows ``topics`` from their end, in no consumer group (see
+    :class:`~mlrec.events.log.EventFollower`).
+
+    Partitions are assigned by hand: those in the first metadata answer start at their
+    end; any that appear later (a topic created or grown after the follower opened)
+    start at their beginning, since all their records are newer. Metadata is looked
+    up again every ``refresh_s`` (and at each poll until a first answer came).
+
+    Args:
+        bootstrap: ``host:port[,host:port]`` of the brokers.
+        topics: topics to follow.
+        refresh_s: how often to look for new partitions.
+        timeout_s: bound on a metadata lookup.
+        config: extra librdkafka settings (they win over the defaults).
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        *,
+        refresh_s: float = 30.0,
+        timeout_s: float = 2.0,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.topics = list(topics)
+        self.refresh_s = refresh_s
+        self.timeout_s = timeout_s
+        cfg: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": FOLLOWER_GROUP,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": False,
+            "error_cb": self._on_error,
+            "logger": rdkafka_log,
+        }
+        cfg.update(config or {})
+        self._consumer = Consumer(cfg)
+        self._fatal: KafkaError | None = None
+        self._assigned: set[tuple[str, int]] = set()
+        self._answered = False
+        self._next_lookup = 0.0
+        self._look_up_partitions()
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self._fatal = err
+        log.debug("Kafka follower error: %s", err)
+
+    def _look_up_partitions(self) -> None:
+        try:
+            metadata = self._consumer.list_topics(timeout=self.timeout_s)
+        except KafkaException:
+            log.debug("Kafka follower: metadata lookup failed", exc_info=True)
+            return  # tried again at the next poll
+        new = [
+            TopicPartition(topic, partition, OFFSET_BEGINNING)
+            for topic in self.topics
+            if topic in metadata.topics and metadata.topics[topic].error is None
+            for partition in metadata.topics[topic].partitions
+            if (topic, partition) not in self._assigned
+        ]
+        if not self._answered:
+            try:
+                for tp in new:  # the end now, not when fetching starts: nothing after is missed
+                    tp.offset = self._consumer.get_watermark_offsets(
+                        tp, timeout=self.timeout_s, cached=False
+                    )[1]
+            except KafkaException:
+                log.debug("Kafka follower: end offsets lookup failed", exc_info=True)
+                return
+        self._answered = True
+        self._next_lookup = time.monotonic() + self.refresh_s
+        if new:
+            self._consumer.incremental_assign(new)
+            self._assigned.update((tp.topic, tp.partition) for tp in new)
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
+        """Up to ``max_records`` records appended since the last poll (may be empty).
+
+        Raises:
+            BackendError: the client hit a fatal error and must be recreated.
+        """
+        if self._fatal is not None:
+            raise BackendError(f"fatal Kafka consumer error: {self._fatal.str()}")
+        if time.monotonic() >= self._next_lookup:
+            self._look_up_partitions()
+        if not self._assigned:
+            time.sleep(timeout_seconds)
+            return []
+        try:
+            return _records(self._consumer.consume(max_records, timeout_seconds))
+        except KafkaException as exc:
+            raise BackendUnavailableError(f"Kafka consume failed: {exc}") from exc
+
+    def close(self) -> None:
+        """Release the client."""
+        try:
+            self._consumer.close()
+        except (KafkaException, RuntimeError):
+            log.debug("closing a Kafka follower failed", exc_info=True)
 
 
 def ensure_topics(

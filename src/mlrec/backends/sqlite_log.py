@@ -57,7 +57,7 @@ from mlrec.backends._sqlite import enable_wal
 from mlrec.core.errors import BackendUnavailableError, ConfigurationError
 from mlrec.events.log import LogRecord, positions_after
 
-__all__ = ["SqliteEventLog", "SqliteLogConsumer", "SqliteLogProducer"]
+__all__ = ["SqliteEventLog", "SqliteLogConsumer", "SqliteLogFollower", "SqliteLogProducer"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -219,6 +219,10 @@ class SqliteEventLog:
         """A consumer of ``group_id`` for ``topics``; one of a group reads at a time."""
         return SqliteLogConsumer(self._db(), group_id, topics, auto_offset_reset, lease_seconds)
 
+    def follower(self, topics: Sequence[str]) -> SqliteLogFollower:
+        """A reader of ``topics`` from their end, in no group (it writes nothing)."""
+        return SqliteLogFollower(self._db(), topics)
+
     def delete_older_than(self, seconds: float, now: float | None = None) -> int:
         """Delete records appended more than ``seconds`` ago (but the newest of each
         partition); returns how many. A consumer behind them resumes at the oldest
@@ -320,7 +324,135 @@ class SqliteLogProducer:
         self._db.close()
 
 
-class SqliteLogConsumer:
+class _SqliteReader:
+    """Reads topics of the log from per-partition positions; what to read from, and
+    whether this reader may read now, is its subclass's business."""
+
+    def __init__(self, db: _Db, topics: Sequence[str]) -> None:
+        self._db = db
+        self.topics = list(topics)
+        # Next offset to read per (topic, partition); unset until the partition exists.
+        self._position: dict[tuple[str, int], int] = {}
+        self._next_partition = 0
+        # The database's data_version when a read last came back empty: an idle poll
+        # re-reads only after another connection wrote (one PRAGMA, not a query per
+        # partition, every 10 ms).
+        self._empty_at: int | None = None
+        self._idle_interval = _IDLE_INTERVAL_S
+
+    def _may_read(self) -> float:
+        """0 if this reader may read now, else how long to wait before asking again."""
+        return 0.0
+
+    def _first_positions(
+        self, conn: sqlite3.Connection, new: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """Where to start reading partitions seen for the first time."""
+        raise NotImplementedError
+
+    def _data_version(self) -> int:
+        with self._db.lock:
+            try:
+                return int(self._db.conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise BackendUnavailableError(f"event log {self._db.path}: {exc}") from exc
+
+    def _discover(self, conn: sqlite3.Connection) -> list[tuple[str, int]]:
+        """Partitions of the subscribed topics; positions of new ones set."""
+        marks = ",".join("?" * len(self.topics))
+        known = conn.execute(
+            f"SELECT topic, partitions FROM topics WHERE topic IN ({marks})", self.topics
+        ).fetchall()
+        parts = [(topic, p) for topic, n in known for p in range(int(n))]
+        new = [tp for tp in parts if tp not in self._position]
+        if new:
+            self._position.update(self._first_positions(conn, new))
+        return parts
+
+    def _bounds(self, conn: sqlite3.Connection, tp: tuple[str, int]) -> tuple[int, int]:
+        """The partition's first offset and the offset after its last (0, 0 if empty)."""
+        low, high = conn.execute(
+            "SELECT MIN(offset), MAX(offset) FROM records WHERE topic = ? AND partition = ?", tp
+        ).fetchone()
+        return (0, 0) if low is None else (int(low), int(high) + 1)
+
+    def _read(self, max_records: int) -> list[LogRecord]:
+        out: list[LogRecord] = []
+        with self._db.tx() as conn:
+            parts = self._discover(conn)
+            if not parts:
+                return out
+            # Start at a rotating partition so a busy one cannot starve the others.
+            start = self._next_partition % len(parts)
+            self._next_partition += 1
+            for topic, partition in parts[start:] + parts[:start]:
+                room = max_records - len(out)
+                if room <= 0:
+                    break
+                position = self._position[(topic, partition)]
+                rows = conn.execute(
+                    "SELECT offset, key, value FROM records WHERE topic = ? AND partition = ?"
+                    " AND offset >= ? ORDER BY offset LIMIT ?",
+                    (topic, partition, position, room),
+                ).fetchall()
+                for offset, key, value in rows:
+                    out.append(LogRecord(topic, partition, int(offset), key, value))
+                if rows:
+                    self._position[(topic, partition)] = int(rows[-1][0]) + 1
+        return out
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
+        """Up to ``max_records`` records after this reader's position, waiting up to
+        the timeout."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            wait = self._may_read()
+            if wait > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                time.sleep(min(wait, left))
+                continue
+            version = self._data_version()
+            records = [] if version == self._empty_at else self._read(max_records)
+            if records:
+                self._idle_interval = _IDLE_INTERVAL_S
+                return records
+            self._empty_at = version
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return records
+            time.sleep(min(self._idle_interval, left))
+            self._idle_interval = min(2 * self._idle_interval, _MAX_IDLE_INTERVAL_S)
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._db.close()
+
+
+class SqliteLogFollower(_SqliteReader):
+    """Follows topics from their end, in no group (see
+    :class:`~mlrec.events.log.EventFollower`): it writes nothing to the log."""
+
+    def __init__(self, db: _Db, topics: Sequence[str]) -> None:
+        super().__init__(db, topics)
+        self._opened = False
+        with self._db.tx() as conn:
+            self._discover(conn)  # partitions existing now: from their end
+        self._opened = True
+
+    def _first_positions(
+        self, conn: sqlite3.Connection, new: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        first: dict[tuple[str, int], int] = {}
+        for tp in new:
+            low, end = self._bounds(conn, tp)
+            # a partition created after the follower opened holds only newer records
+            first[tp] = low if self._opened else end
+        return first
+
+
+class SqliteLogConsumer(_SqliteReader):
     """A consumer of a group on the embedded log; it reads while it holds the
     group's lease (see the module docstring)."""
 
@@ -334,9 +466,8 @@ class SqliteLogConsumer:
     ) -> None:
         if lease_seconds <= 0:
             raise ConfigurationError(f"lease_seconds must be positive, got {lease_seconds}")
-        self._db = db
+        super().__init__(db, topics)
         self.group_id = group_id
-        self.topics = list(topics)
         self._earliest = auto_offset_reset == "earliest"
         self._member = uuid.uuid4().hex
         self._lease_seconds = lease_seconds
@@ -344,15 +475,12 @@ class SqliteLogConsumer:
         # lease as far as it knows; 0 = it does not.
         self._lease_until = 0.0
         self._next_lease_check = 0.0
-        # Next offset to read per (topic, partition); unset until the partition exists.
-        self._position: dict[tuple[str, int], int] = {}
         self._committed: dict[tuple[str, int], int] = {}
-        self._next_partition = 0
-        # The database's data_version when a read last came back empty: an idle poll
-        # re-reads only after another connection wrote (one PRAGMA, not a query per
-        # partition, every 10 ms).
-        self._empty_at: int | None = None
-        self._idle_interval = _IDLE_INTERVAL_S
+
+    def _may_read(self) -> float:
+        if self._reads_group():
+            return 0.0
+        return max(self._next_lease_check - time.time(), 0.001)
 
     def _reads_group(self) -> bool:
         """Whether this consumer holds the group's lease, taking or renewing it when
@@ -387,30 +515,18 @@ class SqliteLogConsumer:
         self._lease_until = now + self._lease_seconds
         return True
 
-    def _data_version(self) -> int:
-        with self._db.lock:
-            try:
-                return int(self._db.conn.execute("PRAGMA data_version").fetchone()[0])
-            except sqlite3.Error as exc:
-                raise BackendUnavailableError(f"event log {self._db.path}: {exc}") from exc
-
-    def _discover(self, conn: sqlite3.Connection) -> list[tuple[str, int]]:
-        """Partitions of the subscribed topics; positions of new ones from the commits."""
-        marks = ",".join("?" * len(self.topics))
-        known = conn.execute(
-            f"SELECT topic, partitions FROM topics WHERE topic IN ({marks})", self.topics
-        ).fetchall()
-        parts = [(topic, p) for topic, n in known for p in range(int(n))]
-        new = [tp for tp in parts if tp not in self._position]
-        if new:
-            committed = self._load_committed(conn)
-            for tp in new:
-                if tp in committed:
-                    self._position[tp] = committed[tp]
-                    self._committed[tp] = committed[tp]
-                else:
-                    self._position[tp] = self._start(conn, tp)
-        return parts
+    def _first_positions(
+        self, conn: sqlite3.Connection, new: list[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        committed = self._load_committed(conn)
+        first: dict[tuple[str, int], int] = {}
+        for tp in new:
+            if tp in committed:
+                first[tp] = self._committed[tp] = committed[tp]
+            else:
+                low, end = self._bounds(conn, tp)
+                first[tp] = low if self._earliest else end
+        return first
 
     def _load_committed(self, conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
         rows = conn.execute(
@@ -418,61 +534,6 @@ class SqliteLogConsumer:
             (self.group_id,),
         ).fetchall()
         return {(t, int(p)): int(o) for t, p, o in rows if t in self.topics}
-
-    def _start(self, conn: sqlite3.Connection, tp: tuple[str, int]) -> int:
-        low, high = conn.execute(
-            "SELECT MIN(offset), MAX(offset) FROM records WHERE topic = ? AND partition = ?", tp
-        ).fetchone()
-        if self._earliest:
-            return 0 if low is None else int(low)
-        return 0 if high is None else int(high) + 1
-
-    def _read(self, max_records: int) -> list[LogRecord]:
-        out: list[LogRecord] = []
-        with self._db.tx() as conn:
-            parts = self._discover(conn)
-            if not parts:
-                return out
-            # Start at a rotating partition so a busy one cannot starve the others.
-            start = self._next_partition % len(parts)
-            self._next_partition += 1
-            for topic, partition in parts[start:] + parts[:start]:
-                room = max_records - len(out)
-                if room <= 0:
-                    break
-                position = self._position[(topic, partition)]
-                rows = conn.execute(
-                    "SELECT offset, key, value FROM records WHERE topic = ? AND partition = ?"
-                    " AND offset >= ? ORDER BY offset LIMIT ?",
-                    (topic, partition, position, room),
-                ).fetchall()
-                for offset, key, value in rows:
-                    out.append(LogRecord(topic, partition, int(offset), key, value))
-                if rows:
-                    self._position[(topic, partition)] = int(rows[-1][0]) + 1
-        return out
-
-    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
-        """Up to ``max_records`` records after the group's position, waiting up to the timeout."""
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            if not self._reads_group():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return []
-                time.sleep(min(max(self._next_lease_check - time.time(), 0.001), left))
-                continue
-            version = self._data_version()
-            records = [] if version == self._empty_at else self._read(max_records)
-            if records:
-                self._idle_interval = _IDLE_INTERVAL_S
-                return records
-            self._empty_at = version
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return records
-            time.sleep(min(self._idle_interval, left))
-            self._idle_interval = min(2 * self._idle_interval, _MAX_IDLE_INTERVAL_S)
 
     def commit(self, through: Sequence[LogRecord] | None = None) -> None:
         """Store the positions after every record polled so far (durably), or only

@@ -5,6 +5,7 @@ from mlrec.events.log import (
     INTERACTIONS_TOPIC,
     MODELS_PROMOTED_TOPIC,
     EventConsumer,
+    EventFollower,
     EventProducer,
     LogRecord,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "MODELS_PROMOTED_TOPIC",
     "EventConsumer",
     "EventDecodeError",
+    "EventFollower",
     "EventProducer",
     "EventType",
     "InteractionEvent",

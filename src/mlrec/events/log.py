@@ -1,5 +1,10 @@
 """The event log protocol: a partitioned, durable, consumer-group log (Kafka's model).
 
+Two ways to read: an :class:`EventConsumer` is a member of a consumer group (the
+group shares the work and commits its progress: the stream processor), an
+:class:`EventFollower` reads on its own from the end, in no group (a broadcast every
+reader must see, such as a model promotion reaching every API replica).
+
 Implementations: ``mlrec.backends.kafka`` (Apache Kafka, production) and
 ``mlrec.backends.sqlite_log`` (an embedded durable log for the local default). One
 contract suite (``tests/contracts/event_log.py``) runs on both.
@@ -19,6 +24,7 @@ __all__ = [
     "INTERACTIONS_TOPIC",
     "MODELS_PROMOTED_TOPIC",
     "EventConsumer",
+    "EventFollower",
     "EventProducer",
     "LogRecord",
     "positions_after",
@@ -91,4 +97,22 @@ class EventConsumer(Protocol):
 
     def close(self) -> None:
         """Leave the group and release resources (uncommitted records will be redelivered)."""
+        ...
+
+
+class EventFollower(Protocol):
+    """Follows topics from their end, outside any consumer group.
+
+    Every follower sees every record appended after it was opened (a record appended
+    before is never delivered; neither is one appended while it was closed). It commits
+    nothing and joins no group, so opening one per process leaves nothing behind on
+    the log, however many processes come and go.
+    """
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
+        """Up to ``max_records`` records appended since the last poll (may be empty)."""
+        ...
+
+    def close(self) -> None:
+        """Release resources."""
         ...

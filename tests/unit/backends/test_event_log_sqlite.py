@@ -240,3 +240,32 @@ def test_workers_opening_a_new_log_at_once_all_succeed(tmp_path: Path) -> None:
         for thread in threads:
             thread.join()
     assert failures == []
+
+
+def test_a_follower_writes_nothing_to_the_log(tmp_path: Path) -> None:
+    import sqlite3
+
+    log = SqliteEventLog(tmp_path / "events.db")
+    log.ensure_topics({"t": 1})
+    follower = log.follower(["t"])
+    log.producer().produce("t", [(b"k", b"a")])
+    assert [r.value for r in poll_until(follower, 1, 2.0)] == [b"a"]
+    follower.close()
+
+    with sqlite3.connect(tmp_path / "events.db") as conn:
+        tables = ("group_leases", "group_offsets")
+        assert [conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables] == [0, 0]
+
+
+def test_a_follower_reads_a_topic_created_after_it_opened_from_its_start(
+    tmp_path: Path,
+) -> None:
+    log = SqliteEventLog(tmp_path / "events.db")
+    follower = log.follower(["late"])
+    assert follower.poll(10, 0.05) == []
+
+    log.ensure_topics({"late": 2})
+    log.producer().produce("late", [(b"k1", b"a"), (b"k2", b"b")])
+
+    assert sorted(r.value for r in poll_until(follower, 2, 2.0)) == [b"a", b"b"]
+    follower.close()

@@ -170,7 +170,7 @@ def test_a_promotion_message_swaps_the_model_within_a_second(harness: Harness) -
     state = harness.state()
     log = SqliteEventLog(harness.tmp / "promotions.db", partitions=1)
     log.ensure_topics({MODELS_PROMOTED_TOPIC: 1})
-    listener = PromotionListener(log.consumer("api-1", [MODELS_PROMOTED_TOPIC]), state.models)
+    listener = PromotionListener(log.follower([MODELS_PROMOTED_TOPIC]), state.models)
     listener.start()
     try:
         harness.publish("rp3beta")

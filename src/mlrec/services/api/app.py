@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -112,12 +110,7 @@ def build_state(settings: ApiSettings) -> ApiState:
     retention.start()
     producer = _durable_producer(event_log.producer("mlrec-api"), settings)
     producer.start()
-    listener = PromotionListener(
-        event_log.consumer(
-            f"mlrec-api-{socket.gethostname()}-{os.getpid()}", [MODELS_PROMOTED_TOPIC]
-        ),
-        models,
-    )
+    listener = PromotionListener(event_log.follower([MODELS_PROMOTED_TOPIC]), models)
     listener.start()
     processor = None
     closers: list[Callable[[], None]] = [

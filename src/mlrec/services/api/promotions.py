@@ -1,7 +1,9 @@
 """Follow ``mlrec.models.promoted`` so a promotion is served within a second.
 
-Each API process reads the topic in a consumer group of its own (every replica must
-see every promotion); the registry poll in :class:`ModelServer` remains the fallback.
+Each API process follows the topic on its own, from its end and in no consumer group
+(every replica must see every promotion, and a group per process would pile up on
+the broker as processes come and go); the model loaded at start is already the
+current one, and the registry poll in :class:`ModelServer` remains the fallback.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from mlrec.events.log import EventConsumer
+from mlrec.events.log import EventFollower
 from mlrec.services.api.model_server import ModelServer
 
 __all__ = ["PromotionListener"]
@@ -20,8 +22,8 @@ log = logging.getLogger(__name__)
 class PromotionListener:
     """Refreshes the model server whenever a promotion message arrives."""
 
-    def __init__(self, consumer: EventConsumer, models: ModelServer) -> None:
-        self.consumer = consumer
+    def __init__(self, follower: EventFollower, models: ModelServer) -> None:
+        self.follower = follower
         self.models = models
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -29,11 +31,10 @@ class PromotionListener:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                records = self.consumer.poll(10, 0.5)
+                records = self.follower.poll(10, 0.5)
                 if records:
                     log.info("promotion announced: %s", records[-1].value[:200])
                     self.models.refresh()
-                    self.consumer.commit()
             except Exception:  # the log may be down: the registry poll still works
                 log.debug("promotion listener poll failed", exc_info=True)
                 self._stop.wait(1.0)
@@ -44,8 +45,8 @@ class PromotionListener:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop listening and leave the consumer group."""
+        """Stop listening."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.consumer.close()
+        self.follower.close()
