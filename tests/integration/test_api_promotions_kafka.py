@@ -61,8 +61,7 @@ def test_a_promotion_through_kafka_is_served_without_waiting_for_the_registry_po
             assert "warning" not in promoted.output
 
             assert wait_for(
-                lambda: client.get(f"/v1/recommendations/{user}").json()["model"]["version"]
-                == 2,
+                lambda: client.get(f"/v1/recommendations/{user}").json()["model"]["version"] == 2,
                 timeout=10.0,
             )
     finally:
