@@ -170,9 +170,10 @@ def test_a_promotion_message_swaps_the_model_within_a_second(harness: Harness) -
     state = harness.state()
     log = SqliteEventLog(harness.tmp / "promotions.db", partitions=1)
     log.ensure_topics({MODELS_PROMOTED_TOPIC: 1})
-    listener = PromotionListener(log.follower([MODELS_PROMOTED_TOPIC]), state.models)
+    listener = PromotionListener(lambda: log.follower([MODELS_PROMOTED_TOPIC]), state.models)
     listener.start()
     try:
+        assert wait_for(lambda: listener.follower is not None)  # follows from here on
         harness.publish("rp3beta")
         log.producer().produce(MODELS_PROMOTED_TOPIC, [(b"default", b'{"version": 2}')])
         assert wait_for(

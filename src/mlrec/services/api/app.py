@@ -110,7 +110,7 @@ def build_state(settings: ApiSettings) -> ApiState:
     retention.start()
     producer = _durable_producer(event_log.producer("mlrec-api"), settings)
     producer.start()
-    listener = PromotionListener(event_log.follower([MODELS_PROMOTED_TOPIC]), models)
+    listener = PromotionListener(lambda: event_log.follower([MODELS_PROMOTED_TOPIC]), models)
     listener.start()
     processor = None
     closers: list[Callable[[], None]] = [

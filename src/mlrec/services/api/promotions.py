@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from mlrec.events.log import EventFollower
 from mlrec.services.api.model_server import ModelServer
@@ -20,17 +21,28 @@ log = logging.getLogger(__name__)
 
 
 class PromotionListener:
-    """Refreshes the model server whenever a promotion message arrives."""
+    """Refreshes the model server whenever a promotion message arrives.
 
-    def __init__(self, follower: EventFollower, models: ModelServer) -> None:
-        self.follower = follower
+    Args:
+        open_follower: opens the follower of ``mlrec.models.promoted`` (called in the
+            listener's thread, again after a failure to open).
+        models: the model server to refresh.
+    """
+
+    def __init__(self, open_follower: Callable[[], EventFollower], models: ModelServer) -> None:
+        self.open_follower = open_follower
         self.models = models
+        self.follower: EventFollower | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                if self.follower is None:
+                    # opened here, not at start: a Kafka follower looks up the topic
+                    # first, which must not hold up the API when Kafka is down
+                    self.follower = self.open_follower()
                 records = self.follower.poll(10, 0.5)
                 if records:
                     log.info("promotion announced: %s", records[-1].value[:200])
@@ -49,4 +61,5 @@ class PromotionListener:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.follower.close()
+        if self.follower is not None:
+            self.follower.close()
