@@ -94,8 +94,18 @@ def open_feature_registry(url: str, migrate: bool = True) -> FeatureRegistry:
     )
 
 
-def open_online_store(url: str, clock: Clock | None = None) -> OnlineStore:
-    """The online feature store at ``url``: ``memory://``, ``sqlite:///path`` or ``redis://``."""
+def open_online_store(
+    url: str, clock: Clock | None = None, redis_timeout_s: float | None = None
+) -> OnlineStore:
+    """The online feature store at ``url``: ``memory://``, ``sqlite:///path`` or ``redis://``.
+
+    Args:
+        url: where the features live.
+        clock: time source for TTLs (tests).
+        redis_timeout_s: Redis only: the longest a call waits for the server (socket,
+            connect and pool timeouts) before failing as unavailable; the store's
+            default when None.
+    """
     if url.startswith("memory://"):
         from mlrec.backends.memory_features import InMemoryOnlineStore
 
@@ -107,7 +117,9 @@ def open_online_store(url: str, clock: Clock | None = None) -> OnlineStore:
     if url.startswith(("redis://", "rediss://", "unix://")):
         from mlrec.backends.redis_features import RedisOnlineStore
 
-        return RedisOnlineStore(url, clock=clock)
+        if redis_timeout_s is None:
+            return RedisOnlineStore(url, clock=clock)
+        return RedisOnlineStore(url, clock=clock, socket_timeout=redis_timeout_s)
     raise ConfigurationError(
         f"unsupported online store URL {url!r}: use memory://, sqlite:///path or redis://"
     )

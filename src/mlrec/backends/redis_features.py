@@ -472,6 +472,7 @@ class RedisOnlineStore:
             raise ConfigurationError(f"socket_timeout must be positive, got {socket_timeout}")
         self.clock = clock or SystemClock()
         self.key_prefix = key_prefix
+        self.socket_timeout = socket_timeout
         try:
             self._pool = redis.BlockingConnectionPool.from_url(
                 url,

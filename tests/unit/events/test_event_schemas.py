@@ -29,9 +29,29 @@ def test_the_rating_rule_concerns_ratings_only() -> None:
     assert [error["loc"] for error in raised.value.errors()] == [("type",)]
 
 
-def test_future_timestamps_are_still_refused() -> None:
-    with pytest.raises(ValidationError, match="timestamp is in the future"):
+def test_future_timestamps_are_refused_at_timestamp() -> None:
+    with pytest.raises(ValidationError, match="timestamp is in the future") as raised:
         InteractionEvent(user_id="u", item_id="i", timestamp=time.time() + 3600)
+    assert [error["loc"] for error in raised.value.errors()] == [("timestamp",)]
+
+
+def test_a_stored_event_stamped_ahead_of_the_readers_clock_still_decodes() -> None:
+    # accepted by an API whose clock runs ahead of the processor's: it must be applied
+    ahead = time.time() + 3600
+    stored = encode_event(
+        InteractionEvent.model_construct(
+            event_id="e",
+            user_id="u",
+            item_id="i",
+            type=EventType.VIEW,
+            timestamp=ahead,
+            value=None,
+            context={},
+        )
+    )
+    assert decode_event(stored).timestamp == ahead
+    [event] = decode_events([stored])
+    assert isinstance(event, InteractionEvent) and event.timestamp == ahead
 
 
 def test_rating_events_survive_the_wire_format() -> None:

@@ -8,6 +8,7 @@ import pytest
 from fastapi import FastAPI, Path, Query
 from fastapi.testclient import TestClient
 
+from mlrec.services.api.errors import install_error_handlers
 from mlrec.services.api.routes.recommendations import (
     RecommendationPath,
     RecommendationQuery,
@@ -21,8 +22,10 @@ UserId = Annotated[(str, Path(description=_user_id.description), *_user_id.metad
 
 
 def _reference_app(query_type: type[RecommendationQuery] = RecommendationQuery) -> FastAPI:
-    """The route as FastAPI would declare it, parameters solved by FastAPI."""
+    """The route as FastAPI would declare it, parameters solved by FastAPI (its 422s
+    rendered by the app's handler, which bounds what they echo)."""
     app = FastAPI()
+    install_error_handlers(app)
 
     async def reference(user_id: str, query: RecommendationQuery) -> str:
         return user_id

@@ -151,12 +151,32 @@ def test_k_is_limited_by_the_apps_own_setting(small_k_client: TestClient) -> Non
     assert answers.status_code == 200 and len(answers.json()[0]["items"]) == 7
 
 
-def _documented_k(schema: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    parameters = schema["paths"]["/v1/recommendations/{user_id}"]["get"]["parameters"]
-    [query_k] = [p["schema"] for p in parameters if p["name"] == "k"]
+K_QUERY_ROUTES = [
+    "/v1/recommendations/{user_id}",
+    "/v1/items/popular",
+    "/v1/items/{item_id}/similar",
+]
+
+
+def _documented_k(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The schema of ``k`` in every route that takes it."""
+    found = []
+    for route in K_QUERY_ROUTES:
+        parameters = schema["paths"][route]["get"]["parameters"]
+        found += [p["schema"] for p in parameters if p["name"] == "k"]
     body = schema["paths"]["/v1/recommendations"]["post"]["requestBody"]
     name = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
-    return query_k, schema["components"]["schemas"][name]["properties"]["k"]
+    found.append(schema["components"]["schemas"][name]["properties"]["k"])
+    assert len(found) == len(K_QUERY_ROUTES) + 1
+    return found
+
+
+def test_openapi_documents_fastapis_422_on_every_route_that_validates(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    for route in K_QUERY_ROUTES:
+        answer = schema["paths"][route]["get"]["responses"]["422"]
+        ref = answer["content"]["application/json"]["schema"]["$ref"]
+        assert ref == "#/components/schemas/HTTPValidationError"
 
 
 @pytest.mark.parametrize(("app_client", "max_k"), [("client", 100), ("small_k_client", 7)])
@@ -227,3 +247,62 @@ def test_a_user_id_longer_than_256_bytes_is_refused_before_it_joins_a_batch(
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "user_ids", 1]
     assert client.get("/v1/recommendations/u0001").status_code == 200
+
+
+# --- what JSON cannot carry back, and bodies too large -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "location"),
+    [
+        ("/v1/events", '{"user_id": "a", "item_id": "i", "timestamp": NaN}', ["body", "timestamp"]),
+        (
+            "/v1/events",
+            '{"user_id": "a", "item_id": "i", "timestamp": Infinity}',
+            ["body", "timestamp"],
+        ),
+        (
+            "/v1/events",
+            '{"user_id": "a", "item_id": "i", "type": "rating", "value": -Infinity}',
+            ["body", "value"],
+        ),
+        ("/v1/events", '{"user_id": "\\ud800", "item_id": "i"}', ["body", "user_id"]),
+        ("/v1/recommendations", '{"user_ids": ["u1"], "k": NaN}', ["body", "k"]),
+        ("/v1/recommendations", '{"user_ids": ["\\ud800"]}', ["body", "user_ids", 0]),
+    ],
+)
+def test_values_json_cannot_echo_get_a_422_at_their_field(
+    client: TestClient, path: str, body: str, location: list[object]
+) -> None:
+    response = client.post(path, content=body, headers={"content-type": "application/json"})
+    assert location in _locations(response)
+
+
+def test_a_huge_invalid_value_is_not_echoed_whole(client: TestClient) -> None:
+    response = client.post("/v1/events", json={"user_id": "u" * 100_000, "item_id": "i"})
+    assert _locations(response) == [["body", "user_id"]]
+    assert len(response.content) < 2_000
+
+
+def test_a_body_over_the_size_limit_gets_413_before_it_is_read(harness: Harness) -> None:
+    harness.settings = harness.settings.model_copy(update={"max_request_bytes": 4096})
+    harness.publish("ease")
+    state = harness.state()
+    with TestClient(create_app(state=state)) as client:
+        events = [{"user_id": "u1", "item_id": f"i{n}"} for n in range(200)]
+        too_large = client.post("/v1/events", json={"events": events})
+        assert too_large.status_code == 413
+        assert "at most 4096 bytes" in too_large.json()["detail"]
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+            yield b'{"events": ['
+            yield b",".join(b'{"user_id": "u1", "item_id": "i1"}' for _ in range(200))
+            yield b"]}"
+
+        streamed = client.post(
+            "/v1/events", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert streamed.status_code == 413
+        small = client.post("/v1/events", json={"events": events[:3]})
+        assert small.status_code == 202
+    state.close()

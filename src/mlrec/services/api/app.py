@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
-from prometheus_client import Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import FastAPI
 
 from mlrec.backends.factory import (
     open_artifact_store,
@@ -29,12 +23,7 @@ from mlrec.backends.factory import (
 )
 from mlrec.backends.spool import DurableProducer
 from mlrec.core.errors import (
-    BackendError,
-    BackendUnavailableError,
     ConfigurationError,
-    MlrecError,
-    NotFoundError,
-    ValidationError,
 )
 from mlrec.events.log import INTERACTIONS_TOPIC, MODELS_PROMOTED_TOPIC, EventProducer
 from mlrec.events.processor import StreamProcessor
@@ -43,6 +32,8 @@ from mlrec.features.realtime import RealtimeFeatures
 from mlrec.features.store import FeatureStore
 from mlrec.services.api.batching import ScoringBatcher
 from mlrec.services.api.config import ApiSettings, get_settings
+from mlrec.services.api.edge import HttpEdge
+from mlrec.services.api.errors import install_error_handlers
 from mlrec.services.api.model_server import ModelServer
 from mlrec.services.api.promotions import PromotionListener
 from mlrec.services.api.retention import LogRetention
@@ -56,12 +47,6 @@ __all__ = ["build_state", "create_app"]
 
 log = logging.getLogger(__name__)
 
-REQUEST_SECONDS = Histogram(
-    "mlrec_api_request_duration_seconds",
-    "HTTP request latency by route.",
-    ["method", "route", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)
 SPOOL_SLOTS = 64
 
 
@@ -95,7 +80,9 @@ def build_state(settings: ApiSettings) -> ApiState:
     )
     models.refresh()
     models.start(settings.model_poll_seconds)
-    online = open_online_store(settings.resolved_online_store_url)
+    online = open_online_store(
+        settings.resolved_online_store_url, redis_timeout_s=settings.feature_timeout_seconds
+    )
     views = [registered.view for registered in open_feature_registry(database).list_views()]
     store = FeatureStore(online, views or BUILTIN_VIEWS)
     realtime = RealtimeFeatures(online)
@@ -140,67 +127,6 @@ def build_state(settings: ApiSettings) -> ApiState:
     return state
 
 
-_VARY_ORIGIN = (b"vary", b"Origin")
-
-
-class HttpEdge:
-    """Pure ASGI middleware: request timing by route and status, and CORS.
-
-    Only requests that carry an ``Origin`` header (browsers, cross-origin) go through
-    Starlette's ``CORSMiddleware``; the others, the bulk of service-to-service
-    traffic, just get the ``Vary: Origin`` it would add, from the one ``send`` wrapper
-    that also records the status (a profile of the hot route showed the CORS wrapper's
-    header rewriting on every response). Starlette's ``BaseHTTPMiddleware`` would
-    cost far more.
-    """
-
-    def __init__(self, app: ASGIApp, cors_origins: list[str]) -> None:
-        self.app = app
-        self.cors = CORSMiddleware(
-            app, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"]
-        )
-        # bounded: route templates (not raw paths) x methods x statuses
-        self._timers: dict[tuple[str, str, int], Any] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        cross_origin = any(name == b"origin" for name, _ in scope["headers"])
-
-        async def send_and_record(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if not cross_origin:  # a copy: the response may reuse its header list
-                    message = {**message, "headers": [*message.get("headers", ()), _VARY_ORIGIN]}
-            await send(message)
-
-        route = None
-        try:
-            user_id = None if cross_origin else recommendations.direct_user_id(scope)
-            if user_id is not None and await recommendations.answer_directly(
-                scope, send, user_id, [_VARY_ORIGIN]
-            ):
-                route, status = recommendations.USER_ROUTE, 200
-            else:
-                await (self.cors if cross_origin else self.app)(scope, receive, send_and_record)
-        finally:
-            if route is None:
-                route = getattr(scope.get("route"), "path", "unmatched")
-            key = (scope["method"], route, status)
-            timer = self._timers.get(key)
-            if timer is None:  # label lookups cost more than the observation: cache them
-                timer = self._timers[key] = REQUEST_SECONDS.labels(key[0], key[1], str(status))
-            timer.observe(time.perf_counter() - started)
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"detail": message}, status_code=status)
-
-
 def create_app(settings: ApiSettings | None = None, state: ApiState | None = None) -> FastAPI:
     """The FastAPI application.
 
@@ -235,28 +161,11 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
         lifespan=lifespan,
         debug=config.debug,
     )
-    app.add_middleware(HttpEdge, cors_origins=config.cors_origins)
+    app.add_middleware(
+        HttpEdge, cors_origins=config.cors_origins, max_body_bytes=config.max_request_bytes
+    )
 
-    @app.exception_handler(NotFoundError)
-    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return _error(404, str(exc))
-
-    @app.exception_handler(ValidationError)
-    async def invalid(_: Request, exc: ValidationError) -> JSONResponse:
-        return _error(422, str(exc))
-
-    @app.exception_handler(BackendUnavailableError)
-    async def unavailable(_: Request, exc: BackendUnavailableError) -> JSONResponse:
-        return _error(503, f"dependency unavailable: {exc}")
-
-    @app.exception_handler(BackendError)
-    async def backend_refused(_: Request, exc: BackendError) -> JSONResponse:
-        # reachable but refusing (e.g. Kafka denies the topic): not the client's fault
-        return _error(502, f"dependency refused the request: {exc}")
-
-    @app.exception_handler(MlrecError)
-    async def other(_: Request, exc: MlrecError) -> JSONResponse:
-        return _error(400, str(exc))
+    install_error_handlers(app)
 
     recommendations.add_user_route(app)
     for router in (

@@ -49,7 +49,9 @@ class ApiSettings(CommonSettings):
     """Embedded log only: events older than this are deleted (Kafka: the topic's
     ``retention.ms``; 7 days is Kafka's default too)."""
     feature_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
-    """Longest a request waits for the feature store before degrading."""
+    """Longest a request waits for Redis (the online store) before degrading."""
+    max_request_bytes: int = Field(default=4 << 20, ge=1024)
+    """Largest request body accepted; a larger one gets 413 before it is read."""
 
     @property
     def resolved_model_cache_dir(self) -> Path:

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.constants import REF_PREFIX
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
@@ -64,6 +65,13 @@ def query_model(max_k: int) -> type[RecommendationQuery]:
     )
 
 
+_VALIDATION_ERROR: dict[str, Any] = {
+    "description": "Validation Error",
+    "content": {"application/json": {"schema": {"$ref": f"{REF_PREFIX}HTTPValidationError"}}},
+}
+"""FastAPI's own 422 response (its ``HTTPValidationError`` component)."""
+
+
 def add_user_route(app: FastAPI) -> None:
     """Register ``GET /v1/recommendations/{user_id}`` on ``app`` itself.
 
@@ -79,6 +87,8 @@ def add_user_route(app: FastAPI) -> None:
         response_model=RecommendationsPublic,
         tags=["recommendations"],
         openapi_extra={"parameters": _user_parameters(RecommendationQuery)},
+        # FastAPI documents a 422 only for parameters it parses itself
+        responses={422: _VALIDATION_ERROR},
     )
     route = app.router.routes[-1]
     assert isinstance(route, APIRoute) and route.path == USER_ROUTE
@@ -108,7 +118,7 @@ def _document_max_k(app: FastAPI, user_route: APIRoute) -> None:
             app.openapi_schema = None  # FastAPI's cache: build the schema for this limit
             schema = generate()
             if max_k is not None:
-                _limit_batch_k(schema, max_k)
+                _limit_other_k(schema, max_k)
             schemas[max_k] = schema
         app.openapi_schema = schemas[max_k]
         return app.openapi_schema
@@ -116,8 +126,16 @@ def _document_max_k(app: FastAPI, user_route: APIRoute) -> None:
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
-def _limit_batch_k(schema: dict[str, Any], max_k: int) -> None:
-    """Document ``max_k`` as the maximum of ``k`` in ``POST /v1/recommendations``."""
+def _limit_other_k(schema: dict[str, Any], max_k: int) -> None:
+    """Document ``max_k`` as the maximum of ``k`` in ``POST /v1/recommendations`` and
+    of every other ``k`` query parameter described by :data:`K_DESCRIPTION`."""
+    for path in schema["paths"].values():
+        for operation in path.values():
+            for parameter in operation.get("parameters", ()):
+                if parameter["name"] == "k" and parameter["schema"].get("description") == (
+                    K_DESCRIPTION
+                ):
+                    parameter["schema"]["maximum"] = max_k
     operation = schema["paths"].get(router.prefix, {}).get("post")
     if operation is None:  # an app without the router
         return

@@ -1,0 +1,141 @@
+"""The API's HTTP edge, one pure ASGI middleware: request size limit, timing, CORS."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mlrec.services.api.routes import recommendations
+
+__all__ = ["REQUEST_SECONDS", "HttpEdge"]
+
+REQUEST_SECONDS = Histogram(
+    "mlrec_api_request_duration_seconds",
+    "HTTP request latency by route.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+_VARY_ORIGIN = (b"vary", b"Origin")
+
+
+class HttpEdge:
+    """Pure ASGI middleware: request body size limit, timing by route and status, CORS.
+
+    A body larger than ``max_body_bytes`` is answered 413 before the app reads it
+    (by its ``Content-Length``, or while it streams in when it has none), so one huge
+    request cannot hold the event loop while it is parsed and validated.
+
+    Only requests that carry an ``Origin`` header (browsers, cross-origin) go through
+    Starlette's ``CORSMiddleware``; the others, the bulk of service-to-service
+    traffic, just get the ``Vary: Origin`` it would add, from the one ``send`` wrapper
+    that also records the status (a profile of the hot route showed the CORS wrapper's
+    header rewriting on every response). Starlette's ``BaseHTTPMiddleware`` would
+    cost far more.
+    """
+
+    def __init__(self, app: ASGIApp, cors_origins: list[str], max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.cors = CORSMiddleware(
+            app, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+        # bounded: route templates (not raw paths) x methods x statuses
+        self._timers: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+        cross_origin = any(name == b"origin" for name, _ in scope["headers"])
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if not cross_origin:  # a copy: the response may reuse its header list
+                    message = {**message, "headers": [*message.get("headers", ()), _VARY_ORIGIN]}
+            await send(message)
+
+        route = None
+        try:
+            if scope["method"] in _BODY_METHODS:
+                bounded = await self._bounded_body(scope, receive)
+                if bounded is None:
+                    status = 413
+                    await _too_large(send_and_record, self.max_body_bytes)
+                    return
+                receive = bounded
+            user_id = None if cross_origin else recommendations.direct_user_id(scope)
+            if user_id is not None and await recommendations.answer_directly(
+                scope, send, user_id, [_VARY_ORIGIN]
+            ):
+                route, status = recommendations.USER_ROUTE, 200
+            else:
+                await (self.cors if cross_origin else self.app)(scope, receive, send_and_record)
+        finally:
+            if route is None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+            key = (scope["method"], route, status)
+            timer = self._timers.get(key)
+            if timer is None:  # label lookups cost more than the observation: cache them
+                timer = self._timers[key] = REQUEST_SECONDS.labels(key[0], key[1], str(status))
+            timer.observe(time.perf_counter() - started)
+
+    async def _bounded_body(self, scope: Scope, receive: Receive) -> Receive | None:
+        """``receive`` if the body is within the limit (None if not). A body without a
+        ``Content-Length`` is read here, up to the limit, and replayed to the app."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    return receive if int(value) <= self.max_body_bytes else None
+                except ValueError:
+                    return receive  # the server refuses a malformed length itself
+        chunks: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunks.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_body_bytes:
+                return None
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return chunks.pop(0) if chunks else await receive()
+
+        return replay
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    body = orjson.dumps(
+        {
+            "detail": f"request body too large: at most {limit} bytes "
+            "(MLREC_MAX_REQUEST_BYTES); send large batches in several requests"
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
