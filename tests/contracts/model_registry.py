@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from mlrec.core.errors import NotFoundError
-from mlrec.models.registry import ModelRegistry, NewModelVersion, Stage
+from mlrec.core.errors import NotFoundError, ValidationError
+from mlrec.models.registry import MAX_MODEL_VERSION, ModelRegistry, NewModelVersion, Stage
 
 
 def new(name: str = "movies", sha: str = "a" * 64, **kw: object) -> NewModelVersion:
@@ -88,3 +88,23 @@ class ModelRegistryContract:
         with ThreadPoolExecutor(4) as pool:
             versions = list(pool.map(lambda _: registry.register(new("c")).version, range(8)))
         assert sorted(versions) == list(range(1, 9))
+
+    @pytest.mark.parametrize("name", ["", "a:b", "x[/]", "has space", "-dash", "é", "n" * 129])
+    def test_register_refuses_a_name_outside_the_name_rule(
+        self, registry: ModelRegistry, name: str
+    ) -> None:
+        with pytest.raises(ValidationError, match="a model name must be"):
+            registry.register(new(name))
+        assert registry.list() == []
+
+    def test_register_accepts_every_name_the_rule_allows(self, registry: ModelRegistry) -> None:
+        for name in ("movies-ease_v2.1", "7", "A" * 128):
+            assert registry.register(new(name)).ref == f"{name}:1"
+
+    @pytest.mark.parametrize("version", [0, -1, MAX_MODEL_VERSION + 1, 10**20])
+    def test_get_of_a_version_no_registry_can_hold_is_not_found(
+        self, registry: ModelRegistry, version: int
+    ) -> None:
+        registry.register(new())
+        with pytest.raises(NotFoundError, match="no model version"):
+            registry.get("movies", version)

@@ -42,9 +42,11 @@ DownloadOption = Annotated[
 """``--download``, on every command that takes ``--dataset``."""
 
 # Piped output (files, CI logs) is not wrapped at rich's default of 80 columns.
+# No emoji codes: user data such as a model name "a:b:" must print literally (user
+# text in markup strings is also passed through rich.markup.escape).
 _WIDTH = None if sys.stdout.isatty() else 160
-console = Console(width=_WIDTH)
-err_console = Console(stderr=True, width=_WIDTH)
+console = Console(width=_WIDTH, emoji=False)
+err_console = Console(stderr=True, width=_WIDTH, emoji=False)
 
 
 def settings() -> CommonSettings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import sys
 import time
@@ -38,7 +39,17 @@ from mlrec.cli.serve import serve_app
 from mlrec.core.errors import MlrecError
 from mlrec.core.ids import IdMap
 from mlrec.core.interactions import Interactions
-from mlrec.data import leave_last_out, load_interactions, random_split_per_user, time_split
+from mlrec.data import (
+    DATASETS,
+    leave_last_out,
+    load_csv,
+    load_interactions,
+    load_lastfm,
+    load_movielens_100k,
+    load_movielens_csv,
+    random_split_per_user,
+    time_split,
+)
 from mlrec.models import (
     ALGORITHMS,
     DEFAULT_ALGORITHM,
@@ -50,7 +61,13 @@ from mlrec.models.artifact_store import ArtifactStore, LocalArtifactStore
 from mlrec.models.base import Recommender
 from mlrec.models.metrics import evaluate as evaluate_model
 from mlrec.models.publish import publish_model
-from mlrec.models.registry import ModelRegistry, ModelVersion, Stage
+from mlrec.models.registry import (
+    ModelRegistry,
+    ModelVersion,
+    Stage,
+    model_name_problem,
+    parse_model_ref,
+)
 
 if TYPE_CHECKING:
     from mlrec.core.settings import CommonSettings
@@ -114,7 +131,9 @@ def _announce_promotion(config: CommonSettings, version: ModelVersion) -> None:
         producer.produce(MODELS_PROMOTED_TOPIC, [(version.name.encode(), payload)])
         producer.close()
     except MlrecError as exc:
-        err_console.print(f"[yellow]warning:[/] promotion not announced ({exc}); replicas poll")
+        err_console.print(
+            f"[yellow]warning:[/] promotion not announced ({escape(str(exc))}); replicas poll"
+        )
 
 
 def _artifact_stores(config: CommonSettings) -> list[ArtifactStore]:
@@ -142,6 +161,84 @@ def _load(
     return load_named_dataset(dataset or "demo", download)
 
 
+def _check_model_name(option: str, name: str) -> None:
+    """End the command (before any work) if ``name`` breaks the registry's name rule."""
+    problem = model_name_problem(name)
+    if problem is not None:
+        fail(f"{option}: {problem}")
+
+
+# What each --format's loader reads from a dataset directory: its ratings file, and
+# the side files (titles, genre names) it reads beside the ratings file when present.
+_FORMAT_FILES: dict[DataFormat, tuple[str | None, tuple[str, ...]]] = {
+    DataFormat.MOVIELENS_100K: ("u.data", ("u.item", "u.genre")),
+    DataFormat.MOVIELENS_CSV: ("ratings.csv", ("movies.csv",)),
+    DataFormat.LASTFM: ("user_artists.dat", ("artists.dat",)),
+    DataFormat.CSV: (None, ()),
+}
+_LOADER_FORMATS: dict[object, DataFormat] = {
+    load_movielens_100k: DataFormat.MOVIELENS_100K,
+    load_movielens_csv: DataFormat.MOVIELENS_CSV,
+    load_lastfm: DataFormat.LASTFM,
+    load_csv: DataFormat.CSV,
+}
+
+
+def _input_files(path: Path, data_format: DataFormat) -> set[Path]:
+    """The files (resolved) that loading ``path`` in ``data_format`` reads or may read.
+
+    A directory stands for its ratings file; either way the side files beside the
+    ratings file count too, whether or not they exist yet.
+    """
+    ratings_file, side_files = _FORMAT_FILES[data_format]
+    target = path.expanduser()
+    if ratings_file is not None and target.is_dir():
+        folder, files = target, {target / ratings_file}
+    else:
+        folder, files = target.parent, {target}
+    files.update(folder / name for name in side_files)
+    return {file.resolve() for file in files}
+
+
+def _dataset_files(name: str) -> set[Path]:
+    """The files (resolved) of dataset ``name`` under ``MLREC_DATA_DIR``.
+
+    Every folder the dataset may be found (or downloaded) in counts, with the files
+    the dataset requires or downloads and those its format's loader reads. The demo
+    has none; an unknown name has none here (loading it reports it).
+    """
+    spec = next((s for s in DATASETS.values() if name == s.name or name in s.folders), None)
+    if spec is None:
+        return set()
+    data_format = _LOADER_FORMATS.get(spec.loader)
+    names = set(spec.required)
+    if spec.source is not None:
+        names.update(spec.source.required)
+    if data_format is not None:
+        ratings_file, side_files = _FORMAT_FILES[data_format]
+        names.update(side_files)
+        if ratings_file is not None:
+            names.add(ratings_file)
+    data_dir = settings().data_dir.expanduser()
+    return {(data_dir / folder / file).resolve() for folder in spec.folders for file in names}
+
+
+def _same_file(output: Path, inputs: set[Path]) -> Path | None:
+    """The input that writing ``output`` would overwrite (same path after resolving
+    links, or a hard link to it), or None."""
+    resolved = output.expanduser().resolve()
+    if resolved in inputs:
+        return resolved
+    if resolved.is_file():
+        for path in inputs:
+            try:
+                if path.is_file() and os.path.samefile(resolved, path):
+                    return path
+            except OSError:
+                continue
+    return None
+
+
 @app.callback()
 def _main() -> None:
     """mlrec: ML recommendation platform."""
@@ -160,13 +257,18 @@ def train(
         "model"
     ),
     register: Annotated[
-        str | None, typer.Option(help="Also register the model under this name.")
+        str | None,
+        typer.Option(
+            help="Also register the model under this name (letters, digits, '.', '_', '-')."
+        ),
     ] = None,
     download: DownloadOption = False,
 ) -> None:
     """Train a model and save it as an artifact directory."""
     if algorithm not in ALGORITHMS:
         fail(f"unknown algorithm {algorithm!r}; choose from {', '.join(sorted(ALGORITHMS))}")
+    if register is not None:
+        _check_model_name("--register", register)
     data = _load(interactions, data_format, dataset, download)
     params = parse_params(ALGORITHMS[algorithm], param or [])
     model = create_model(algorithm, **params)
@@ -175,7 +277,7 @@ def train(
     except OSError as exc:
         fail(f"cannot create the --output directory: {describe_os_error(exc)}")
     console.print(
-        f"training [bold]{algorithm}[/] on {data.name}: {data.n_users} users, "
+        f"training [bold]{escape(algorithm)}[/] on {escape(data.name)}: {data.n_users} users, "
         f"{data.n_items} items, {len(data)} interactions"
     )
     started = time.perf_counter()
@@ -183,13 +285,13 @@ def train(
         model.fit(data, progress=progress)
     elapsed = time.perf_counter() - started
     sha = model.save(output)
-    console.print(f"trained in {elapsed:.2f} s; artifact {output} (sha256 {sha[:12]})")
-    if register:
+    console.print(f"trained in {elapsed:.2f} s; artifact {escape(str(output))} (sha256 {sha[:12]})")
+    if register is not None:
         config = settings()
         version = publish_model(
             model, output, _artifact_stores(config), _registry(config), register, data.name
         )
-        console.print(f"registered {version.ref} ({version.stage})")
+        console.print(f"registered {escape(version.ref)} ({version.stage})")
 
 
 @app.command()
@@ -218,7 +320,7 @@ def recommend(
                 if np.isfinite(score):
                     writer.writerow([user_id, item_ids[item], rank + 1, f"{score:.6g}"])
     elapsed = time.perf_counter() - started
-    console.print(f"wrote {output}: {len(user_ids)} users x {k} in {elapsed:.2f} s")
+    console.print(f"wrote {escape(str(output))}: {len(user_ids)} users x {k} in {elapsed:.2f} s")
 
 
 def _training_log(model: Recommender) -> Interactions:
@@ -276,14 +378,16 @@ _COLUMNS = {
 
 
 def _metrics_table(title: str, rows: list[tuple[str, dict[str, float]]], k: int) -> Table:
-    table = Table(title=title)
+    """A table of metrics per model; ``title`` and the labels are shown literally."""
+    table = Table(title=escape(title))
     table.add_column("model", no_wrap=True)
     names = [n for n in _COLUMNS if rows and n in rows[0][1]]
     for name in names:
         table.add_column(_COLUMNS[name].replace("k", str(k)), justify="right", no_wrap=True)
     for label, metrics in rows:
         table.add_row(
-            label, *(f"{metrics[n]:.4f}" if n != "fit_s" else f"{metrics[n]:.2f}" for n in names)
+            escape(label),
+            *(f"{metrics[n]:.4f}" if n != "fit_s" else f"{metrics[n]:.2f}" for n in names),
         )
     return table
 
@@ -398,11 +502,21 @@ def split(
         fail(f"--seed applies to --method random only; {method.value} is deterministic")
     if last is not None and method is not SplitMethod.LEAVE_LAST_OUT:
         fail("--last applies to --method leave-last-out only; use --ratio")
-    outputs = {train_output.resolve(), test_output.resolve()}
-    if len(outputs) < 2:
+    if train_output.resolve() == test_output.resolve():
         fail("--train-output and --test-output must be different files")
-    if interactions is not None and interactions.resolve() in outputs:
-        fail(f"refusing to overwrite the input {interactions} with a split")
+    if interactions is not None:
+        inputs = _input_files(interactions, data_format or DataFormat.CSV)
+    elif dataset is not None and data_format is None:
+        inputs = _dataset_files(dataset)
+    else:
+        inputs = set()  # the demo, or options _load refuses
+    for option, output in (("--train-output", train_output), ("--test-output", test_output)):
+        overwritten = _same_file(output, inputs)
+        if overwritten is not None:
+            fail(
+                f"refusing to overwrite the input {overwritten} with a split ({option}): "
+                "it is a file the dataset is read from; write the split elsewhere"
+            )
     data = _load(interactions, data_format, dataset, download)
     share = 0.25 if ratio is None else ratio
     if method is SplitMethod.RANDOM:
@@ -417,11 +531,15 @@ def split(
         how = f"time, the latest {share * 100:g}% of all events"
     _write_csv(train_output, train_part)
     _write_csv(test_output, test_part)
-    console.print(f"split {data.name} ({how}): {len(data)} events, {_n_users(data)} users")
+    console.print(f"split {escape(data.name)} ({how}): {len(data)} events, {_n_users(data)} users")
     console.print(
-        f"  train: {len(train_part)} events, {_n_users(train_part)} users -> {train_output}"
+        f"  train: {len(train_part)} events, {_n_users(train_part)} users "
+        f"-> {escape(str(train_output))}"
     )
-    console.print(f"  test:  {len(test_part)} events, {_n_users(test_part)} users -> {test_output}")
+    console.print(
+        f"  test:  {len(test_part)} events, {_n_users(test_part)} users "
+        f"-> {escape(str(test_output))}"
+    )
     in_train = np.zeros(data.n_users, dtype=bool)
     in_train[train_part.user_idx] = True
     cold = int(np.count_nonzero(~in_train[np.unique(test_part.user_idx)]))
@@ -441,11 +559,12 @@ def run(
     download: DownloadOption = False,
 ) -> None:
     """Train every algorithm on a 75/25 split, print the evaluation table, publish the best."""
+    _check_model_name("--name", name)
     config = settings()
     data = load_named_dataset(dataset, download)
     train_split, test_split = random_split_per_user(data, test_ratio=0.25, seed=42)
     console.print(
-        f"dataset {data.name}: {data.n_users} users, {data.n_items} items, "
+        f"dataset {escape(data.name)}: {data.n_users} users, {data.n_items} items, "
         f"{len(data)} interactions; 75/25 split per user"
     )
     rows: list[tuple[str, dict[str, float]]] = []
@@ -478,8 +597,9 @@ def run(
     promoted = registry.promote(version.name, version.version)
     _announce_promotion(config, promoted)
     console.print(
-        f"best: [bold]{best_name}[/] ndcg@{k}={best_metrics['ndcg']:.4f}; "
-        f"published {version.ref} to production ({config.resolved_models_dir})"
+        f"best: [bold]{escape(best_name)}[/] ndcg@{k}={best_metrics['ndcg']:.4f}; "
+        f"published {escape(version.ref)} to production "
+        f"({escape(str(config.resolved_models_dir))})"
     )
 
 
@@ -495,23 +615,26 @@ def models_list(
         table.add_column(column)
     for v in versions:
         shown = ", ".join(f"{m}={x:.4f}" for m, x in v.metrics.items() if m in ("ndcg", "recall"))
+        # stored values are shown literally: a name or dataset such as "x[/]" is data,
+        # not rich markup (names registered before the name rule may hold anything)
         table.add_row(
-            v.ref,
-            v.algorithm,
+            escape(v.ref),
+            escape(v.algorithm),
             v.stage.value,
-            v.dataset,
-            shown,
+            escape(v.dataset),
+            escape(shown),
             v.created_at.strftime("%Y-%m-%d %H:%M"),
-            v.artifact_sha256[:12],
+            escape(v.artifact_sha256[:12]),
         )
     console.print(table)
 
 
 def _parse_ref(ref: str) -> tuple[str, int | None]:
-    name, _, version = ref.partition(":")
-    if version and not version.isdigit():
-        fail(f"bad model reference {ref!r}: expected NAME or NAME:VERSION")
-    return name, int(version) if version else None
+    """``NAME`` or ``NAME:VERSION``; a malformed or impossible one ends the command."""
+    try:
+        return parse_model_ref(ref)
+    except MlrecError as exc:
+        fail(str(exc))
 
 
 @models_app.command("show")
@@ -530,7 +653,7 @@ def models_show(ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION")]
         ("sha256", found.artifact_sha256),
         ("created_at", found.created_at.isoformat()),
     ):
-        console.print(f"[bold]{key:>10}[/] {value}")
+        console.print(f"[bold]{key:>10}[/] {escape(str(value))}")
 
 
 @models_app.command("promote")
@@ -547,7 +670,7 @@ def models_promote(
     promoted = _registry(config).promote(name, version, stage)
     if promoted.stage is Stage.PRODUCTION:
         _announce_promotion(config, promoted)
-    console.print(f"{promoted.ref} is now {promoted.stage.value}")
+    console.print(f"{escape(promoted.ref)} is now {promoted.stage.value}")
 
 
 def main(argv: list[str] | None = None) -> Any:

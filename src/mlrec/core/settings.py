@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlrec.core.errors import ConfigurationError
+from mlrec.core.urls import DATABASE_URL_FORMS, normalise_database_url
 
 __all__ = ["CommonSettings", "Environment", "load_settings"]
 
@@ -84,8 +85,11 @@ class CommonSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("sqlite://", "postgresql")):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        if value:
+            try:  # the rule the SQL engine applies, so a bad scheme fails here, named
+                normalise_database_url(value)
+            except ConfigurationError:
+                raise ValueError(f"must be a {DATABASE_URL_FORMS} URL") from None
         return value or None
 
     @model_validator(mode="after")
@@ -125,7 +129,11 @@ def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
         prefix = str(cls.model_config.get("env_prefix", ENV_PREFIX))
         problems = []
         for error in exc.errors():
-            loc = "_".join(str(part) for part in error["loc"]).upper()
-            name = f"{prefix}{loc}" if loc else "settings"
+            # loc is (field, then the position inside its value: a list index, a key);
+            # only the field is a variable: MLREC_CORS_ORIGINS (item 0), not ..._0
+            field, *inside = error["loc"] or ("",)
+            name = f"{prefix}{str(field).upper()}" if field else "settings"
+            if inside:
+                name += f" (item {'.'.join(str(part) for part in inside)})"
             problems.append(f"{name}: {error['msg']}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

@@ -7,16 +7,88 @@ implementation (SQLite locally, PostgreSQL in production) is in
 Lifecycle: a new version is registered in ``staging``; promoting it to
 ``production`` archives the version that served before, so each model name has
 at most one production version.
+
+Model names follow one rule (:data:`MODEL_NAME_RULE`), checked by
+:func:`check_model_name` wherever a version is registered; references typed by
+people (``name`` or ``name:version``) are parsed by :func:`parse_model_ref`.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-__all__ = ["ModelRegistry", "ModelVersion", "NewModelVersion", "Stage"]
+from mlrec.core.errors import NotFoundError, ValidationError
+
+__all__ = [
+    "MAX_MODEL_VERSION",
+    "MODEL_NAME_RULE",
+    "ModelRegistry",
+    "ModelVersion",
+    "NewModelVersion",
+    "Stage",
+    "check_model_name",
+    "model_name_problem",
+    "parse_model_ref",
+]
+
+MODEL_NAME_RULE = (
+    "1 to 128 characters: ASCII letters, digits, '.', '_' and '-', starting with a letter or digit"
+)
+"""The model-name rule in words (error messages, docs)."""
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+MAX_MODEL_VERSION = 2**31 - 1
+"""Largest version number a registry can hold (a 32-bit SQL ``INTEGER``)."""
+
+
+def model_name_problem(name: object) -> str | None:
+    """What is wrong with a model name under :data:`MODEL_NAME_RULE`, or None.
+
+    The rule keeps names printable and unambiguous in a ``name:version`` reference
+    (no ``:``), in file names and in rich/terminal output (no ``[``, spaces or
+    control characters).
+    """
+    if not isinstance(name, str) or not name:
+        return f"a model name must be {MODEL_NAME_RULE}; got an empty name"
+    if _MODEL_NAME.fullmatch(name) is None:
+        shown = name if len(name) <= 64 else name[:64] + "…"
+        return f"bad model name {shown!r}: a model name must be {MODEL_NAME_RULE}"
+    return None
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`ValidationError` if ``name`` breaks :data:`MODEL_NAME_RULE`.
+
+    Every :class:`ModelRegistry` implementation calls it in ``register``, and the CLI
+    calls it before training, so a bad name never reaches storage.
+    """
+    problem = model_name_problem(name)
+    if problem is not None:
+        raise ValidationError(problem)
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None]:
+    """Split ``name`` or ``name:version`` into the name and the version (or None).
+
+    Raises:
+        ValidationError: not of that form (a version that is not ASCII digits).
+        NotFoundError: a version outside ``1..MAX_MODEL_VERSION``: no registry can
+            hold it, so it is reported as the missing version it is.
+    """
+    name, colon, version = ref.rpartition(":")
+    if not colon:
+        return ref, None
+    if not name or not (version.isascii() and version.isdigit()):
+        raise ValidationError(f"bad model reference {ref!r}: expected NAME or NAME:VERSION")
+    number = int(version)
+    if not 1 <= number <= MAX_MODEL_VERSION:
+        what = f"{name}:{number}"
+        raise NotFoundError(f"no model version {what!r} in the registry")
+    return name, number
 
 
 class Stage(StrEnum):
@@ -79,7 +151,12 @@ class ModelRegistry(Protocol):
     """
 
     def register(self, model: NewModelVersion) -> ModelVersion:
-        """Record a new version (``max(version)+1`` for its name) in ``staging``."""
+        """Record a new version (``max(version)+1`` for its name) in ``staging``.
+
+        Raises:
+            ValidationError: the name breaks :data:`MODEL_NAME_RULE`
+                (see :func:`check_model_name`).
+        """
         ...
 
     def get(self, name: str, version: int | None = None) -> ModelVersion:

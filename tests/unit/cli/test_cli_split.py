@@ -172,3 +172,117 @@ def test_readme_sequence_split_train_evaluate_on_demo(
     )
     assert "NDCG@10" in out
     assert "evaluated 1000 of 1000 test users; skipped 0 unknown to the model" in out
+
+
+def write_ml100k(folder: Path) -> Path:
+    """A small ml-100k folder: u.data (8 events per user) and u.item (titles)."""
+    folder.mkdir(parents=True)
+    rows = [
+        f"{u}\t{(u * 3 + j) % 12 + 1}\t{j % 5 + 1}\t{880000000 + 10 * u + j}"
+        for u in range(1, 11)
+        for j in range(8)
+    ]
+    (folder / "u.data").write_text("\n".join(rows) + "\n")
+    flags = "|".join(["0"] * 19)
+    items = [f"{i}|Movie {i} (1995)|01-Jan-1995||http://x.org/{i}|{flags}" for i in range(1, 13)]
+    (folder / "u.item").write_text("\n".join(items) + "\n", encoding="latin-1")
+    return folder
+
+
+def refused_split(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["split", *argv])
+    assert exit_info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("overwritten", ["u.data", "u.item", "u.genre"])
+def test_split_refuses_to_overwrite_a_file_of_an_input_directory(
+    overwritten: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_ml100k(tmp_path / "ml")
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    err = refused_split(
+        [
+            "--interactions",
+            str(folder),
+            "--format",
+            "movielens-100k",
+            "--train-output",
+            str(tmp_path / "train.csv"),
+            "--test-output",
+            str(folder / overwritten),
+        ],
+        capsys,
+    )
+    assert f"refusing to overwrite the input {folder / overwritten}" in err
+    assert "(--test-output)" in err
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert not (tmp_path / "train.csv").exists()
+
+
+def test_split_refuses_to_overwrite_the_side_file_beside_an_input_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "lastfm"
+    folder.mkdir()
+    ratings = folder / "plays.dat"
+    ratings.write_text("userID\tartistID\tweight\n1\t10\t5\n1\t11\t3\n2\t10\t7\n2\t12\t1\n")
+    (folder / "artists.dat").write_text("id\tname\turl\tpictureURL\n10\tA\tu\tp\n")
+    err = refused_split(
+        [
+            "--interactions",
+            str(ratings),
+            "--format",
+            "lastfm",
+            "--train-output",
+            str(folder / "artists.dat"),
+            "--test-output",
+            str(tmp_path / "test.csv"),
+        ],
+        capsys,
+    )
+    assert "refusing to overwrite the input" in err and "artists.dat" in err
+    assert (folder / "artists.dat").read_text().startswith("id\tname")
+
+
+def test_split_refuses_to_overwrite_a_named_datasets_files_even_through_a_link(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_ml100k(data_dir / "ml-100k")
+    before = (folder / "u.data").read_bytes()
+    link = tmp_path / "link"
+    link.symlink_to(folder, target_is_directory=True)
+    hard = tmp_path / "hard.data"
+    hard.hardlink_to(folder / "u.data")
+    for option, output in [
+        ("--train-output", folder / "u.data"),
+        ("--test-output", link / "u.item"),  # the same file through a symlinked folder
+        ("--train-output", hard),  # a hard link to u.data
+    ]:
+        other = "--test-output" if option == "--train-output" else "--train-output"
+        argv = ["--dataset", "ml-100k", option, str(output), other, str(tmp_path / "x.csv")]
+        err = refused_split(argv, capsys)
+        assert "refusing to overwrite the input" in err and f"({option})" in err
+    assert f"the input {folder.resolve() / 'u.data'}" in err
+    assert (folder / "u.data").read_bytes() == before
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_split_of_an_input_directory_may_write_beside_its_files(tmp_path: Path) -> None:
+    folder = write_ml100k(tmp_path / "ml")
+    out = invoke(
+        "split",
+        "--interactions",
+        str(folder),
+        "--format",
+        "movielens-100k",
+        "--train-output",
+        str(folder / "train.csv"),
+        "--test-output",
+        str(folder / "test.csv"),
+    )
+    assert "split ml-100k" in out
+    assert len(read(folder / "train.csv")) + len(read(folder / "test.csv")) == 80

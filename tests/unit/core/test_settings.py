@@ -49,3 +49,41 @@ def test_an_empty_variable_means_unset_not_the_current_directory(
     settings = load_settings(CommonSettings)
     assert settings.data_dir == Path.home() / ".local" / "share" / "mlrec"
     assert settings.redis_url is None
+
+
+def test_a_bad_cors_origin_names_mlrec_cors_origins_and_the_item(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLREC_CORS_ORIGINS", '["https://a.example", 2]')
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(CommonSettings)
+    message = str(info.value)
+    assert "MLREC_CORS_ORIGINS (item 1): Input should be a valid string" in message
+    assert "MLREC_CORS_ORIGINS_" not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresqlx://x", "postgresql+://h/db", "mysql://h/db", "sqlite", "postgres+pg://h"]
+)
+def test_a_database_url_of_an_unsupported_scheme_names_mlrec_database_url(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLREC_DATABASE_URL", url)
+    with pytest.raises(ConfigurationError, match=r"MLREC_DATABASE_URL: .*postgresql://"):
+        load_settings(CommonSettings)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///x.db",
+        "postgresql://u:p@h:5432/db",
+        "postgresql+psycopg://h/db",
+        "postgres://h/db",
+    ],
+)
+def test_every_database_url_the_engine_accepts_passes(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLREC_DATABASE_URL", url)
+    assert load_settings(CommonSettings).database_url == url

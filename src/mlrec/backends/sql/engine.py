@@ -10,7 +10,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
 from mlrec.backends._sqlite import enable_wal
-from mlrec.core.errors import BackendUnavailableError, ConfigurationError
+from mlrec.core.errors import BackendUnavailableError
+from mlrec.core.urls import normalise_database_url
 
 __all__ = ["IMMEDIATE", "begin_write", "connect", "create_sql_engine", "normalise_url"]
 
@@ -20,14 +21,15 @@ IMMEDIATE`` (the write lock at once). See :func:`begin_write`."""
 
 
 def normalise_url(url: str) -> str:
-    """Pick the psycopg 3 driver for plain ``postgresql://`` URLs."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
-    if url.startswith("postgresql://"):
-        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    if url.startswith(("postgresql+", "sqlite:")):
-        return url
-    raise ConfigurationError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    """Pick the psycopg 3 driver for plain ``postgresql://`` URLs.
+
+    The same rule as ``MLREC_DATABASE_URL``'s check: see
+    :func:`mlrec.core.urls.normalise_database_url`.
+
+    Raises:
+        ConfigurationError: an unsupported scheme.
+    """
+    return normalise_database_url(url)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -14,7 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from mlrec.backends.sql.engine import begin_write, create_sql_engine
 from mlrec.backends.sql.schema import model_versions
 from mlrec.core.errors import NotFoundError
-from mlrec.models.registry import ModelVersion, NewModelVersion, Stage
+from mlrec.models.registry import (
+    MAX_MODEL_VERSION,
+    ModelVersion,
+    NewModelVersion,
+    Stage,
+    check_model_name,
+)
 
 __all__ = ["SqlModelRegistry"]
 
@@ -54,6 +60,7 @@ class SqlModelRegistry:
         )
 
     def register(self, model: NewModelVersion) -> ModelVersion:
+        check_model_name(model.name)
         # Two trainers may register the same name at once: PostgreSQL serializes them
         # with an advisory lock, SQLite with its write lock (BEGIN IMMEDIATE, taken
         # before the read of the latest number); elsewhere the unique constraint
@@ -99,8 +106,12 @@ class SqlModelRegistry:
             query = query.order_by(model_versions.c.version.desc()).limit(1)
         else:
             query = query.where(model_versions.c.version == version)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+        row = None
+        # a version no INTEGER column can hold is not stored: do not send it (SQLite
+        # raises OverflowError binding it, PostgreSQL "integer out of range")
+        if version is None or 1 <= version <= MAX_MODEL_VERSION:
+            with self.engine.connect() as conn:
+                row = conn.execute(query).first()
         if row is None:
             what = f"{name}:{version}" if version is not None else name
             raise NotFoundError(f"no model version {what!r} in the registry")

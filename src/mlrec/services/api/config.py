@@ -29,8 +29,9 @@ class ApiSettings(CommonSettings):
     """Longest a request waits for others to fill its batch."""
     model_name: str = "default"
     """Registry name of the model to serve (its production version)."""
-    model_poll_seconds: float = Field(default=5.0, gt=0)
-    """How often the registry is polled for a newly promoted version."""
+    model_poll_seconds: float = Field(default=5.0, gt=0, le=86400, allow_inf_nan=False)
+    """How often the registry is polled for a newly promoted version (at most daily:
+    the poller thread waits this long, and a wait of ``inf`` or 1e12 s overflows)."""
     model_cache_dir: Path | None = None
     """Where fetched artifacts are cached (default: ``<data_dir>/model-cache``)."""
     score_cache_mb: int = Field(default=256, ge=0, le=1_000_000)
@@ -45,7 +46,7 @@ class ApiSettings(CommonSettings):
     """Partitions of ``mlrec.interactions`` when the API creates it."""
     embedded_stream: bool = True
     """Run the stream processor inside the API when no Kafka is configured."""
-    event_retention_hours: float = Field(default=168.0, gt=0)
+    event_retention_hours: float = Field(default=168.0, gt=0, le=1_000_000, allow_inf_nan=False)
     """Embedded log only: events older than this are deleted (Kafka: the topic's
     ``retention.ms``; 7 days is Kafka's default too)."""
     feature_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
