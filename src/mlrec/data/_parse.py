@@ -25,12 +25,14 @@ from mlrec.core.ids import IdMap
 from mlrec.core.interactions import Interactions, ItemInfo
 
 __all__ = [
+    "FLOAT32_MAX",
     "Ids",
     "RawEvents",
     "Table",
     "first_line",
     "index_ids",
     "index_int_ids",
+    "integers_are_canonical",
     "locate",
     "no_gc",
     "parse_floats",
@@ -43,6 +45,10 @@ __all__ = [
     "require_file",
     "require_ids",
 ]
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Largest weight magnitude kept: weights are stored as float32."""
 
 
 @contextlib.contextmanager
@@ -244,6 +250,13 @@ def parse_floats(table: Table, values: Sequence[str], what: str) -> npt.NDArray[
     if len(bad):
         row = int(bad[0])
         raise table.error(row, f"{what} {values[row]!r} is not a finite number")
+    # checked before the cast: float32 would turn these into inf
+    bad = np.flatnonzero(np.abs(parsed) > FLOAT32_MAX)
+    if len(bad):
+        row = int(bad[0])
+        raise table.error(
+            row, f"{what} {values[row]!r} is out of range (at most {FLOAT32_MAX:.4g} in size)"
+        )
     return parsed.astype(np.float32)
 
 
@@ -389,6 +402,53 @@ def _index_any(ids: Ids) -> tuple[IdMap, npt.NDArray[np.int64]]:
     return index_ids(ids) if isinstance(ids, list) else index_int_ids(ids)
 
 
+_DIGIT_0, _DIGIT_9, _MINUS, _DOT, _NEWLINE, _RETURN = (ord(c) for c in "09-.\n\r")
+_NON_CANONICAL = b"+ \t\v\f\x1c\x1d\x1e\x1f"
+"""Bytes numpy skips or accepts around an integer (a sign, whitespace) that its
+decimal rendering does not have."""
+
+
+def integers_are_canonical(data: bytes, sep: str) -> bool:
+    """Whether every integer field in ``data`` reads back as the text it came from.
+
+    numpy reads ``007``, ``+7``, `` 7`` and ``-0`` as integers, but their decimal
+    renderings (``7``, ``0``) are other ids. This is a conservative check over the
+    whole file, every column: besides ``sep`` and line ends, only ASCII without
+    whitespace or ``+`` is allowed, and no field may start with a ``0`` followed by
+    a digit or with ``-0`` not followed by ``.``. A ``False`` only costs the strict
+    (slower, string-keeping) parser. About 3 ms for ML-100K's 2 MB: only the bytes
+    around each ``0`` are looked at.
+    """
+    if not data.isascii():
+        return False  # numpy also skips Unicode spaces such as U+00A0
+    separator = sep.encode("ascii")
+    if any(bytes([c]) in data for c in _NON_CANONICAL if bytes([c]) != separator):
+        return False
+    raw = np.frombuffer(data, np.uint8)
+    zeros = np.flatnonzero(raw == _DIGIT_0)
+    if not len(zeros):
+        return True
+    # padded[i + 1] is raw[i]; the line ends around the bytes make the file's start a
+    # field start and give every byte a successor
+    end = np.frombuffer(b"\n", np.uint8)
+    padded = np.concatenate([end, raw, end])
+    boundaries = (_NEWLINE, _RETURN, *separator)
+
+    def starts_field(before: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+        found = np.zeros(len(before), dtype=bool)
+        for byte in boundaries:
+            found |= before == byte
+        return found
+
+    before = padded[zeros]  # the byte before each "0"
+    after = padded[zeros + 2]  # the byte after it
+    if (starts_field(before) & (after >= _DIGIT_0) & (after <= _DIGIT_9)).any():
+        return False  # a leading zero: "07"
+    minus = zeros[before == _MINUS]
+    # "-0" at a field start ("-0", "-07"), unless it is a decimal such as "-0.5"
+    return not (starts_field(padded[minus - 1]) & (padded[minus + 2] != _DOT)).any()
+
+
 def read_events_fast(
     path: Path, sep: str, *, has_timestamp: bool, skiprows: int = 0, encoding: str = "utf-8"
 ) -> RawEvents | None:
@@ -396,10 +456,18 @@ def read_events_fast(
 
     This is the fast path for the MovieLens and Last.fm layouts, whose ids are
     integers. It returns ``None`` on anything unexpected (a bad row, a non-integer
-    id, a non-finite weight); the caller then re-reads the file with the strict
-    Python parser, which either accepts it or reports the exact line and problem.
-    Integer ids are re-rendered in decimal, so ``007`` would become ``7``.
+    id, a non-finite weight or one beyond float32, an integer whose decimal
+    rendering is not its text, such as ``007``: see :func:`integers_are_canonical`);
+    the caller then re-reads the file with the strict Python parser, which either
+    accepts it or reports the exact line and problem. Integer ids are re-rendered in
+    decimal, which is exactly their text.
     """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not integers_are_canonical(data, sep):
+        return None
     fields: list[tuple[str, type[np.generic]]] = [
         ("user", np.int64),
         ("item", np.int64),
@@ -422,7 +490,7 @@ def read_events_fast(
     except (ValueError, OSError, UnicodeError):
         return None
     weights = np.asarray(table["weight"], dtype=np.float64)
-    if not np.isfinite(weights).all():
+    if not (np.isfinite(weights).all() and (np.abs(weights) <= FLOAT32_MAX).all()):
         return None
     timestamps = (
         np.ascontiguousarray(table["timestamp"], dtype=np.int64)

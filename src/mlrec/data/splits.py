@@ -47,6 +47,21 @@ def _check_ratio(test_ratio: float) -> None:
         raise ValidationError(f"test_ratio must be between 0 and 1 (exclusive), got {test_ratio}")
 
 
+def _require_timestamps(interactions: Interactions, method: str) -> None:
+    """Refuse a time-based split of events that carry no timestamps (all equal).
+
+    Last.fm and CSV files without a timestamp column have every event at 0: "the
+    latest events" mean nothing there, and a global cut would put every event in test.
+    """
+    stamps = interactions.timestamps
+    if len(stamps) > 1 and int(stamps.min()) == int(stamps.max()):
+        raise ValidationError(
+            f"{method} needs timestamps, but all {len(stamps)} events of "
+            f"{interactions.name or 'the data'} share one timestamp ({int(stamps.min())}): "
+            "the data has none; use a random split"
+        )
+
+
 def _split(interactions: Interactions, test: npt.NDArray[np.bool_]) -> Split:
     return interactions.subset(~test), interactions.subset(test)
 
@@ -129,9 +144,13 @@ def leave_last_out(interactions: Interactions, n: int = 1) -> Split:
     Args:
         interactions: the events to split.
         n: how many of each user's latest events to hold out (>= 1).
+
+    Raises:
+        ValidationError: ``n < 1``, or the events have no timestamps (all equal).
     """
     if n < 1:
         raise ValidationError(f"n must be at least 1, got {n}")
+    _require_timestamps(interactions, "a leave-last-out split")
     rows = np.arange(len(interactions), dtype=np.int64)
     order = np.lexsort((rows, interactions.timestamps, interactions.user_idx))
     rank, counts = _group_ranks(interactions.user_idx, order, interactions.n_users)
@@ -149,15 +168,28 @@ def time_split(interactions: Interactions, test_ratio: float = 0.2) -> Split:
     The cut is the timestamp of the first test event in time order; every event at
     or after it goes to test, so no training event is later than any test event.
     With ties at the cut the test share can be slightly above ``test_ratio``.
+
+    Raises:
+        ValidationError: a bad ``test_ratio``; the events have no timestamps (all
+            equal); or the cut falls among events tied with the earliest timestamp,
+            which would leave nothing to train on.
     """
     _check_ratio(test_ratio)
     if len(interactions) == 0:
         return _split(interactions, np.zeros(0, dtype=bool))
+    _require_timestamps(interactions, "a time split")
     order = np.argsort(interactions.timestamps, kind="stable")
     n_train = len(interactions) - round(len(interactions) * test_ratio)
     if n_train >= len(interactions):
         return _split(interactions, np.zeros(len(interactions), dtype=bool))
     cut = interactions.timestamps[order[n_train]]
+    if cut == interactions.timestamps[order[0]]:
+        tied = int(np.count_nonzero(interactions.timestamps == cut))
+        raise ValidationError(
+            f"a time split cannot hold out {test_ratio:g} of the events: {tied} of "
+            f"{len(interactions)} share the earliest timestamp ({int(cut)}), so every event "
+            "would go to test; use a smaller ratio or a random split"
+        )
     return _split(interactions, interactions.timestamps >= cut)
 
 

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,14 @@ from typing import Any
 from mlrec.core.errors import ModelError, NotFoundError, ValidationError
 from mlrec.models.als import ALS
 from mlrec.models.artifacts import read_artifact
-from mlrec.models.base import ItemFilter, Progress, Recommendation, Recommender, top_k
+from mlrec.models.base import (
+    ItemFilter,
+    Progress,
+    Recommendation,
+    Recommender,
+    build_params,
+    top_k,
+)
 from mlrec.models.blend import Blend
 from mlrec.models.ease import EASE
 from mlrec.models.gfcf import GFCF
@@ -98,11 +106,14 @@ def _coerce(name: str, field: str, kind: Any, text: str) -> Any:
         raise ValidationError(f"{name}: {field} must be a boolean, got {text!r}")
     if kind in (int, float, str):
         try:
-            return kind(text)
+            value = kind(text)
         except ValueError:
             raise ValidationError(
                 f"{name}: {field} must be {kind.__name__}, got {text!r}"
             ) from None
+        if kind is float and not math.isfinite(value):
+            raise ValidationError(f"{name}: {field} must be a finite number, got {text!r}")
+        return value
     raise ValidationError(f"{name}: {field} cannot be set from text")  # pragma: no cover
 
 
@@ -129,7 +140,7 @@ def parse_params(cls: type[Recommender], pairs: Sequence[str]) -> dict[str, Any]
                 f"{name}: unknown parameter {key!r}; known: {', '.join(sorted(fields))}"
             )
         params[key] = _coerce(name, key, hints[key], value)
-    cls.Params(**params)
+    build_params(name, cls.Params, params)
     return params
 
 

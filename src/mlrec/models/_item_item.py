@@ -7,7 +7,7 @@ score a history as ``X @ W``; only how ``W`` is learned differs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,9 @@ class SparseItemItem(Recommender):
     """
 
     weights: sp.csr_matrix
+    legacy_state_prefix: ClassVar[str | None] = None
+    """The name ``weights`` had in artifacts of an older mlrec, read when ``weights`` is
+    absent (artifact format 1 still loads)."""
 
     def _binary(self) -> bool:
         """Whether histories (and training rows) are used as 0/1; ``params.binary`` if any."""
@@ -50,4 +53,8 @@ class SparseItemItem(Recommender):
         return pack_csr("weights", self.weights)
 
     def _set_state(self, arrays: dict[str, npt.NDArray[Any]]) -> None:
-        self.weights = unpack_csr("weights", arrays)
+        prefix = "weights"
+        legacy = self.legacy_state_prefix
+        if f"{prefix}.shape" not in arrays and legacy and f"{legacy}.shape" in arrays:
+            prefix = legacy
+        self.weights = unpack_csr(prefix, arrays)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,14 @@ from mlrec.models.base import FloatArray, IntArray, Progress, Recommender
 __all__ = ["ALS"]
 
 FOLD_IN_CHUNK = 256
+MAX_FACTORS = 4096
+"""Largest embedding dimension accepted (a typo like ``factors=10000000`` would
+otherwise allocate users x factors floats, or fail deep inside ``implicit``)."""
+MAX_SEED = 2**32 - 1
+"""Seeds are numpy's: 0 to ``2**32 - 1``."""
+MAX_CONFIDENCE = 1e9
+"""Largest ``alpha · weight`` trained on with ``binary=false``: ``implicit`` solves in
+float32, and confidences much above this overflow it into NaN factors."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +56,21 @@ class ALSParams:
     ann_min_items: int = 100_000
 
     def __post_init__(self) -> None:
-        if self.factors < 1:
-            raise ValidationError(f"als: factors must be >= 1, got {self.factors}")
+        if not 1 <= self.factors <= MAX_FACTORS:
+            raise ValidationError(
+                f"als: factors must be between 1 and {MAX_FACTORS}, got {self.factors}"
+            )
         if self.iterations < 1:
             raise ValidationError(f"als: iterations must be >= 1, got {self.iterations}")
-        if self.regularization < 0 or self.alpha <= 0:
-            raise ValidationError("als: regularization must be >= 0 and alpha > 0")
+        # written so that NaN fails too (every comparison with NaN is false)
+        if not (math.isfinite(self.regularization) and self.regularization >= 0):
+            raise ValidationError(
+                f"als: regularization must be a finite number >= 0, got {self.regularization}"
+            )
+        if not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise ValidationError(f"als: alpha must be a finite number > 0, got {self.alpha}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValidationError(f"als: seed must be between 0 and 2**32 - 1, got {self.seed}")
         if self.num_threads < 0:
             raise ValidationError(f"als: num_threads must be >= 0, got {self.num_threads}")
 
@@ -62,12 +80,13 @@ def _import_implicit() -> Any:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         from implicit.cpu.als import AlternatingLeastSquares
+        from implicit.recommender_base import ModelFitError
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - both are dependencies
         raise ModelError(
             "als needs the 'implicit' and 'threadpoolctl' packages: pip install implicit"
         ) from exc
-    return AlternatingLeastSquares, threadpool_limits
+    return AlternatingLeastSquares, threadpool_limits, ModelFitError
 
 
 class ALS(Recommender):
@@ -93,28 +112,55 @@ class ALS(Recommender):
         x.eliminate_zeros()
         return x
 
+    def _check_confidences(self, x: sp.csr_matrix) -> None:
+        """Refuse weights whose confidence ``alpha · weight`` ``implicit`` cannot train on."""
+        if not x.nnz:
+            return
+        largest = float(np.abs(x.data).max())
+        if not math.isfinite(largest):
+            raise ValidationError("als: the training weights include a non-finite value")
+        if self.params.alpha * largest > MAX_CONFIDENCE:
+            raise ValidationError(
+                f"als: with binary=false, alpha x weight must be at most {MAX_CONFIDENCE:g}, "
+                f"but the largest weight is {largest:g} (x alpha {self.params.alpha:g}); "
+                "scale the weights down (e.g. log1p of counts), lower alpha, or use binary=true"
+            )
+
     def _fit(self, matrix: sp.csr_matrix, progress: Progress) -> None:
-        alternating_least_squares, threadpool_limits = _import_implicit()
+        alternating_least_squares, threadpool_limits, model_fit_error = _import_implicit()
         p = self.params
         x = self._prepare(matrix)
-        with threadpool_limits(limits=1, user_api="blas"):
-            model = alternating_least_squares(
-                factors=p.factors,
-                regularization=p.regularization,
-                alpha=p.alpha,
-                iterations=p.iterations,
-                random_state=p.seed,
-                num_threads=p.num_threads,
-            )
-            model.fit(
-                x,
-                show_progress=False,
-                callback=lambda iteration, _elapsed, _loss: progress(
-                    (iteration + 1) / p.iterations
-                ),
-            )
+        self._check_confidences(x)
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                model = alternating_least_squares(
+                    factors=p.factors,
+                    regularization=p.regularization,
+                    alpha=p.alpha,
+                    iterations=p.iterations,
+                    random_state=p.seed,
+                    num_threads=p.num_threads,
+                )
+                model.fit(
+                    x,
+                    show_progress=False,
+                    callback=lambda iteration, _elapsed, _loss: progress(
+                        (iteration + 1) / p.iterations
+                    ),
+                )
+        except (model_fit_error, ValueError, ArithmeticError, MemoryError) as exc:
+            # ModelFitError: implicit found NaN factors (a diverged fit)
+            raise ModelError(
+                f"als: training failed ({type(exc).__name__}: {exc}); "
+                "check the weights and the regularization/alpha parameters"
+            ) from exc
         self.user_factors: FloatArray = np.ascontiguousarray(model.user_factors, np.float32)
         self.item_factors: FloatArray = np.ascontiguousarray(model.item_factors, np.float32)
+        if not (np.isfinite(self.user_factors).all() and np.isfinite(self.item_factors).all()):
+            raise ModelError(
+                "als: training diverged (non-finite factors); "
+                "check the weights and the regularization/alpha parameters"
+            )
         self.ann: AnnIndex | None = None
         if 0 < p.ann_min_items <= self.item_factors.shape[0]:
             self.ann = AnnIndex.build(self.item_factors, "ip", progress=progress)

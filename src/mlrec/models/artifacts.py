@@ -87,7 +87,18 @@ def pack_csr(prefix: str, matrix: sp.csr_matrix) -> dict[str, npt.NDArray[Any]]:
 
 
 def unpack_csr(prefix: str, arrays: dict[str, npt.NDArray[Any]]) -> sp.csr_matrix:
-    """Inverse of :func:`pack_csr`."""
+    """Inverse of :func:`pack_csr`.
+
+    Raises:
+        ModelError: an array of the matrix is missing.
+    """
+    missing = [
+        f"{prefix}.{part}"
+        for part in ("data", "indices", "indptr", "shape")
+        if f"{prefix}.{part}" not in arrays
+    ]
+    if missing:
+        raise ModelError(f"the artifact lacks the array(s) {', '.join(missing)}")
     shape = tuple(int(x) for x in arrays[f"{prefix}.shape"])
     return sp.csr_matrix(
         (arrays[f"{prefix}.data"], arrays[f"{prefix}.indices"], arrays[f"{prefix}.indptr"]),
@@ -148,9 +159,15 @@ def verify_artifact(directory: Path, expected_sha256: str | None = None) -> dict
     if not manifest_path.is_file() or not arrays_path.is_file():
         raise ModelError(f"{directory} is not a model artifact (no {MANIFEST} / {ARRAYS})")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(manifest_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ArtifactIntegrityError(
+            f"{manifest_path}: damaged manifest: byte {exc.start} is not valid UTF-8"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ModelError(f"{manifest_path}: not valid JSON ({exc})") from None
+        raise ArtifactIntegrityError(
+            f"{manifest_path}: damaged manifest: not valid JSON ({exc})"
+        ) from None
     if not isinstance(manifest, dict):
         raise ModelError(f"{manifest_path}: not a manifest (a JSON object)")
     version = manifest.get("format_version")

@@ -15,6 +15,7 @@ similar items, save/load with checksums) lives here once.
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,14 @@ from mlrec.core.ids import IdMap
 from mlrec.core.interactions import Interactions, ItemInfo
 from mlrec.models.artifacts import Artifact, pack_csr, read_artifact, unpack_csr, write_artifact
 
-__all__ = ["ItemFilter", "Progress", "Recommendation", "Recommender", "top_k"]
+__all__ = [
+    "ItemFilter",
+    "Progress",
+    "Recommendation",
+    "Recommender",
+    "build_params",
+    "top_k",
+]
 
 ItemFilter = Callable[[str], bool] | Iterable[str]
 """Either a predicate on external item ids or the collection of allowed item ids."""
@@ -81,6 +89,34 @@ def top_k(
     return indices, np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
 
 
+def build_params(algorithm: str, params_class: type[Any], params: dict[str, Any]) -> Any:
+    """``params_class(**params)``, refusing unknown names and non-finite numbers first.
+
+    Every way of making a model's hyper-parameters goes through here (the
+    constructor, :func:`~mlrec.models.parse_params`, loading an artifact), so a
+    ``nan`` or ``inf`` is refused once for every algorithm: the Params classes
+    compare values with ``<``, which NaN passes.
+
+    Raises:
+        ValidationError: an unknown parameter name, a non-finite number, or whatever
+            ``params_class`` refuses.
+    """
+    fields = {f.name for f in dataclasses.fields(params_class)}
+    unknown = sorted(set(params) - fields)
+    if unknown:
+        raise ValidationError(
+            f"{algorithm}: unknown parameter(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(fields))}"
+        )
+    for name, value in params.items():
+        if isinstance(value, float | np.floating) and not math.isfinite(value):
+            raise ValidationError(f"{algorithm}: {name} must be a finite number, got {value}")
+    try:
+        return params_class(**params)
+    except TypeError as exc:
+        raise ValidationError(f"{algorithm}: {exc}") from None
+
+
 class Recommender(ABC):
     """Base class of every recommendation algorithm.
 
@@ -97,14 +133,7 @@ class Recommender(ABC):
     Params: ClassVar[type[Any]]
 
     def __init__(self, **params: Any) -> None:
-        fields = {f.name for f in dataclasses.fields(self.Params)}
-        unknown = sorted(set(params) - fields)
-        if unknown:
-            raise ValidationError(
-                f"{self.algorithm}: unknown parameter(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(fields))}"
-            )
-        self.params = self.Params(**params)
+        self.params = build_params(self.algorithm, self.Params, params)
         self.users = IdMap()
         self.items = IdMap()
         self.user_items: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
@@ -351,14 +380,21 @@ class Recommender(ABC):
         if manifest.get("algorithm") != cls.algorithm:
             raise ModelError(f"artifact holds {manifest.get('algorithm')!r}, not {cls.algorithm!r}")
         model = cls(**manifest.get("params", {}))
-        model.users = IdMap(manifest["users"])
-        model.items = IdMap(manifest["items"])
-        model.item_info = {
-            item: ItemInfo(info["title"], tuple(info.get("categories", ())))
-            for item, info in manifest.get("item_info", {}).items()
-        }
-        model.user_items = unpack_csr("user_items", artifact.arrays)
-        model._set_state(artifact.arrays)
+        try:
+            model.users = IdMap(manifest["users"])
+            model.items = IdMap(manifest["items"])
+            model.item_info = {
+                item: ItemInfo(info["title"], tuple(info.get("categories", ())))
+                for item, info in manifest.get("item_info", {}).items()
+            }
+            model.user_items = unpack_csr("user_items", artifact.arrays)
+            model._set_state(artifact.arrays)
+        except KeyError as exc:
+            # written by another mlrec whose layout this one does not know
+            raise ModelError(
+                f"{cls.algorithm} artifact lacks {exc.args[0]!r}: it was saved in a layout "
+                "this mlrec cannot read"
+            ) from None
         model.fitted = True
         return model
 

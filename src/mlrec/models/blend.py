@@ -202,6 +202,14 @@ class Blend(Recommender):
 
     @classmethod
     def from_artifact(cls, artifact: Any) -> Self:
+        params = artifact.manifest.get("params")
+        if isinstance(params, dict) and params:
+            # a blend saved before a component existed (an older mlrec: no gfcf weight)
+            # did not fit it; the current default weight would look for its arrays
+            absent = {name: 0.0 for name in COMPONENTS if name not in params}
+            if absent:
+                manifest = {**artifact.manifest, "params": {**params, **absent}}
+                artifact = dataclasses.replace(artifact, manifest=manifest)
         model = super().from_artifact(artifact)
         for component in model.components.values():
             component.users = model.users

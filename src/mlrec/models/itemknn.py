@@ -83,6 +83,9 @@ class ItemKNN(SparseItemItem):
     algorithm = "itemknn"
     Params = ItemKNNParams
     params: ItemKNNParams
+    # mlrec before the shared SparseItemItem base (up to commit 7552bfb and a few
+    # after it) saved the same sources x targets matrix as "similarity"
+    legacy_state_prefix = "similarity"
 
     def _fit(self, matrix: sp.csr_matrix, progress: Progress) -> None:
         x = _weight_users(self._prepare(matrix), self.params.weighting)

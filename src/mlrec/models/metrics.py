@@ -227,12 +227,14 @@ def evaluate(
     relevant: dict[int, set[int]] = {}
     test_items = np.asarray(test.item_idx)
     if not same_items:
+        # an item the model never saw stays relevant but can never be hit: it gets a
+        # negative key of its own, one per external id, so that repeated test events
+        # of it count once, like repeated events of a known item
         lookup = np.empty(test.n_items, np.int64)
         for pos, item_id in enumerate(test.items.ids()):
             found = model.items.get(item_id)
-            lookup[pos] = -1 if found is None else found
+            lookup[pos] = -1 - pos if found is None else found
         test_items = lookup[test_items]
-    unknown_keys = 0
     for user, item in zip(test.user_idx.tolist(), test_items.tolist(), strict=True):
         if same_users:
             row = user
@@ -241,10 +243,6 @@ def evaluate(
             if found_user is None:
                 continue
             row = found_user
-        if item < 0:
-            # an item the model never saw stays relevant but can never be hit
-            unknown_keys += 1
-            item = -unknown_keys
         relevant.setdefault(row, set()).add(item)
     users = np.fromiter(sorted(relevant), np.int64, len(relevant))
     indices, scores = model.recommend_batch(users, k=k, exclude_seen=True)

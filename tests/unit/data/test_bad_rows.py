@@ -16,6 +16,7 @@ from mlrec.data import (
     load_movielens_100k,
     load_movielens_csv,
 )
+from mlrec.data._parse import integers_are_canonical
 
 
 def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -269,3 +270,78 @@ def test_load_csv_raises_data_error_when_file_is_empty_or_missing(tmp_path: Path
 def test_load_interactions_rejects_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="unknown format 'parquet'"):
         load_interactions(tmp_path, "parquet")
+
+
+def test_load_csv_refuses_a_weight_beyond_float32_with_its_line(tmp_path: Path) -> None:
+    path = _write(tmp_path / "huge.csv", "u1,i1,1\nu1,i2,1e39\nu2,i1,2\n")
+    with pytest.raises(DataFormatError) as caught:
+        load_csv(path)
+    assert caught.value.line == 2
+    assert caught.value.problem.startswith("weight '1e39' is out of range")
+
+
+def test_movielens_100k_refuses_a_rating_beyond_float32_on_the_fast_path(tmp_path: Path) -> None:
+    # integer ids: read_events_fast parses this file, which used to store inf
+    folder = _ml100k(tmp_path, GOOD + "3\t1\t-1e39\t881250951\n")
+    with pytest.raises(DataFormatError) as caught:
+        load_movielens_100k(folder)
+    assert caught.value.line == 3
+    assert caught.value.problem.startswith("rating '-1e39' is out of range")
+
+
+def test_lastfm_refuses_a_play_count_beyond_float32_with_its_line(tmp_path: Path) -> None:
+    folder = tmp_path / "lastfm"
+    _write(folder / "user_artists.dat", "userID\tartistID\tweight\n2\t51\t4e38\n2\t52\t1\n")
+    with pytest.raises(DataFormatError) as caught:
+        load_lastfm(folder)
+    assert caught.value.line == 2
+    assert "out of range" in caught.value.problem
+
+
+def test_a_weight_at_the_float32_limit_is_kept_finite(tmp_path: Path) -> None:
+    data = load_csv(_write(tmp_path / "edge.csv", "u1,i1,3.4e38\nu2,i1,1\n"))
+    assert np.isfinite(data.weights).all()
+
+
+def test_movielens_100k_keeps_zero_padded_ids_distinct_from_plain_ones(tmp_path: Path) -> None:
+    # every id is an integer, so the fast path used to read 007 as 7 and merge the users
+    udata = "007\t10\t5\t1\n7\t20\t3\t2\n8\t010\t4\t3\n8\t30\t4\t3\n"
+    data = load_movielens_100k(_ml100k(tmp_path, udata))
+    assert data.users.ids() == ["007", "7", "8"]
+    assert data.items.ids() == ["10", "20", "010", "30"]
+
+
+@pytest.mark.parametrize("user", ["+7", " 7", "-0", "-07", "\u00a07"])
+def test_lastfm_keeps_ids_whose_text_is_not_their_decimal_value(tmp_path: Path, user: str) -> None:
+    folder = tmp_path / "lastfm"
+    _write(folder / "user_artists.dat", f"userID\tartistID\tweight\n{user}\t51\t3\n7\t51\t2\n")
+    data = load_lastfm(folder)
+    assert data.users.ids() == [user, "7"]
+
+
+def test_movielens_csv_keeps_zero_padded_ids_distinct(tmp_path: Path) -> None:
+    folder = tmp_path / "ml-latest-small"
+    _write(folder / "ratings.csv", "userId,movieId,rating,timestamp\n1,01,4.0,5\n1,1,0.5,6\n")
+    _write(folder / "movies.csv", "movieId,title,genres\n1,Toy Story (1995),Comedy\n")
+    data = load_movielens_csv(folder)
+    assert data.items.ids() == ["01", "1"]
+
+
+@pytest.mark.parametrize(
+    ("data", "canonical"),
+    [
+        (b"196\t242\t3\t881250949\n0\t1\t0.5\t0\n", True),
+        (b"-7\t1\t-0.5\t0\r\n", True),
+        (b"007\t1\t1\t1\n", False),
+        (b"1\t1\t1\t1\n1\t010\t1\t1\n", False),
+        (b"+7\t1\t1\t1\n", False),
+        (b"1\t 7\t1\t1\n", False),
+        (b"-0\t1\t1\t1\n", False),
+        (b"1\t1\t1\t1\r07\t1\t1\t1\n", False),
+        (b"\xc2\xa07\t1\t1\t1\n", False),
+    ],
+)
+def test_integers_are_canonical_only_when_every_field_reads_back_as_its_text(
+    data: bytes, canonical: bool
+) -> None:
+    assert integers_are_canonical(data, "\t") is canonical

@@ -189,3 +189,24 @@ def test_movielens_100k_fold_reads_official_files_with_shared_maps(
 def test_movielens_100k_fold_rejects_unknown_fold(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="fold"):
         movielens_100k_fold(tmp_path, 6)
+
+
+def test_time_split_refuses_data_without_timestamps() -> None:
+    # Last.fm and CSV files without a timestamp column: every event at 0
+    data = Interactions.from_arrays(list("aabbc"), list("vwxyz"))
+    with pytest.raises(ValidationError, match="needs timestamps"):
+        time_split(data, test_ratio=0.25)
+
+
+def test_time_split_refuses_a_cut_among_events_tied_at_the_earliest_timestamp() -> None:
+    data = Interactions.from_arrays(list("abcd"), list("wxyz"), timestamps=[1, 1, 1, 2])
+    with pytest.raises(ValidationError, match="would go to test"):
+        time_split(data, test_ratio=0.5)
+    train, test = time_split(data, test_ratio=0.25)
+    assert (len(train), len(test)) == (3, 1)
+
+
+def test_leave_last_out_refuses_data_without_timestamps() -> None:
+    data = Interactions.from_arrays(["u", "u", "v", "v"], list("abab"))
+    with pytest.raises(ValidationError, match="needs timestamps"):
+        leave_last_out(data)

@@ -113,3 +113,12 @@ def test_load_dataset_finds_real_folders_under_data_dir(
     data = load_dataset(name, data_dir=datasets_root)
     assert len(data) == expected
     assert data.name == name
+
+
+def test_movielens_100k_ratings_take_the_fast_path(ml100k_dir: Path) -> None:
+    # the id round-trip check must not push the real files onto the slow parser
+    from mlrec.data._parse import read_events_fast
+
+    events = read_events_fast(ml100k_dir / "u.data", "\t", has_timestamp=True)
+    assert events is not None
+    assert isinstance(events.users, np.ndarray)

@@ -1,6 +1,13 @@
-import numpy as np
+import math
+from typing import Any
 
+import numpy as np
+import pytest
+
+from mlrec.core.errors import ModelError, ValidationError
+from mlrec.core.interactions import Interactions
 from mlrec.models import ALS, Recommender
+from mlrec.models.als import ALSParams
 from tests.unit.models.contract import RecommenderContract, demo_split
 
 
@@ -59,3 +66,54 @@ def test_ann_retrieval_agrees_with_dense_scoring(tmp_path) -> None:  # type: ign
     ann.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     assert np.array_equal(loaded.recommend_batch(users, k=10)[0], approx)
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"regularization": math.nan}, "regularization"),
+        ({"regularization": -1.0}, "regularization"),
+        ({"alpha": math.inf}, "alpha"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"factors": 10**20}, "factors"),
+    ],
+)
+def test_als_refuses_bad_params_up_front_naming_them(params: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValidationError, match=f"als: {named} must be"):
+        ALS(**params)
+    with pytest.raises(ValidationError, match=f"als: {named} must be"):
+        ALSParams(**params)
+
+
+def _with_weights(weights: list[float]) -> Interactions:
+    return Interactions.from_arrays(
+        ["u1", "u1", "u2", "u2", "u3"], ["i1", "i2", "i1", "i3", "i2"], weights=weights
+    )
+
+
+def test_als_refuses_weights_too_large_to_train_on_when_not_binary() -> None:
+    # 1e30 is a finite float32, but confidence alpha x 1e30 overflows implicit into NaN
+    data = _with_weights([1e30, 1, 2, 1, 1])
+    with pytest.raises(ValidationError, match=r"binary=false.*alpha"):
+        ALS(binary=False, num_threads=1).fit(data)
+    ALS(binary=True, factors=2, iterations=2, num_threads=1).fit(data)  # 0/1: fine
+
+
+def test_als_turns_an_implicit_fit_error_into_a_model_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from implicit.recommender_base import ModelFitError
+
+    import mlrec.models.als as als_module
+
+    real, limits, fit_error = als_module._import_implicit()
+
+    class Diverging(real):  # type: ignore[misc, valid-type]
+        def fit(self, *args: Any, **kwargs: Any) -> None:
+            raise ModelFitError("NaN encountered in factors")
+
+    monkeypatch.setattr(als_module, "_import_implicit", lambda: (Diverging, limits, fit_error))
+    with pytest.raises(ModelError, match=r"als: training failed.*NaN encountered"):
+        ALS(factors=2, iterations=2, num_threads=1).fit(_with_weights([1, 1, 1, 1, 1]))

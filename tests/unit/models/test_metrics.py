@@ -149,3 +149,18 @@ def test_evaluate_refuses_a_model_fitted_elsewhere() -> None:
     model = EASE().fit(test)
     with pytest.raises(ValidationError):
         evaluate(model, train, test)
+
+
+@pytest.mark.parametrize(
+    "test_items",
+    [["c", "new"], ["c", "c", "new"], ["c", "new", "new"]],
+    ids=["once", "known_twice", "unknown_twice"],
+)
+def test_evaluate_counts_a_repeated_test_item_once_known_or_not(test_items: list[str]) -> None:
+    train = Interactions.from_arrays(["u1", "u1", "u2", "u2", "u2"], ["a", "b", "a", "b", "c"])
+    model = MostPopular().fit(train)
+    # u1 has seen a and b; its relevant set is {c, new} however often each appears
+    test = Interactions.from_arrays(["u1"] * len(test_items), test_items)
+    result = evaluate(model, train, test, k=1)
+    assert result["recall"] == 0.5
+    assert result["precision"] == 1.0

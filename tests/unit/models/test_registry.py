@@ -1,3 +1,6 @@
+import dataclasses
+import math
+import typing
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,37 @@ def test_load_model_dispatches_on_manifest(tmp_path: Path) -> None:
 def test_load_model_of_a_non_artifact_raises_model_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError):
         load_model(tmp_path)
+
+
+def _float_fields(name: str) -> list[str]:
+    params = ALGORITHMS[name].Params
+    hints = typing.get_type_hints(params)
+    return [f.name for f in dataclasses.fields(params) if hints[f.name] is float]
+
+
+FLOAT_PARAMS = [(name, field) for name in sorted(ALGORITHMS) for field in _float_fields(name)]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(("name", "field"), FLOAT_PARAMS)
+def test_create_model_refuses_non_finite_float_params(name: str, field: str, value: float) -> None:
+    with pytest.raises(ValidationError, match=f"{name}: {field} must be a finite number"):
+        create_model(name, **{field: value})
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "1e999"])
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [("ease", "l2"), ("rp3beta", "alpha"), ("rp3beta", "beta"), ("itemknn", "shrink"),
+     ("sequential", "beta"), ("gfcf", "alpha"), ("als", "regularization"), ("blend", "als")],
+)  # fmt: skip
+def test_parse_params_refuses_non_finite_numbers(name: str, field: str, text: str) -> None:
+    with pytest.raises(ValidationError, match=f"{name}: {field} must be a finite number"):
+        parse_params(ALGORITHMS[name], [f"{field}={text}"])
+
+
+def test_float_params_exist_for_every_algorithm_with_numbers() -> None:
+    # the non-finite checks above are only as good as this list
+    assert {name for name, _ in FLOAT_PARAMS} >= {
+        "ease", "rp3beta", "itemknn", "sequential", "gfcf", "als", "blend"
+    }  # fmt: skip
