@@ -109,6 +109,9 @@ class EventLogContract:
         assert {r.topic for r in records} == {topic}
         assert [r.offset for r in records] == sorted(r.offset for r in records)
 
+    def test_a_producer_is_reachable_when_the_log_is_up(self, producer: EventProducer) -> None:
+        assert producer.reachable()
+
     def test_produce_returns_quietly_when_given_no_records(
         self, event_log: EventLog, names: str, producer: EventProducer
     ) -> None:

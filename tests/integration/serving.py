@@ -1,7 +1,9 @@
-"""What the API integration tests share: a model in production on a real database."""
+"""What the API integration tests share: a model in production on a real database, and
+a port where no server answers."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from mlrec.backends.factory import open_artifact_store, open_model_registry
@@ -18,3 +20,10 @@ def put_in_production(model: Recommender, directory: Path, database_url: str) ->
         model, directory, [open_artifact_store(database_url)], registry, "default", "demo"
     )
     registry.promote("default", version.version)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

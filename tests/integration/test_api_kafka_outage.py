@@ -3,7 +3,6 @@ later process with a reachable broker delivers the spool into the real topic."""
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -20,16 +19,9 @@ from mlrec.events.log import INTERACTIONS_TOPIC
 from mlrec.models import create_model
 from mlrec.services.api.app import build_state, create_app
 from mlrec.services.api.config import ApiSettings
-from tests.integration.serving import put_in_production
+from tests.integration.serving import closed_port, put_in_production
 
 pytestmark = pytest.mark.integration
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from mlrec.backends.kafka import (
 )
 from mlrec.core.errors import BackendUnavailableError, ValidationError
 from tests.contracts.event_log import EventLogContract, poll_until
+from tests.integration.serving import closed_port
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +123,59 @@ def test_a_follower_reads_a_topic_created_after_it_opened_from_its_start(
     finally:
         follower.close()
         producer.close()
+
+
+def cached_lag_after_polls(consumer: KafkaConsumer, timeout_s: float = 20.0) -> int | None:
+    """Poll (expecting nothing) until the consumer's cached lag is known."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert consumer.poll(100, 0.1) == []
+        lag = consumer.cached_lag()
+        if lag is not None:
+            return lag
+    return None
+
+
+def test_cached_lag_reads_zero_when_a_caught_up_consumer_restarts_and_polls_nothing(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"t.lag.{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka_bootstrap, {topic: 2})
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    producer.produce(topic, [(f"k{i}".encode(), b"x") for i in range(20)])
+    first = KafkaConsumer(kafka_bootstrap, f"{topic}.g", [topic], stats_interval_s=0.2)
+    try:
+        assert len(poll_until(first, 20, 20.0)) == 20
+        first.commit()
+    finally:
+        first.close()
+        producer.close()
+
+    # librdkafka knows no position in a partition nothing was polled from since the
+    # assignment, only the group's commit (which it fetched itself on assignment)
+    restarted = KafkaConsumer(kafka_bootstrap, f"{topic}.g", [topic], stats_interval_s=0.2)
+    try:
+        assert cached_lag_after_polls(restarted) == 0
+        assert restarted.lag() == 0  # the broker agrees
+    finally:
+        restarted.close()
+
+    # a new group that starts at the end has nothing to read either
+    latest = KafkaConsumer(
+        kafka_bootstrap, f"{topic}.new", [topic], auto_offset_reset="latest", stats_interval_s=0.2
+    )
+    try:
+        assert cached_lag_after_polls(latest) == 0
+    finally:
+        latest.close()
+
+
+def test_a_producer_reports_whether_a_broker_answers(kafka_bootstrap: str) -> None:
+    up = KafkaProducer(kafka_bootstrap, client_id="test")
+    down = KafkaProducer(f"127.0.0.1:{closed_port()}", client_id="test")
+    try:
+        assert up.reachable()
+        assert not down.reachable(timeout_s=0.5)
+    finally:
+        up.close()
+        down.close()

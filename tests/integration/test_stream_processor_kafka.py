@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from prometheus_client import REGISTRY
 
 from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
 from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.events import InteractionEvent, encode_event, event_key
-from mlrec.events.processor import StreamProcessor
+from mlrec.events.log import LogRecord
+from mlrec.events.processor import LAG, StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.services.stream import realtime_sink
 from tests.contracts.event_log import poll_until
@@ -189,3 +191,71 @@ def test_no_batch_is_skipped_on_kafka_when_the_rewind_fails_after_a_lost_commit(
     assert sorted(applied) == sorted(e.event_id for e in events)  # no batch skipped
     assert position.offset == len(events)
     assert hiccup.committed_failures == 0  # the rewind was retried until it worked
+
+
+class PollCounting(KafkaConsumer):
+    """The real consumer, counting the processor's polls."""
+
+    polls = 0
+
+    def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
+        self.polls += 1
+        return super().poll(max_records, timeout_seconds)
+
+
+def lag_gauge() -> float | None:
+    return REGISTRY.get_sample_value("mlrec_stream_consumer_lag_records")
+
+
+def test_lag_gauge_drops_to_zero_after_a_backlog_while_the_processor_keeps_polling(
+    kafka_bootstrap: str,
+) -> None:
+    """Regression (audit defect 2): the gauge was read by a side thread from the
+    consumer the loop polls; librdkafka serialised the calls, the side thread starved
+    once the loop idle-polled, and the gauge kept its backlog value for good."""
+    topic = f"t.proc.lag.{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka_bootstrap, {topic: 2})
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    total = 4000
+    events = [
+        InteractionEvent(event_id=f"e{i}", user_id=f"u{i % 50}", item_id=f"i{i}")
+        for i in range(total)
+    ]
+    producer.produce(topic, [(event_key(e), encode_event(e)) for e in events])
+    applied: list[int] = []
+
+    def slow_sink(batch: Sequence[InteractionEvent]) -> int:
+        time.sleep(0.1)  # a backlog that takes seconds to apply
+        applied.append(len(batch))
+        return len(batch)
+
+    consumer = PollCounting(kafka_bootstrap, f"{topic}.g", [topic])
+    processor = StreamProcessor(consumer, slow_sink, producer, max_batch=100, pipeline=True)
+    LAG.set(-1)  # whatever an earlier test left
+    thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.1})
+    thread.start()
+    during: list[float | None] = []
+    try:
+        deadline = time.monotonic() + 60
+        while sum(applied) < total and time.monotonic() < deadline:
+            during.append(lag_gauge())
+            time.sleep(0.2)
+        caught_up_at = consumer.polls
+        deadline = time.monotonic() + 10
+        while lag_gauge() != 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        after = lag_gauge()
+        time.sleep(1.5)  # a measurement or more later, still polling
+        later = lag_gauge()
+        polls_since = consumer.polls - caught_up_at
+    finally:
+        processor.stop()
+        thread.join(timeout=10)
+        consumer.close()
+        producer.close()
+
+    assert sum(applied) == total
+    assert max(v for v in during if v is not None) > 0  # it followed the backlog...
+    assert after == 0  # ...down to nothing once it was applied
+    assert later == 0
+    assert polls_since > 10  # while the processor kept polling

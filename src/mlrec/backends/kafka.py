@@ -32,10 +32,12 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mlrec.core.errors import BackendError, BackendUnavailableError, ValidationError
@@ -297,6 +299,14 @@ class KafkaProducer:
                 f"for {topic!r} within {self.delivery_timeout_s:.1f} s"
             )
 
+    def reachable(self, timeout_s: float = 0.5) -> bool:
+        """Whether a broker answers a metadata request within ``timeout_s``."""
+        try:
+            self._client().list_topics(timeout=timeout_s)
+            return True
+        except KafkaException:
+            return False
+
     def close(self) -> None:
         """Wait (up to the delivery timeout) for anything in flight, then release."""
         self._producer.flush(self.delivery_timeout_s)
@@ -331,6 +341,47 @@ def _records(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _PartitionOffsets:
+    """One partition's offsets in a librdkafka statistics report (negative: unknown)."""
+
+    low: int
+    high: int
+    committed: int
+    consumed: int
+    """After the last record handed to the application."""
+
+    def lag(self, earliest: bool) -> int | None:
+        """Records after the consumer's position, or None if the end is not known."""
+        if self.high < 0:
+            return None
+        position = self.consumed if self.consumed >= 0 else self.committed
+        if position < 0:  # nothing committed by the group: auto.offset.reset decides
+            position = self.low if earliest else self.high
+        return max(0, self.high - max(position, self.low))
+
+
+def _partition_offsets(
+    stats: dict[str, Any], topics: Sequence[str]
+) -> dict[tuple[str, int], _PartitionOffsets]:
+    """The offsets of ``topics``' partitions in a librdkafka statistics report
+    (``STATISTICS.md``: ``topics.<topic>.partitions.<partition>``)."""
+    out: dict[tuple[str, int], _PartitionOffsets] = {}
+    for topic in topics:
+        partitions = stats.get("topics", {}).get(topic, {}).get("partitions", {})
+        for key, part in partitions.items():
+            partition = int(key)
+            if partition < 0:  # librdkafka's internal "unassigned" partition
+                continue
+            out[(topic, partition)] = _PartitionOffsets(
+                low=int(part.get("lo_offset", -1)),
+                high=int(part.get("hi_offset", -1)),
+                committed=int(part.get("committed_offset", -1)),
+                consumed=int(part.get("app_offset", -1)),
+            )
+    return out
+
+
 class KafkaConsumer:
     """A member of consumer group ``group_id`` reading ``topics``, committing by hand.
 
@@ -341,9 +392,13 @@ class KafkaConsumer:
         auto_offset_reset: where a group without a committed offset starts,
             ``"earliest"`` or ``"latest"``.
         timeout_s: bound on broker round trips of :meth:`commit`, :meth:`rewind`, :meth:`lag`.
+        stats_interval_s: how often librdkafka reports the partitions' offsets, which
+            :meth:`cached_lag` reads (0 disables them, and ``cached_lag`` knows nothing).
         config: extra librdkafka settings (they win over the arguments).
 
     Not thread-safe: one thread polls, applies and commits (as Kafka's model wants).
+    That thread also measures the lag, with :meth:`cached_lag` (no round trip);
+    :meth:`lag` asks the broker.
     """
 
     def __init__(
@@ -354,12 +409,17 @@ class KafkaConsumer:
         *,
         auto_offset_reset: str = "earliest",
         timeout_s: float = 10.0,
+        stats_interval_s: float = 1.0,
         config: Mapping[str, Any] | None = None,
     ) -> None:
         self.group_id = group_id
         self.topics = list(topics)
         self.timeout_s = timeout_s
         self._earliest = auto_offset_reset == "earliest"
+        # Partitions assigned to this member (kept by the rebalance callbacks), and
+        # the offsets librdkafka last reported for each partition of ``topics``.
+        self._assigned: set[tuple[str, int]] = set()
+        self._offsets: dict[tuple[str, int], _PartitionOffsets] = {}
         cfg: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
             "group.id": group_id,
@@ -371,23 +431,44 @@ class KafkaConsumer:
             # Prefetch enough that a batch poll rarely waits on the network.
             "fetch.min.bytes": 1,
             "queued.min.messages": 100_000,
+            # Offsets for cached_lag, delivered to stats_cb inside poll: the lag is
+            # known without a round trip of its own.
+            "statistics.interval.ms": round(stats_interval_s * 1000),
+            "stats_cb": self._on_stats,
         }
         cfg.update(config or {})
         self._consumer = Consumer(cfg)
         # Next offset to commit per (topic, partition): after the last record polled.
         self._pending: dict[tuple[str, int], int] = {}
         self._fatal: KafkaError | None = None
-        self._consumer.subscribe(self.topics, on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self._consumer.subscribe(
+            self.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
 
     def _on_error(self, err: KafkaError) -> None:
         if err.fatal():
             self._fatal = err
         log.debug("Kafka consumer error: %s", err)
 
+    def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
+        # confluent-kafka assigns them after this returns (incrementally or not)
+        self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         # Uncommitted records of a partition we lose are redelivered to its new owner.
         for tp in partitions:
             self._pending.pop((tp.topic, tp.partition), None)
+            self._assigned.discard((tp.topic, tp.partition))
+            self._offsets.pop((tp.topic, tp.partition), None)  # stale for its next owner
+
+    def _on_stats(self, stats_json: str) -> None:
+        try:
+            self._offsets = _partition_offsets(json.loads(stats_json), self.topics)
+        except (ValueError, TypeError, AttributeError):  # lag is best effort
+            log.debug("unreadable librdkafka statistics", exc_info=True)
 
     def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
         """Up to ``max_records`` records after the group's position (may be empty).
@@ -454,8 +535,40 @@ class KafkaConsumer:
         except KafkaException as exc:
             raise BackendUnavailableError(f"Kafka rewind failed: {exc}") from exc
 
+    def cached_lag(self) -> int | None:
+        """Records not yet consumed in the assigned partitions, from the offsets
+        librdkafka last reported (every ``stats_interval_s``, during :meth:`poll`).
+
+        No broker round trip: the high watermarks are those of the latest fetch
+        responses (a caught-up consumer's fetches return every ``fetch.wait.max.ms``),
+        so the figure is at most about ``stats_interval_s`` old. A partition no record
+        was polled from since it was assigned counts from the group's committed
+        offset, which librdkafka fetched itself on assignment. Call it from the
+        thread that polls (:class:`KafkaConsumer` is not thread-safe).
+
+        Returns:
+            the lag, or None while it is unknown (before the first report after an
+            assignment, or with statistics disabled).
+        """
+        if not self._assigned:
+            return 0
+        total = 0
+        for tp in self._assigned:
+            offsets = self._offsets.get(tp)
+            if offsets is None:
+                return None
+            lag = offsets.lag(self._earliest)
+            if lag is None:
+                return None
+            total += lag
+        return total
+
     def lag(self) -> int:
-        """High watermark minus position, summed over the assigned partitions."""
+        """High watermark minus position, summed over the assigned partitions.
+
+        Asks the broker (a round trip per partition, bounded by ``timeout_s``): keep it
+        off the polling loop, where :meth:`cached_lag` answers without one.
+        """
         assigned = self._consumer.assignment()
         if not assigned:
             return 0

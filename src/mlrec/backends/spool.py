@@ -94,6 +94,8 @@ _DONE = ".done"
 REJECTED_FILE = "rejected.jsonl"
 # How often the replay thread looks for orphaned spools to adopt.
 _ADOPT_INTERVAL_S = 30.0
+# How often the replay thread probes the primary while nothing is spooled.
+_PROBE_INTERVAL_S = 5.0
 # Records replayed per primary call.
 _REPLAY_BATCH = 5000
 
@@ -209,6 +211,9 @@ class DurableProducer:
         self._active: BinaryIO | None = None
         self._active_path: Path | None = None
         self._primary_failed = False
+        # the last probe of the primary failed (see reachable); cleared by a good probe
+        # or a replay that went through
+        self._primary_down = False
         self._finish_removals()
         numbered = [int(p.stem) for p in self.spool_dir.iterdir() if p.stem.isdigit()]
         self._next_seq = max(numbered, default=0) + 1
@@ -226,8 +231,15 @@ class DurableProducer:
 
     @property
     def degraded(self) -> bool:
-        """True while events are spooled or the primary's last attempt failed."""
-        return self._pending > 0 or self._primary_failed
+        """True while events are spooled, or the primary's last attempt or probe failed."""
+        return self._pending > 0 or self._primary_failed or self._primary_down
+
+    def reachable(self) -> bool:
+        """Probe the primary now; while its last probe failed, events go straight to the
+        spool (no caller waits out a delivery timeout first)."""
+        ok = self.primary.reachable()
+        self._primary_down = not ok
+        return ok
 
     def _segments(self) -> list[Path]:
         return sorted(self.spool_dir.glob(f"*{_SUFFIX}"))
@@ -262,7 +274,7 @@ class DurableProducer:
         """
         if not records:
             return
-        if self._pending == 0:
+        if self._pending == 0 and not self._primary_down:
             try:
                 self.primary.produce(topic, records)
                 self._primary_failed = False
@@ -348,6 +360,8 @@ class DurableProducer:
                     return replayed + done[0]
                 replayed += done[0]
             self._primary_failed = False
+            if replayed:
+                self._primary_down = False  # the primary took records: it is back
             return replayed
 
     def _replay_segment(self, segment: Path, done: list[int]) -> None:
@@ -464,8 +478,11 @@ class DurableProducer:
         return replayed
 
     def _run(self) -> None:
-        next_adoption = 0.0
+        next_adoption = next_probe = 0.0
         while not self._stop.is_set():
+            if self._pending == 0 and time.monotonic() >= next_probe:
+                self.reachable()  # notice an outage before a client waits on it
+                next_probe = time.monotonic() + _PROBE_INTERVAL_S
             if self._orphans is not None and time.monotonic() >= next_adoption:
                 try:
                     self.adopt_orphans()

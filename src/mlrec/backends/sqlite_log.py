@@ -319,6 +319,16 @@ class SqliteLogProducer:
                 rows,
             )
 
+    def reachable(self) -> bool:
+        """Whether the log file answers a read now (it can be locked by a writer only
+        for as long as its busy timeout)."""
+        try:
+            with self._db.tx() as conn:
+                conn.execute("SELECT 1 FROM topics LIMIT 1").fetchall()
+            return True
+        except BackendUnavailableError:
+            return False
+
     def close(self) -> None:
         """Release the connection (every produced record is already durable)."""
         self._db.close()

@@ -49,7 +49,14 @@ def serve_api(
 def serve_stream(
     group: Annotated[str, typer.Option(help="Consumer group id.")] = "mlrec-stream",
     metrics_port: Annotated[int, typer.Option(help="Prometheus /metrics port.")] = 9101,
-    partitions: Annotated[int, typer.Option(help="Partitions of mlrec.interactions.")] = 6,
+    partitions: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Partitions of mlrec.interactions when it is created "
+            "(default MLREC_KAFKA_PARTITIONS, 6).",
+        ),
+    ] = None,
     max_batch: Annotated[
         int, typer.Option(help="Most records per poll (a backlog is read in batches this big).")
     ] = 5000,
@@ -71,7 +78,9 @@ def serve_stream(
     online = open_online_store(config.resolved_online_store_url)
     realtime = RealtimeFeatures(online)
     event_log = open_event_log(
-        config.kafka_bootstrap_servers, config.data_dir / "events.db", partitions
+        config.kafka_bootstrap_servers,
+        config.data_dir / "events.db",
+        config.kafka_partitions if partitions is None else partitions,
     )
     event_log.ensure_topics()
 

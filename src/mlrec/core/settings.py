@@ -62,6 +62,10 @@ class CommonSettings(BaseSettings):
     """``redis://host:port/db`` of the online feature store; unset = embedded SQLite."""
     kafka_bootstrap_servers: str | None = None
     """``host:port[,host:port]`` of Kafka; unset = embedded durable log."""
+    kafka_partitions: int = Field(default=6, ge=1, le=1024)
+    """Partitions of ``mlrec.interactions`` when a process creates it (the API and
+    the stream processor read the same setting, so whichever starts first creates the
+    topic the same way)."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -68,6 +68,10 @@ class EventProducer(Protocol):
         """
         ...
 
+    def reachable(self) -> bool:
+        """Whether the log answers a quick probe now (well under a second); never raises."""
+        ...
+
     def close(self) -> None:
         """Flush and release resources."""
         ...

@@ -23,6 +23,13 @@ user's latest ``dedup_window`` ids (:class:`~mlrec.features.realtime.RealtimeCon
 so the rule is ``2 * max_batch <= dedup_window``: a processor whose sink says how
 large its window is (:class:`WindowedSink`, as the real-time sink does) refuses a
 ``max_batch`` that breaks it with :class:`~mlrec.core.errors.ConfigurationError`.
+
+Lag (the ``mlrec_stream_consumer_lag_records`` gauge) is measured by the polling
+thread itself, at most every ``lag_interval`` seconds: a consumer is not thread-safe
+(Kafka's serialises its calls, so a side thread asking it starves while the loop
+polls). A :class:`CachedLag` consumer (Kafka) answers from what polling already
+taught it, with no round trip; any other consumer is asked :meth:`EventConsumer.lag`
+(the embedded log's is a local query).
 """
 
 from __future__ import annotations
@@ -45,7 +52,14 @@ from mlrec.events.log import DLQ_TOPIC, EventConsumer, EventProducer, LogRecord
 from mlrec.events.schemas import InteractionEvent
 from mlrec.events.serde import EventDecodeError, decode_events
 
-__all__ = ["ProcessorStats", "StagedSink", "StreamProcessor", "WindowedSink", "max_redelivery"]
+__all__ = [
+    "CachedLag",
+    "ProcessorStats",
+    "StagedSink",
+    "StreamProcessor",
+    "WindowedSink",
+    "max_redelivery",
+]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +103,19 @@ class WindowedSink(Protocol):
     @property
     def dedup_window(self) -> int:
         """How many of one user's latest event ids the sink remembers."""
+        ...
+
+
+@runtime_checkable
+class CachedLag(Protocol):
+    """A consumer that knows its lag without a round trip to the log.
+
+    The processor asks it from the polling loop, so it must be cheap: no I/O.
+    """
+
+    def cached_lag(self) -> int | None:
+        """Records not yet consumed, as of what the consumer last learnt while
+        polling; None while it knows nothing (the gauge then keeps its value)."""
         ...
 
 
@@ -159,6 +186,8 @@ class StreamProcessor:
             stream adds before an event is applied).
         pipeline: apply each batch in a worker thread while the next one is polled
             and decoded.
+        lag_interval: seconds between two measurements of the lag gauge, taken
+            between polls (see :class:`CachedLag`).
 
     Raises:
         ConfigurationError: ``max_batch`` is below 1, or so large that a redelivery
@@ -173,6 +202,7 @@ class StreamProcessor:
         max_batch: int = 1000,
         poll_timeout: float = 0.01,
         pipeline: bool = False,
+        lag_interval: float = 1.0,
     ) -> None:
         if max_batch < 1:
             raise ConfigurationError(f"max_batch must be at least 1, got {max_batch}")
@@ -190,8 +220,12 @@ class StreamProcessor:
         self.max_batch = max_batch
         self.poll_timeout = poll_timeout
         self.stats = ProcessorStats()
+        self.lag_interval = lag_interval
         self._stop = threading.Event()
-        self._lag_thread: threading.Thread | None = None
+        self._measure: Callable[[], int | None] = (
+            consumer.cached_lag if isinstance(consumer, CachedLag) else consumer.lag
+        )
+        self._next_lag_at = 0.0
         self._applier = (
             ThreadPoolExecutor(1, thread_name_prefix="stream-apply") if pipeline else None
         )
@@ -204,6 +238,7 @@ class StreamProcessor:
         and committed, and a quiet poll completes whatever is in flight.
         """
         records = self.consumer.poll(self.max_batch, self.poll_timeout)
+        self._update_lag()
         if not records:
             self.finish()
             return 0
@@ -260,14 +295,20 @@ class StreamProcessor:
         EVENTS.labels("duplicate").inc(events - applied)
         EVENTS.labels("dead_letter").inc(bad)
 
-    def _watch_lag(self, interval: float) -> None:
-        # Lag asks the broker (a round trip per partition): measure it beside the
-        # processing loop, never inside it.
-        while not self._stop.wait(interval):
-            try:
-                LAG.set(self.consumer.lag())
-            except Exception:  # lag is best effort: never stop processing for it
-                log.debug("lag check failed", exc_info=True)
+    def _update_lag(self) -> None:
+        # Between polls, in the polling thread (the consumer is not thread-safe), and
+        # at most every lag_interval: a clock read per batch, nothing per record.
+        now = time.monotonic()
+        if now < self._next_lag_at:
+            return
+        self._next_lag_at = now + self.lag_interval
+        try:
+            lag = self._measure()
+        except Exception:  # lag is best effort: never stop processing for it
+            log.debug("lag check failed", exc_info=True)
+            return
+        if lag is not None:
+            LAG.set(lag)
 
     def run(self, retry_delay: float = 1.0) -> None:
         """Process until :meth:`stop`; on a failing sink or log, back off and retry.
@@ -276,13 +317,8 @@ class StreamProcessor:
         last commit, so the batch is redelivered rather than skipped. Until a rewind
         succeeded (it is retried every ``retry_delay``), nothing more is polled: the
         consumer's position is past the failed batch and the one polled behind it.
-        Consumer lag is measured every few seconds in a side thread.
+        The lag gauge is updated between polls (see :attr:`lag_interval`).
         """
-        if self._lag_thread is None:
-            self._lag_thread = threading.Thread(
-                target=self._watch_lag, args=(5.0,), name="stream-lag", daemon=True
-            )
-            self._lag_thread.start()
         rewind_needed = False
         while not self._stop.is_set():
             if rewind_needed:

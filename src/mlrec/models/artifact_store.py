@@ -11,10 +11,11 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Protocol
 
-from mlrec.core.errors import ArtifactIntegrityError, NotFoundError
+from mlrec.core.errors import NotFoundError
 from mlrec.models.artifacts import ARRAYS, MANIFEST, verify_artifact
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelVersion
@@ -76,10 +77,20 @@ class LocalArtifactStore:
         _install(self.root / sha256, destination)
 
 
+def _complete(local: Path) -> bool:
+    return (local / MANIFEST).is_file() and (local / ARRAYS).is_file()
+
+
 def fetch_cached(store: ArtifactStore, sha256: str, cache_dir: Path) -> Path:
-    """The local directory of an artifact, fetching it into ``cache_dir`` if needed."""
+    """The local directory of an artifact, fetching it into ``cache_dir`` if needed.
+
+    A cached directory missing one of the artifact's files (a crash, a disk cleanup)
+    is discarded and fetched again; the content is not verified here (loading does).
+    """
     local = cache_dir / sha256
-    if not (local / MANIFEST).is_file():
+    if not _complete(local):
+        if local.exists():
+            _discard(local)  # else the new copy could not be installed in its place
         staging = Path(tempfile.mkdtemp(dir=cache_dir if cache_dir.exists() else None))
         try:
             store.fetch(sha256, staging / "artifact")
@@ -90,25 +101,38 @@ def fetch_cached(store: ArtifactStore, sha256: str, cache_dir: Path) -> Path:
 
 
 def load_version(version: ModelVersion, store: ArtifactStore, cache_dir: Path) -> Recommender:
-    """Load a registered version, verifying the artifact against the registry's sha256."""
+    """Load a registered version, verifying the artifact against the registry's sha256.
+
+    The local cache is only a copy: if the cached artifact cannot be loaded for any
+    reason (a missing file, an unreadable or garbled manifest, a checksum mismatch),
+    it is discarded and fetched again from ``store`` once, and that copy is verified
+    and loaded.
+
+    Raises:
+        NotFoundError: the store has no artifact with the version's sha256.
+        ModelError: the store's copy cannot be loaded either
+            (:class:`~mlrec.core.errors.ArtifactIntegrityError` if it does not match
+            the registry's sha256).
+    """
     from mlrec.models import load_model
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     local = fetch_cached(store, version.artifact_sha256, cache_dir)
     try:
         return load_model(local, expected_sha256=version.artifact_sha256)
-    except ArtifactIntegrityError:
-        # the cached copy is damaged (a crash mid-write, a disk error): the store's
-        # copy is the reference, so fetch it again once
-        log.warning("cached artifact %s is damaged; fetching it again", local)
-        _discard(local)
-        local = fetch_cached(store, version.artifact_sha256, cache_dir)
-        return load_model(local, expected_sha256=version.artifact_sha256)
+    except Exception as exc:
+        # a crash mid-write, a disk error, a file deleted or edited by hand: whatever
+        # is wrong with the local copy, the store's copy is the reference
+        log.warning("cached artifact %s cannot be loaded (%s); fetching it again", local, exc)
+    _discard(local)
+    local = fetch_cached(store, version.artifact_sha256, cache_dir)
+    return load_model(local, expected_sha256=version.artifact_sha256)
 
 
 def _discard(directory: Path) -> None:
     """Move ``directory`` aside atomically, then delete it (a reader never sees half)."""
-    trash = directory.with_name(f".discard-{directory.name}-{os.getpid()}")
+    # unique: a leftover of an earlier discard must not block this one
+    trash = directory.with_name(f".discard-{directory.name}-{uuid.uuid4().hex[:12]}")
     try:
         os.rename(directory, trash)
     except OSError:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mlrec.backends import spool
 from mlrec.backends.spool import DurableProducer
 from mlrec.core.errors import (
     BackendError,
@@ -39,6 +40,9 @@ class FlakyLog:
             if self.down:
                 raise BackendUnavailableError("log is down")
             self.records.extend((topic, k, v) for k, v in records)
+
+    def reachable(self) -> bool:
+        return not self.down
 
     def close(self) -> None:
         self.closed = True
@@ -356,3 +360,30 @@ def test_replay_pauses_while_the_log_refuses_us_and_keeps_the_records(
     producer._append(TOPIC, batch(0, 3))
     assert producer.replay() == 0
     assert producer.spooled() == 3 and producer.degraded
+
+
+def test_events_go_straight_to_the_spool_while_a_probe_finds_the_primary_down(
+    producer: DurableProducer, primary: FlakyLog
+) -> None:
+    primary.down = True
+    assert not producer.reachable() and producer.degraded
+    calls = primary.calls
+
+    producer.produce(TOPIC, batch(0, 2))  # no wait for the primary's delivery timeout
+
+    assert primary.calls == calls and producer.spooled() == 2
+    primary.down = False
+    assert producer.replay() == 2
+    producer.produce(TOPIC, batch(2, 1))
+    assert primary.values() == [b"e0", b"e1", b"e2"] and not producer.degraded
+
+
+def test_the_replay_thread_notices_an_outage_with_nothing_spooled(
+    producer: DurableProducer, primary: FlakyLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool, "_PROBE_INTERVAL_S", 0.01)
+    producer.start()
+    primary.down = True
+    wait_for(lambda: producer.degraded)
+    primary.down = False
+    wait_for(lambda: not producer.degraded)

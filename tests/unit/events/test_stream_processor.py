@@ -7,9 +7,11 @@ import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.backends.sqlite_log import SqliteEventLog
@@ -23,7 +25,7 @@ from mlrec.events import (
     encode_event,
     event_key,
 )
-from mlrec.events.processor import StagedSink, StreamProcessor
+from mlrec.events.processor import LAG, CachedLag, StagedSink, StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.services.stream import realtime_sink
 from tests.contracts.event_log import poll_until
@@ -49,7 +51,9 @@ class Harness:
         self.applied_batches += 1
         return realtime_sink(self.features)(events)
 
-    def processor(self, consumer: EventConsumer | None = None) -> StreamProcessor:
+    def processor(
+        self, consumer: EventConsumer | None = None, lag_interval: float = 1.0
+    ) -> StreamProcessor:
         return StreamProcessor(
             consumer or self.log.consumer(GROUP, [INTERACTIONS_TOPIC]),
             self.sink,
@@ -57,6 +61,7 @@ class Harness:
             max_batch=100,
             poll_timeout=0.01,
             pipeline=self.pipeline,
+            lag_interval=lag_interval,
         )
 
     def send(self, *events: InteractionEvent) -> None:
@@ -343,3 +348,104 @@ def test_a_huge_unparseable_record_is_dead_lettered_with_its_payload_cut(h: Harn
     assert letter["payload_truncated"] and letter["payload_bytes"] == len(huge)
     assert base64.b64decode(letter["payload_b64"]) == huge[:DEAD_LETTER_PAYLOAD_BYTES]
     assert len(dead.value) < 1_000_000  # below Kafka's default record limit
+
+
+# -- the lag gauge -------------------------------------------------------------------
+
+
+def lag_gauge() -> float | None:
+    return REGISTRY.get_sample_value("mlrec_stream_consumer_lag_records")
+
+
+def test_lag_gauge_follows_the_backlog_down_to_zero_on_the_embedded_log(h: Harness) -> None:
+    h.send(*(event(f"u{i % 5}", f"i{i}", event_id=f"e{i}") for i in range(250)))
+    processor = h.processor(lag_interval=0)  # measured after every poll
+    LAG.set(-1)  # whatever an earlier test left
+
+    polled = processor.run_once()
+
+    assert 0 < polled < 250
+    assert lag_gauge() == 250 - polled
+    h.drain(processor)  # ends on a poll that found nothing
+    assert lag_gauge() == 0
+    assert processor.stats.applied == 250
+
+
+class LagCalls(DelegatingConsumer):
+    """Records which thread asked for the lag, and when."""
+
+    def __init__(self, inner: EventConsumer) -> None:
+        super().__init__(inner)
+        self.calls: list[tuple[str, float]] = []
+
+    def lag(self) -> int:
+        self.calls.append((threading.current_thread().name, time.monotonic()))
+        return self.inner.lag()
+
+
+def test_lag_is_measured_in_the_polling_thread_at_most_every_lag_interval(
+    tmp_path: Path,
+) -> None:
+    """Regression (audit defect 2): a side thread asking the consumer starved while
+    the loop polled (Kafka's consumer serialises its calls), freezing the gauge."""
+    h = Harness(tmp_path / "events.db", pipeline=True)
+    consumer = LagCalls(h.log.consumer(GROUP, [INTERACTIONS_TOPIC]))
+    processor = h.processor(consumer, lag_interval=0.1)
+    h.send(*(event(f"u{i % 5}", f"i{i}", event_id=f"e{i}") for i in range(250)))
+    LAG.set(-1)
+    thread = threading.Thread(target=processor.run, name="poller")
+    thread.start()
+    try:
+        time.sleep(0.8)
+    finally:
+        processor.stop()
+        thread.join(timeout=5)
+        h.producer.close()
+
+    assert processor.stats.applied == 250
+    assert lag_gauge() == 0
+    assert {name for name, _ in consumer.calls} == {"poller"}
+    assert len(consumer.calls) >= 3  # kept measuring while idle-polling
+    times = [at for _, at in consumer.calls]
+    assert min(b - a for a, b in pairwise(times)) >= 0.1
+
+
+def test_a_cached_lag_consumer_sets_the_gauge_without_a_lag_round_trip(tmp_path: Path) -> None:
+    class Cached(DelegatingConsumer):
+        def __init__(self, inner: EventConsumer, answers: list[int | None]) -> None:
+            super().__init__(inner)
+            self.answers = answers
+
+        def cached_lag(self) -> int | None:
+            return self.answers.pop(0)
+
+        def lag(self) -> int:
+            raise AssertionError("the polling loop asked for a lag round trip")
+
+    h = Harness(tmp_path / "events.db")
+    consumer = Cached(h.log.consumer(GROUP, [INTERACTIONS_TOPIC]), [None, 7, None, 0])
+    assert isinstance(consumer, CachedLag)
+    processor = h.processor(consumer, lag_interval=0)
+    LAG.set(-1)
+
+    seen = []
+    for _ in range(4):
+        processor.run_once()
+        seen.append(lag_gauge())
+
+    assert seen == [-1, 7, 7, 0]  # an unknown lag leaves the gauge as it was
+
+
+def test_a_failing_lag_check_does_not_stop_processing(h: Harness) -> None:
+    class NoLag(DelegatingConsumer):
+        def lag(self) -> int:
+            raise ConnectionError("log unreachable")
+
+    h.send(*(event(f"u{i % 5}", f"i{i}", event_id=f"e{i}") for i in range(250)))
+    processor = h.processor(NoLag(h.log.consumer(GROUP, [INTERACTIONS_TOPIC])), lag_interval=0)
+    LAG.set(-1)
+
+    h.drain(processor)
+
+    assert processor.stats.applied == 250
+    assert lag_gauge() == -1

@@ -1,8 +1,11 @@
-"""An artifact's content sha256 covers its manifest as well as its arrays."""
+"""An artifact's content sha256 covers its manifest as well as its arrays; a damaged
+cached copy is fetched again from the artifact store."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,9 @@ import pytest
 from mlrec.core.errors import ArtifactIntegrityError
 from mlrec.data import make_demo
 from mlrec.models import create_model, load_model
-from mlrec.models.artifact_store import LocalArtifactStore
+from mlrec.models.artifact_store import LocalArtifactStore, fetch_cached, load_version
 from mlrec.models.artifacts import Artifact, file_sha256, read_artifact, write_artifact
+from mlrec.models.registry import ModelVersion, Stage
 
 
 def edit_manifest(directory: Path, change: Any) -> None:
@@ -96,23 +100,8 @@ def test_the_artifact_store_refuses_an_artifact_whose_manifest_changed_in_storag
         load_model(tmp_path / "copy", expected_sha256=sha)
 
 
-def test_a_damaged_cached_copy_is_fetched_again_from_the_store(
-    saved: tuple[Path, str], tmp_path: Path
-) -> None:
-    from datetime import UTC, datetime
-
-    from mlrec.models.artifact_store import fetch_cached, load_version
-    from mlrec.models.registry import ModelVersion, Stage
-
-    directory, sha = saved
-    store = LocalArtifactStore(tmp_path / "store")
-    store.put(directory)
-    cache = tmp_path / "cache"
-    cached = fetch_cached(store, sha, cache)
-    arrays = cached / "arrays.npz"
-    arrays.write_bytes(arrays.read_bytes()[:100])  # a crash or disk error mid-write
-
-    version = ModelVersion(
+def registered(sha: str, directory: Path) -> ModelVersion:
+    return ModelVersion(
         "m",
         1,
         "most_popular",
@@ -124,6 +113,87 @@ def test_a_damaged_cached_copy_is_fetched_again_from_the_store(
         Stage.PRODUCTION,
         datetime.now(UTC),
     )
-    model = load_version(version, store, cache)
+
+
+class CountingStore(LocalArtifactStore):
+    """A local store that counts its fetches."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.fetches = 0
+
+    def fetch(self, sha256: str, destination: Path) -> None:
+        self.fetches += 1
+        super().fetch(sha256, destination)
+
+
+def test_a_damaged_cached_copy_is_fetched_again_from_the_store(
+    saved: tuple[Path, str], tmp_path: Path
+) -> None:
+    directory, sha = saved
+    store = LocalArtifactStore(tmp_path / "store")
+    store.put(directory)
+    cache = tmp_path / "cache"
+    cached = fetch_cached(store, sha, cache)
+    arrays = cached / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:100])  # a crash or disk error mid-write
+
+    model = load_version(registered(sha, directory), store, cache)
     assert model.algorithm == "most_popular"
     assert read_artifact(cache / sha, expected_sha256=sha).sha256 == sha
+
+
+def _delete(path: Path) -> None:
+    path.unlink()
+
+
+def _replace_by_a_directory(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+DAMAGE: dict[str, tuple[str, Callable[[Path], None]]] = {
+    "arrays_missing": ("arrays.npz", _delete),
+    "manifest_missing": ("manifest.json", _delete),
+    "manifest_not_json": ("manifest.json", lambda path: path.write_text("{not json")),
+    "manifest_not_utf8": ("manifest.json", lambda path: path.write_bytes(b"\xff\xfe\x00garbage")),
+    "manifest_not_an_object": ("manifest.json", lambda path: path.write_text("[]")),
+    "manifest_empty": ("manifest.json", lambda path: path.write_bytes(b"")),
+    "manifest_a_directory": ("manifest.json", _replace_by_a_directory),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_cached_copy_that_cannot_be_loaded_is_fetched_again_from_the_store(
+    saved: tuple[Path, str], tmp_path: Path, damage: str
+) -> None:
+    """Regression (audit defect 3): only checksum mismatches were healed; a missing
+    file or a garbled manifest left the API without a model for good."""
+    directory, sha = saved
+    store = CountingStore(tmp_path / "store")
+    store.put(directory)
+    cache = tmp_path / "cache"
+    load_version(registered(sha, directory), store, cache)  # fills the cache
+    name, damage_file = DAMAGE[damage]
+    damage_file(cache / sha / name)
+
+    model = load_version(registered(sha, directory), store, cache)
+
+    assert model.algorithm == "most_popular"
+    assert store.fetches == 2  # the first load, then once to heal
+    assert read_artifact(cache / sha, expected_sha256=sha).sha256 == sha
+    assert [p.name for p in cache.iterdir()] == [sha]  # nothing left behind
+
+
+def test_a_store_copy_that_does_not_match_the_registry_is_refused_after_one_refetch(
+    saved: tuple[Path, str], tmp_path: Path
+) -> None:
+    directory, sha = saved
+    store = CountingStore(tmp_path / "store")
+    store.put(directory)
+    edit_manifest(tmp_path / "store" / sha, lambda manifest: manifest.update(users=["x"]))
+    cache = tmp_path / "cache"
+
+    with pytest.raises(ArtifactIntegrityError):
+        load_version(registered(sha, directory), store, cache)
+    assert store.fetches == 2  # the cached copy, then the store's once more: no loop

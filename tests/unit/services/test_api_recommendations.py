@@ -1,9 +1,11 @@
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from mlrec.backends.redis_features import RedisOnlineStore
+from mlrec.backends.spool import DurableProducer
 from mlrec.services.api.app import create_app
 from tests.unit.services.conftest import Harness, wait_for
 
@@ -116,6 +118,25 @@ def test_unreachable_feature_store_degrades_instead_of_failing(harness: Harness)
         assert body["source"] == "personal" and len(body["items"]) == 10
         ready = client.get("/ready").json()
         assert ready["status"] == "degraded" and ready["checks"]["feature_store"] == "unreachable"
+    state.close()
+
+
+def test_an_unreachable_event_log_is_reported_by_ready_before_any_event_is_posted(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.publish("ease")
+    state = harness.state()
+    with TestClient(create_app(state=state)) as client:
+        assert client.get("/ready").json()["checks"]["event_log"] == "ok"
+        assert isinstance(state.producer, DurableProducer)
+        monkeypatch.setattr(state.producer.primary, "reachable", lambda: False)
+
+        ready = client.get("/ready").json()
+
+        assert ready["status"] == "degraded"
+        assert ready["checks"]["event_log"] == "unreachable: events are spooled to disk"
+        posted = client.post("/v1/events", json={"user_id": "u1", "item_id": "i1"})
+        assert posted.status_code == 202 and posted.json()["spooled"] is True
     state.close()
 
 

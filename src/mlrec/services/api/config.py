@@ -42,8 +42,6 @@ class ApiSettings(CommonSettings):
     max_k: int = Field(default=100, ge=1, le=1000)
     admin_token: str | None = None
     """Bearer token required by admin endpoints (feature writes); unset = admin disabled."""
-    kafka_partitions: int = Field(default=6, ge=1, le=1024)
-    """Partitions of ``mlrec.interactions`` when the API creates it."""
     embedded_stream: bool = True
     """Run the stream processor inside the API when no Kafka is configured."""
     event_retention_hours: float = Field(default=168.0, gt=0, le=1_000_000, allow_inf_nan=False)

@@ -29,8 +29,12 @@ async def ready(state: StateDep) -> Response:
     checks = {"model": "ok" if served else (state.models.last_error or "no model loaded")}
     online_ok = await run_in_threadpool(state.features.online.ping)
     checks["feature_store"] = "ok" if online_ok else "unreachable"
-    degraded = getattr(state.producer, "degraded", False)
-    checks["event_log"] = "spooling to disk (log unreachable)" if degraded else "ok"
+    log_ok = await run_in_threadpool(state.producer.reachable)
+    degraded = not log_ok or getattr(state.producer, "degraded", False)
+    if not log_ok:
+        checks["event_log"] = "unreachable: events are spooled to disk"
+    else:
+        checks["event_log"] = "spooling to disk (replaying)" if degraded else "ok"
     if state.topics is not None and not state.topics.done:
         degraded = True
         checks["event_log"] = f"topics not created yet, events are spooled: {state.topics.error}"
