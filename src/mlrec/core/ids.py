@@ -10,11 +10,26 @@ import numpy.typing as npt
 
 from mlrec.core.errors import NotFoundError, ValidationError
 
-__all__ = ["MAX_ENTITY_ID_LENGTH", "IdMap", "check_entity_id", "entity_id_problem"]
+__all__ = [
+    "ENTITY_ID_PATTERN",
+    "MAX_ENTITY_ID_LENGTH",
+    "IdMap",
+    "check_entity_id",
+    "entity_id_problem",
+]
 
 MAX_ENTITY_ID_LENGTH = 256
 """Longest external (user, item, entity) id, in UTF-8 bytes: a Redis key part."""
-_BAD_ID_CHARS = re.compile(r"[\x00-\x20\x7f]")
+# Whitespace (Unicode Zs, Zl, Zp), control characters (Cc) and the invisible
+# zero-width space, word joiner and byte-order mark: an id that looks like another
+# (or like nothing) when printed. Zero-width (non-)joiners stay allowed: scripts and
+# emoji sequences need them.
+_BAD_ID_CHAR_CLASS = (
+    r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u2060\u3000\ufeff"
+)
+ENTITY_ID_PATTERN = f"^[^{_BAD_ID_CHAR_CLASS}]+$"
+"""The characters an id may hold, as a regular expression (for schemas)."""
+_BAD_ID_CHARS = re.compile(f"[{_BAD_ID_CHAR_CLASS}]")
 
 
 def entity_id_problem(entity_id: object) -> str | None:

@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
 )
 
-from mlrec.core.ids import entity_id_problem
+from mlrec.core.ids import ENTITY_ID_PATTERN, entity_id_problem
 
 __all__ = [
     "EVENT_WEIGHTS",
@@ -39,7 +39,7 @@ def _valid_entity_id(value: str) -> str:
 
 EntityId = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=256, pattern=r"^[^\x00-\x20\x7f]+$"),
+    StringConstraints(min_length=1, max_length=256, pattern=ENTITY_ID_PATTERN),
     AfterValidator(_valid_entity_id),
 ]
 """An external user or item id: 1-256 characters and at most 256 UTF-8 bytes (the
