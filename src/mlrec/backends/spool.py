@@ -203,7 +203,9 @@ class DurableProducer:
             raise ConfigurationError(
                 f"spool {self.spool_dir} is in use by another process; give each its own"
             ) from None
-        self._lock = threading.Lock()  # guards the segment list, the active file, _pending
+        # guards the segment list, the active file, _pending; reentrant: the final drain
+        # of a replay holds it while replaying settles records
+        self._lock = threading.RLock()
         self._replay_lock = threading.Lock()  # one replayer at a time
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -235,11 +237,13 @@ class DurableProducer:
         return self._pending > 0 or self._primary_failed or self._primary_down
 
     def reachable(self) -> bool:
-        """Probe the primary now; while its last probe failed, events go straight to the
-        spool (no caller waits out a delivery timeout first)."""
-        ok = self.primary.reachable()
-        self._primary_down = not ok
-        return ok
+        """Whether the primary answers a quick probe now (changes nothing)."""
+        return self.primary.reachable()
+
+    def _probe(self) -> None:
+        # the replay thread's probe, while nothing is spooled: after a failed one, events
+        # go straight to the spool (no caller waits out a delivery timeout first)
+        self._primary_down = not self.primary.reachable()
 
     def _segments(self) -> list[Path]:
         return sorted(self.spool_dir.glob(f"*{_SUFFIX}"))
@@ -282,11 +286,27 @@ class DurableProducer:
             except BackendUnavailableError as exc:
                 self._primary_failed = True
                 log.warning("event log unavailable, spooling %d events: %s", len(records), exc)
-        self._append(topic, records)
+            self._append(topic, records)
+        elif not self._append(topic, records, unless_drained=True):
+            self.produce(topic, records)  # the spool drained meanwhile: send directly
 
-    def _append(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    def _direct(self) -> bool:
+        """Whether events may go to the primary directly: nothing spooled (events must
+        not overtake spooled ones) and the primary healthy as far as is known."""
+        return self._pending == 0 and not self._primary_down and not self._primary_failed
+
+    def _append(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes | None, bytes]],
+        unless_drained: bool = False,
+    ) -> bool:
+        """Spool ``records`` (fsync'ed); with ``unless_drained``, only if the spool is
+        not drained and healthy by then (False: nothing was appended)."""
         frames = _encode(topic, records)
         with self._lock:
+            if unless_drained and self._direct():
+                return False
             size = None
             try:
                 if self._active is None:
@@ -308,6 +328,7 @@ class DurableProducer:
             PENDING.set(self._pending)
         SPOOLED.inc(len(records))
         self._wake.set()
+        return True
 
     def _drop_failed_append(self, size: int | None) -> None:
         """After a failed append (disk full, I/O error): cut its partial frames off and
@@ -346,23 +367,30 @@ class DurableProducer:
         """
         with self._replay_lock:
             self._seal()
-            replayed = 0
-            for segment in self._segments():
-                with self._lock:
-                    if segment == self._active_path:
-                        break
-                done = [0]
-                try:
+            done = [0]
+            try:
+                for segment in self._segments():
+                    with self._lock:
+                        if segment == self._active_path:
+                            break
                     self._replay_segment(segment, done)
-                except BackendError as exc:  # unavailable, or refusing all of us
-                    self._primary_failed = True
-                    log.info("spool replay paused, event log unavailable or refusing: %s", exc)
-                    return replayed + done[0]
-                replayed += done[0]
+                # Events kept arriving (spooled, so as not to overtake): send the few
+                # spooled meanwhile with appends held, so the spool ends empty and new
+                # events go directly again. Otherwise, under steady traffic, every
+                # event would go through the spool for as long as the traffic lasts.
+                with self._lock:
+                    if 0 < self._pending <= _REPLAY_BATCH:
+                        self._seal()
+                        for segment in self._segments():
+                            self._replay_segment(segment, done)
+            except BackendError as exc:  # unavailable, or refusing all of us
+                self._primary_failed = True
+                log.info("spool replay paused, event log unavailable or refusing: %s", exc)
+                return done[0]
             self._primary_failed = False
-            if replayed:
+            if done[0]:
                 self._primary_down = False  # the primary took records: it is back
-            return replayed
+            return done[0]
 
     def _replay_segment(self, segment: Path, done: list[int]) -> None:
         """Replay one sealed segment, counting records acknowledged in ``done[0]``."""
@@ -481,7 +509,7 @@ class DurableProducer:
         next_adoption = next_probe = 0.0
         while not self._stop.is_set():
             if self._pending == 0 and time.monotonic() >= next_probe:
-                self.reachable()  # notice an outage before a client waits on it
+                self._probe()  # notice an outage before a client waits on it
                 next_probe = time.monotonic() + _PROBE_INTERVAL_S
             if self._orphans is not None and time.monotonic() >= next_adoption:
                 try:
@@ -495,7 +523,8 @@ class DurableProducer:
                 except Exception:  # keep the thread alive: the spool is the safety net
                     log.exception("spool replay failed; retrying")
                 if self._pending > 0:
-                    self._stop.wait(self.retry_interval_s)
+                    if self._primary_failed:  # else it made progress: go on at once
+                        self._stop.wait(self.retry_interval_s)
                     continue
             self._wake.wait(self.retry_interval_s)
             self._wake.clear()

@@ -362,20 +362,23 @@ def test_replay_pauses_while_the_log_refuses_us_and_keeps_the_records(
     assert producer.spooled() == 3 and producer.degraded
 
 
-def test_events_go_straight_to_the_spool_while_a_probe_finds_the_primary_down(
-    producer: DurableProducer, primary: FlakyLog
+def test_events_go_straight_to_the_spool_once_the_replay_thread_found_the_primary_down(
+    producer: DurableProducer, primary: FlakyLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(spool, "_PROBE_INTERVAL_S", 0.01)
     primary.down = True
-    assert not producer.reachable() and producer.degraded
+    assert not producer.reachable() and not producer.degraded  # a probe changes nothing
+    producer.start()
+    wait_for(lambda: producer.degraded)
     calls = primary.calls
 
     producer.produce(TOPIC, batch(0, 2))  # no wait for the primary's delivery timeout
 
     assert primary.calls == calls and producer.spooled() == 2
     primary.down = False
-    assert producer.replay() == 2
+    wait_for(lambda: producer.spooled() == 0 and not producer.degraded)
     producer.produce(TOPIC, batch(2, 1))
-    assert primary.values() == [b"e0", b"e1", b"e2"] and not producer.degraded
+    assert primary.values() == [b"e0", b"e1", b"e2"]
 
 
 def test_the_replay_thread_notices_an_outage_with_nothing_spooled(
@@ -387,3 +390,39 @@ def test_the_replay_thread_notices_an_outage_with_nothing_spooled(
     wait_for(lambda: producer.degraded)
     primary.down = False
     wait_for(lambda: not producer.degraded)
+
+
+def test_under_steady_traffic_the_spool_drains_and_events_go_directly_again(
+    primary: FlakyLog, tmp_path: Path
+) -> None:
+    producer = DurableProducer(primary, tmp_path / "spool", retry_interval_s=0.05)
+    producer.start()
+    stop = threading.Event()
+    produced = [0, 0, 0]
+
+    def traffic(sender: int) -> None:
+        while not stop.is_set():
+            producer.produce(TOPIC, [(b"k", f"{sender}:{produced[sender]}".encode())])
+            produced[sender] += 1
+            time.sleep(0.001)
+
+    primary.down = True
+    senders = [threading.Thread(target=traffic, args=(n,)) for n in range(3)]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_for(lambda: producer.spooled() > 50)
+        primary.down = False
+
+        wait_for(lambda: producer.spooled() == 0 and not producer.degraded)
+        calls = primary.calls
+        wait_for(lambda: primary.calls > calls + 20)  # direct sends, one per event
+        assert producer.spooled() == 0
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join()
+        producer.close()
+    for sender in range(3):  # nothing lost, each sender's events in order
+        mine = [v for v in primary.values() if v.startswith(f"{sender}:".encode())]
+        assert [int(v.split(b":")[1]) for v in mine] == list(range(produced[sender]))
