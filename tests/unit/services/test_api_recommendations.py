@@ -1,11 +1,13 @@
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.backends.spool import DurableProducer
+from mlrec.models.registry import NewModelVersion
 from mlrec.services.api.app import create_app
 from tests.unit.services.conftest import Harness, wait_for
 
@@ -202,3 +204,33 @@ def test_a_promotion_message_swaps_the_model_within_a_second(harness: Harness) -
     finally:
         listener.stop()
         state.close()
+
+
+def test_an_artifact_that_cannot_be_loaded_is_not_downloaded_again_at_every_poll(
+    harness: Harness,
+) -> None:
+    from mlrec.models.artifacts import Artifact, write_artifact
+    from mlrec.services.api.model_server import ModelServer
+
+    unknown = harness.tmp / "from-a-newer-trainer"
+    write_artifact(
+        unknown, Artifact({"algorithm": "future-algo", "params": {}}, {"x": np.zeros(3)})
+    )
+    sha = harness.store.put(unknown)
+    version = harness.registry.register(
+        NewModelVersion("default", "future-algo", sha, str(unknown), {}, "demo", {})
+    )
+    harness.registry.promote("default", version.version)
+    fetched: list[str] = []
+    fetch = harness.store.fetch
+    harness.store.fetch = lambda sha256, destination: (  # type: ignore[method-assign]
+        fetched.append(sha256),
+        fetch(sha256, destination),
+    )[-1]
+    server = ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default")
+
+    for _ in range(3):
+        assert not server.refresh()
+
+    assert server.current is None and "future-algo" in (server.last_error or "")
+    assert len(fetched) <= 2  # the first fetch, and one more in case the copy was damaged

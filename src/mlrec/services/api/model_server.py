@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from mlrec.core.errors import MlrecError
+from mlrec.core.errors import MlrecError, ModelError
 from mlrec.models.artifact_store import ArtifactStore, load_version
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelRegistry, ModelVersion
@@ -24,6 +25,10 @@ from mlrec.services.api.scoring import UserScoreCache
 __all__ = ["ModelServer", "ServedModel"]
 
 log = logging.getLogger(__name__)
+
+UNLOADABLE_RETRY_S = 600.0
+"""How long an artifact that could not be loaded (its store copy included) is left
+alone before another attempt; a promotion of another version is loaded at once."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,10 @@ class ModelServer:
         self.score_cache_bytes = score_cache_bytes
         self.current: ServedModel | None = None
         self.last_error: str | None = None
+        # artifact sha256 -> monotonic time before which it is not loaded again: the
+        # load fetched it anew and still failed (e.g. an algorithm this mlrec does not
+        # know), so each poll would download it again for nothing
+        self._unloadable_until: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,7 +111,14 @@ class ModelServer:
                 if served is not None and served.version.ref == wanted.ref:
                     self.last_error = None
                     return False
-                model = load_version(wanted, self.store, self.cache_dir)
+                sha = wanted.artifact_sha256
+                if time.monotonic() < self._unloadable_until.get(sha, 0.0):
+                    return False  # last_error still says why
+                try:
+                    model = load_version(wanted, self.store, self.cache_dir)
+                except ModelError:
+                    self._unloadable_until[sha] = time.monotonic() + UNLOADABLE_RETRY_S
+                    raise
                 self.current = ServedModel.build(model, wanted, self.score_cache_bytes)
                 self.last_error = None
                 log.info("serving model %s (%s)", wanted.ref, wanted.algorithm)
