@@ -306,3 +306,10 @@ def test_a_body_over_the_size_limit_gets_413_before_it_is_read(harness: Harness)
         small = client.post("/v1/events", json={"events": events[:3]})
         assert small.status_code == 202
     state.close()
+
+
+def test_every_error_of_a_large_batch_is_an_error_object(client: TestClient) -> None:
+    events = [{"user_id": "u1"} for _ in range(30)]
+    response = client.post("/v1/events", json={"events": events})
+    locations = _locations(response)
+    assert locations == [["body", "events", n, "item_id"] for n in range(30)]

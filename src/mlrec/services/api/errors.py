@@ -25,7 +25,7 @@ from mlrec.core.errors import (
     ValidationError,
 )
 
-__all__ = ["error_response", "install_error_handlers", "json_safe"]
+__all__ = ["error_response", "install_error_handlers", "json_safe", "safe_errors"]
 
 MAX_ECHO_CHARS = 200
 """Longest string echoed in a 422; longer ones are cut (the cut is marked)."""
@@ -72,12 +72,25 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def safe_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """FastAPI's error objects, each kept whole (the ``HTTPValidationError`` schema),
+    with what they echo (``input``, ``ctx``, ``msg``) made safe by :func:`json_safe`."""
+    out = []
+    for error in errors:
+        error = dict(error)
+        for key in ("input", "ctx", "msg"):
+            if key in error:
+                error[key] = json_safe(error[key])
+        out.append(error)
+    return out
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map mlrec's errors and request validation errors to HTTP answers."""
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": json_safe(jsonable_encoder(exc.errors()))}, 422)
+        return JSONResponse({"detail": safe_errors(jsonable_encoder(exc.errors()))}, 422)
 
     @app.exception_handler(NotFoundError)
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
