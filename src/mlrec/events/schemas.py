@@ -27,6 +27,7 @@ __all__ = [
     "EntityId",
     "EventType",
     "InteractionEvent",
+    "StoredInteractionEvent",
 ]
 
 
@@ -143,3 +144,15 @@ class InteractionEvent(BaseModel):
         if self.type is EventType.RATING:
             return max(float(self.value or 0.0), 0.1)
         return EVENT_WEIGHTS[self.type] * (self.value if self.value and self.value > 0 else 1.0)
+
+
+class StoredInteractionEvent(InteractionEvent):
+    """An event read back from the log (decode with the :data:`STORED_EVENT` context).
+
+    Its ids were checked when it was accepted, perhaps under an older rule (ids with
+    a non-breaking space were accepted once): only their length is checked again, so
+    an accepted event is still applied after an upgrade, never dead-lettered.
+    """
+
+    user_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    item_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]

@@ -9,13 +9,14 @@ from __future__ import annotations
 import pydantic
 
 from mlrec.core.errors import ValidationError
-from mlrec.events.schemas import STORED_EVENT, InteractionEvent
+from mlrec.events.schemas import STORED_EVENT, InteractionEvent, StoredInteractionEvent
 
 __all__ = ["EventDecodeError", "decode_event", "decode_events", "encode_event", "event_key"]
 
-_BATCH = pydantic.TypeAdapter(list[InteractionEvent])
+_BATCH = pydantic.TypeAdapter(list[StoredInteractionEvent])
 # Records on the log were accepted already: decode them without the acceptance-time
-# size limit, so an event accepted before the limit still applies (see STORED_EVENT).
+# limits (context size, clock skew, id characters), so an event accepted before a
+# limit existed still applies (see STORED_EVENT and StoredInteractionEvent).
 _STORED = {STORED_EVENT: True}
 
 
@@ -40,7 +41,7 @@ def decode_event(payload: bytes) -> InteractionEvent:
     was accepted already.
     """
     try:
-        return InteractionEvent.model_validate_json(payload, context=_STORED)
+        return StoredInteractionEvent.model_validate_json(payload, context=_STORED)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'event'}: {error['msg']}"

@@ -56,7 +56,8 @@ def test_a_stored_event_stamped_ahead_of_the_readers_clock_still_decodes() -> No
 
 def test_rating_events_survive_the_wire_format() -> None:
     event = InteractionEvent(user_id="u", item_id="i", type="rating", value=2.5)
-    assert decode_event(encode_event(event)) == event
+    decoded = decode_event(encode_event(event))
+    assert isinstance(decoded, InteractionEvent) and decoded.model_dump() == event.model_dump()
 
 
 def test_a_context_larger_than_the_limit_is_an_error_at_context() -> None:
@@ -95,3 +96,14 @@ def test_a_stored_event_with_a_context_over_the_limit_still_decodes() -> None:
     assert decode_event(stored).event_id == "old"
     [event] = decode_events([stored])
     assert isinstance(event, InteractionEvent) and event.event_id == "old"
+
+
+def test_a_stored_event_with_an_id_a_newer_rule_refuses_still_decodes() -> None:
+    # accepted before non-breaking spaces were refused in ids: it must still be applied
+    stored = (
+        b'{"event_id":"e","user_id":"jos\\u00e9\\u00a0m","item_id":"i","type":"view",'
+        b'"timestamp":1.0,"value":null,"context":{}}'
+    )
+    assert decode_event(stored).user_id == "jos\u00e9\u00a0m"
+    with pytest.raises(ValidationError, match="user_id"):  # refused at acceptance
+        InteractionEvent(user_id="jos\u00e9\u00a0m", item_id="i")
