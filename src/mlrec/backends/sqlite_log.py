@@ -50,7 +50,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from mlrec.backends._sqlite import enable_wal
@@ -320,13 +320,13 @@ class SqliteLogProducer:
             )
 
     def reachable(self) -> bool:
-        """Whether the log file answers a read now (it can be locked by a writer only
-        for as long as its busy timeout)."""
+        """Whether the log file can be read now, on a short-lived connection of its own:
+        a produce waiting for another process's write lock does not hold the probe up."""
         try:
-            with self._db.tx() as conn:
+            with closing(sqlite3.connect(self._db.path, timeout=0.25)) as conn:
                 conn.execute("SELECT 1 FROM topics LIMIT 1").fetchall()
             return True
-        except BackendUnavailableError:
+        except sqlite3.Error:
             return False
 
     def close(self) -> None:

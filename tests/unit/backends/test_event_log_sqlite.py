@@ -269,3 +269,35 @@ def test_a_follower_reads_a_topic_created_after_it_opened_from_its_start(
 
     assert sorted(r.value for r in poll_until(follower, 2, 2.0)) == [b"a", b"b"]
     follower.close()
+
+
+def test_the_reachability_probe_does_not_wait_behind_a_blocked_produce(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    log = SqliteEventLog(tmp_path / "events.db", busy_timeout_s=2.0)
+    log.ensure_topics({"t": 1})
+    producer = log.producer()
+    writer = sqlite3.connect(tmp_path / "events.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    outcome: list[object] = []
+
+    def produce() -> None:
+        try:
+            producer.produce("t", [(b"k", b"v")])
+            outcome.append("written")
+        except BackendUnavailableError as exc:
+            outcome.append(exc)
+
+    blocked = threading.Thread(target=produce)
+    blocked.start()
+    time.sleep(0.2)
+    try:
+        started = time.monotonic()
+        assert producer.reachable()
+        assert time.monotonic() - started < 1.0  # not the producer's 2 s wait
+    finally:
+        writer.execute("ROLLBACK")
+        blocked.join()
+        writer.close()
+        producer.close()
