@@ -293,6 +293,10 @@ def test_a_body_over_the_size_limit_gets_413_before_it_is_read(harness: Harness)
         too_large = client.post("/v1/events", json={"events": events})
         assert too_large.status_code == 413
         assert "at most 4096 bytes" in too_large.json()["detail"]
+        browser = {"Origin": "https://app.example"}  # it can read the 413 only with CORS
+        cross_origin = client.post("/v1/events", json={"events": events}, headers=browser)
+        assert cross_origin.status_code == 413
+        assert cross_origin.headers["access-control-allow-origin"] == "*"
 
         def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
             yield b'{"events": ['

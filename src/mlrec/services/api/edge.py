@@ -45,6 +45,10 @@ class HttpEdge:
         self.cors = CORSMiddleware(
             app, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
+        # a browser can read a 413 only with the CORS headers it would get otherwise
+        self.cors_too_large = CORSMiddleware(
+            self._too_large, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
         # bounded: route templates (not raw paths) x methods x statuses
         self._timers: dict[tuple[str, str, int], Any] = {}
 
@@ -70,7 +74,8 @@ class HttpEdge:
                 bounded = await self._bounded_body(scope, receive)
                 if bounded is None:
                     status = 413
-                    await _too_large(send_and_record, self.max_body_bytes)
+                    answer = self.cors_too_large if cross_origin else self._too_large
+                    await answer(scope, receive, send_and_record)
                     return
                 receive = bounded
             user_id = None if cross_origin else recommendations.direct_user_id(scope)
@@ -116,11 +121,14 @@ class HttpEdge:
 
         return replay
 
+    async def _too_large(self, _scope: Scope, _receive: Receive, send: Send) -> None:
+        await _send_too_large(send, self.max_body_bytes)
+
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-async def _too_large(send: Send, limit: int) -> None:
+async def _send_too_large(send: Send, limit: int) -> None:
     body = orjson.dumps(
         {
             "detail": f"request body too large: at most {limit} bytes "
