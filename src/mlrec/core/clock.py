@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-__all__ = ["Clock", "ManualClock", "SystemClock"]
+__all__ = ["MAX_CLOCK_SKEW_SECONDS", "Clock", "ManualClock", "SystemClock"]
+
+MAX_CLOCK_SKEW_SECONDS = 300.0
+"""How far ahead of this host's clock a client's timestamp may be (clocks drift)."""
 
 
 class Clock(Protocol):

@@ -37,7 +37,11 @@ def entity_id_problem(entity_id: object) -> str | None:
     characters), or None: the one rule every layer checks ids with."""
     if not isinstance(entity_id, str) or not entity_id:
         return "entity id must be a non-empty string"
-    if len(entity_id.encode()) > MAX_ENTITY_ID_LENGTH:
+    try:
+        size = len(entity_id.encode())
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"), as JSON can carry
+        return f"entity id {entity_id[:32]!r} is not valid Unicode text"
+    if size > MAX_ENTITY_ID_LENGTH:
         return f"entity id {entity_id[:32]!r}… is longer than {MAX_ENTITY_ID_LENGTH} bytes"
     if _BAD_ID_CHARS.search(entity_id):
         return f"entity id {entity_id!r} contains whitespace or control characters"

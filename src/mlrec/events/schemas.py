@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from mlrec.core.clock import MAX_CLOCK_SKEW_SECONDS
 from mlrec.core.ids import ENTITY_ID_PATTERN, entity_id_problem
 
 __all__ = [
@@ -65,8 +66,6 @@ EVENT_WEIGHTS: dict[EventType, float] = {
     EventType.PURCHASE: 5.0,
 }
 """Implicit-feedback strength of each type; a rating weighs its value."""
-
-MAX_CLOCK_SKEW_SECONDS = 300.0
 
 MAX_CONTEXT_BYTES = 8192
 """Largest ``context`` of an event: 8 KiB of (compact, UTF-8) JSON. With the ids'

@@ -7,6 +7,7 @@ wrong type fails before anything is stored.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,10 @@ _U32 = struct.Struct("<I")
 def _enc_float(value: Any) -> bytes:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError
-    return _F64.pack(float(value))
+    number = float(value)
+    if not math.isfinite(number):  # JSON cannot carry it back: it would read as null
+        raise ValueError
+    return _F64.pack(number)
 
 
 def _enc_int(value: Any) -> bytes:
@@ -47,26 +51,41 @@ def _enc_string(value: Any) -> bytes:
     return value.encode()
 
 
+_INTEGER = (int, np.integer)
+_NUMBER = (int, float, np.integer, np.floating)
+
+
+def _sequence(value: Any) -> list[Any]:
+    """The items of a list value: a list, tuple or 1-d array (not a string or a dict)."""
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1:
+            raise TypeError
+        return list(value.tolist())
+    if not isinstance(value, (list, tuple)):
+        raise TypeError
+    return list(value)
+
+
 def _enc_float_list(value: Any) -> bytes:
-    if isinstance(value, (str, bytes)):
+    items = _sequence(value)
+    if any(isinstance(v, bool) or not isinstance(v, _NUMBER) for v in items):
         raise TypeError
-    array = np.asarray(value)
-    if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.number)):
-        raise TypeError
-    return array.astype("<f8").tobytes()
+    array = np.asarray(items, dtype="<f8")
+    if not np.isfinite(array).all():
+        raise ValueError
+    return array.tobytes()
 
 
 def _enc_int_list(value: Any) -> bytes:
-    if isinstance(value, (str, bytes)):
+    items = _sequence(value)
+    if any(isinstance(v, bool) or not isinstance(v, _INTEGER) for v in items):
         raise TypeError
-    array = np.asarray(value)
-    if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)):
-        raise TypeError
-    return array.astype("<i8").tobytes()
+    return np.asarray(items, dtype="<i8").tobytes()  # OverflowError beyond int64
 
 
 def _enc_string_list(value: Any) -> bytes:
-    if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
+    value = _sequence(value)
+    if not all(isinstance(v, str) for v in value):
         raise TypeError
     parts = [v.encode() for v in value]
     return b"".join(_U32.pack(len(p)) + p for p in parts)

@@ -18,6 +18,8 @@ from mlrec.core.ids import MAX_ENTITY_ID_LENGTH, check_entity_id
 
 __all__ = [
     "MAX_ENTITY_ID_LENGTH",
+    "MAX_TTL_SECONDS",
+    "NAME",
     "Entity",
     "Feature",
     "FeatureView",
@@ -26,6 +28,8 @@ __all__ = [
 ]
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+MAX_TTL_SECONDS = 10 * 365 * 86400.0
+"""Longest TTL of a view (it must be a finite time the stores can expire keys by)."""
 
 
 class ValueType(StrEnum):
@@ -84,6 +88,10 @@ class Feature:
         _check_name("feature", self.name)
         if self.name.startswith("_"):
             raise ValidationError(f"feature name {self.name!r} must not start with _")
+        if self.default is not None:
+            from mlrec.features.codec import encode  # the codec is built on this module
+
+            encode(self, self.default)  # a default of another type is refused here
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +124,12 @@ class FeatureView:
     def __post_init__(self) -> None:
         _check_name("feature view", self.name)
         _check_name("entity", self.entity)
-        if not self.ttl_seconds or self.ttl_seconds <= 0:
+        ttl = self.ttl_seconds
+        if not isinstance(ttl, int | float) or not 0 < ttl <= MAX_TTL_SECONDS:
+            # (NaN fails the comparison too)
             raise ValidationError(
-                f"feature view {self.name!r}: ttl must be positive, got {self.ttl_seconds}"
+                f"feature view {self.name!r}: ttl must be a number of seconds above 0 and"
+                f" at most {MAX_TTL_SECONDS:.0f} (10 years), got {ttl}"
             )
         if not self.features:
             raise ValidationError(f"feature view {self.name!r} has no features")

@@ -9,12 +9,13 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlrec.core.clock import Clock, SystemClock
+from mlrec.core.clock import MAX_CLOCK_SKEW_SECONDS, Clock, SystemClock
 from mlrec.core.errors import NotFoundError, ValidationError
 from mlrec.features.codec import decoder, encode
 from mlrec.features.definitions import Feature, FeatureView, check_entity_id
@@ -30,6 +31,10 @@ from mlrec.features.online_store import OnlineStore, RowWrite
 __all__ = ["MAX_BATCH_ENTITIES", "FeatureStore", "OnlineFeatures"]
 
 MAX_BATCH_ENTITIES = 1000
+
+
+_MAX_PLANS = 1024
+"""Most read plans (one per distinct list of refs) kept before the cache starts over."""
 
 
 @dataclass
@@ -149,6 +154,8 @@ class FeatureStore:
             for name, items in by_view.items()
         ]
         plan = _Plan(columns, groups)
+        if len(self._plans) >= _MAX_PLANS:  # callers choose the refs: keep memory bounded
+            self._plans.clear()
         self._plans[refs] = plan
         return plan
 
@@ -242,6 +249,12 @@ class FeatureStore:
                 timestamp = float(written_at.get(entity_id, now))
             else:
                 timestamp = now if written_at is None else float(written_at)
+            if not math.isfinite(timestamp) or timestamp > now + MAX_CLOCK_SKEW_SECONDS:
+                # a time ahead of now would keep the row from ever being reported stale
+                raise ValidationError(
+                    f"entity {entity_id!r}: timestamp {timestamp} is not a time up to "
+                    f"{MAX_CLOCK_SKEW_SECONDS:.0f} s from now"
+                )
             encoded.append(RowWrite(entity_id, values, timestamp))
         return encoded
 

@@ -135,9 +135,15 @@ def test_too_many_entities_in_one_call_is_rejected(store: FeatureStore) -> None:
         store.get_online_features("item_stats", [f"i{n}" for n in range(MAX_BATCH_ENTITIES + 1)])
 
 
-def test_ttl_must_be_positive() -> None:
-    with pytest.raises(ValidationError, match="ttl must be positive"):
-        FeatureView("v", "user", (Feature("a"),), ttl_seconds=0)
+@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf"), 1e12])
+def test_ttl_must_be_a_finite_positive_time(ttl: float) -> None:
+    with pytest.raises(ValidationError, match="ttl must be a number of seconds above 0"):
+        FeatureView("v", "user", (Feature("a"),), ttl_seconds=ttl)
+
+
+def test_a_default_of_another_type_than_the_feature_is_refused() -> None:
+    with pytest.raises(ValidationError, match="feature 'a' is float"):
+        Feature("a", default="not a float")
 
 
 def test_max_entities_bounds_the_view(clock: ManualClock) -> None:

@@ -1,3 +1,6 @@
+import json
+
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.unit.services.conftest import ADMIN
@@ -66,3 +69,46 @@ def test_metrics_and_openapi_are_served(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/v1/recommendations/{user_id}", "/v1/events", "/v1/features/{view}/batch"):
         assert path in paths
+
+
+AS_ADMIN = {"Authorization": f"Bearer {ADMIN}", "content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"rows": {"u1": {"weight_sum": NaN}}}',
+        '{"rows": {"u1": {"weight_sum": Infinity}}}',
+        '{"rows": {"u1": {"weight_sum": 1e400}}}',
+        '{"rows": {"u1": {"weight_sum": 1.0}}, "timestamp": NaN}',
+        '{"rows": {"u1": {"weight_sum": 1.0}}, "timestamp": Infinity}',
+        '{"rows": {"u1": {"weight_sum": 1.0}}, "timestamp": 99999999999}',
+        '{"rows": {"u1": {"weight_sum": 1.0}}, "timestmap": 1}',
+        '{"rows": {"\\ud800": {"weight_sum": 1.0}}}',
+    ],
+)
+def test_feature_writes_json_cannot_read_back_or_never_stale_get_422(
+    client: TestClient, body: str
+) -> None:
+    response = client.put("/v1/features/user_stats", content=body, headers=AS_ADMIN)
+    assert response.status_code == 422, response.text
+    assert client.get("/v1/features/user_stats/u1").json()["entities"][0]["missing"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"entity_ids": ["\\ud800"]}',
+        '{"entity_ids": ["u1"], "feature": ["weight_sum"]}',
+        json.dumps({"entity_ids": ["u1"], "features": [f"f{n}" for n in range(300)]}),
+    ],
+)
+def test_bad_feature_reads_get_422(client: TestClient, body: str) -> None:
+    response = client.post(
+        "/v1/features/user_stats/batch", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+
+
+def test_a_view_name_that_is_no_view_name_gets_422(client: TestClient) -> None:
+    assert client.get("/v1/features/user_stats:weight_sum/u1").status_code == 422

@@ -110,15 +110,25 @@ class FeatureValuesPublic(BaseModel):
 class FeatureBatchRequest(BaseModel):
     """Entities to read, optionally restricted to some features."""
 
-    entity_ids: list[str] = Field(min_length=1, max_length=1000)
-    features: list[str] | None = None
+    model_config = ConfigDict(extra="forbid")  # a misspelt field must not pass unnoticed
+
+    entity_ids: list[EntityId] = Field(min_length=1, max_length=1000)
+    features: list[str] | None = Field(default=None, min_length=1, max_length=256)
 
 
 class FeatureWriteRequest(BaseModel):
     """``{entity_id: {feature: value}}`` to write to a view (admin)."""
 
-    rows: dict[str, dict[str, Any]] = Field(min_length=1, max_length=1000)
-    timestamp: float | None = None
+    model_config = ConfigDict(extra="forbid")
+
+    rows: dict[EntityId, dict[str, Any]] = Field(min_length=1, max_length=1000)
+    timestamp: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Unix seconds the values were observed at (default: now); at most "
+        "5 minutes ahead of the server's clock.",
+    )
 
 
 class HealthPublic(BaseModel):

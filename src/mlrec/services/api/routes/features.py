@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, status
 from fastapi.concurrency import run_in_threadpool
 
+from mlrec.features.definitions import NAME
 from mlrec.features.store import OnlineFeatures
 from mlrec.services.api.deps import AdminDep, FeatureStoreDep
 from mlrec.services.api.schemas import (
@@ -17,7 +18,12 @@ from mlrec.services.api.schemas import (
 
 router = APIRouter(prefix="/v1/features", tags=["features"])
 
-ViewName = Annotated[str, Path(min_length=1, max_length=63, description="Feature view name")]
+VIEW_NAME_PATTERN = NAME.pattern
+
+ViewName = Annotated[
+    str,
+    Path(min_length=1, max_length=63, pattern=VIEW_NAME_PATTERN, description="Feature view name"),
+]
 
 
 def _public(view: str, result: OnlineFeatures) -> FeatureValuesPublic:
