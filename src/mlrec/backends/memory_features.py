@@ -54,9 +54,13 @@ class InMemoryOnlineStore:
             live = self._live(view)
             now = self.clock.now()
             for row in rows:
-                entry = live.setdefault(row.entity_id, _Entry())
+                entry = live.get(row.entity_id)
+                if entry is None:
+                    entry = live[row.entity_id] = _Entry()
+                elif row.written_at < entry.written_at:
+                    continue  # older than what is stored: skipped (last write by time wins)
                 entry.values.update(row.values)
-                entry.written_at = max(entry.written_at, row.written_at)
+                entry.written_at = row.written_at
                 entry.expires_at = now + ttl_seconds
             if max_entities is not None and len(live) > max_entities:
                 by_age = sorted(live, key=lambda e: live[e].written_at)

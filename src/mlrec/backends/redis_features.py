@@ -246,16 +246,18 @@ for i = 3, #KEYS do
   local key, entity, ts, n = KEYS[i], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   a = a + 3
   local old = redis.call('HGET', key, '_ts')
-  if old and tonumber(old) > tonumber(ts) then ts = old end
-  if n > 0 then
-    redis.call('HSET', key, '_ts', ts, unpack(ARGV, a, a + 2 * n - 1))
-  else
-    redis.call('HSET', key, '_ts', ts)
+  -- a row older than the stored one is skipped: the last write by time wins
+  if not (old and tonumber(old) > tonumber(ts)) then
+    if n > 0 then
+      redis.call('HSET', key, '_ts', ts, unpack(ARGV, a, a + 2 * n - 1))
+    else
+      redis.call('HSET', key, '_ts', ts)
+    end
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('ZADD', KEYS[1], ts, entity)
+    redis.call('ZADD', KEYS[2], expires, entity)
   end
   a = a + 2 * n
-  redis.call('PEXPIRE', key, ttl)
-  redis.call('ZADD', KEYS[1], ts, entity)
-  redis.call('ZADD', KEYS[2], expires, entity)
 end
 local evicted = 0
 if max_entities > 0 then

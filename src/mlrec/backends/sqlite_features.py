@@ -201,19 +201,34 @@ class SqliteOnlineStore:
         expires = now + ttl_seconds
         with self._write() as conn:
             self._purge_rows(conn, view, now)
+            entities = list({r.entity_id for r in rows})
+            stored: dict[str, float] = {}
+            for start in range(0, len(entities), 500):
+                chunk = entities[start : start + 500]
+                stored.update(
+                    conn.execute(
+                        "SELECT entity, written_at FROM entities WHERE view = ?"
+                        f" AND entity IN ({','.join('?' * len(chunk))})",
+                        (view, *chunk),
+                    ).fetchall()
+                )
+            current = []
+            for row in rows:  # in order: a row older than what is stored is skipped
+                if row.written_at >= stored.get(row.entity_id, float("-inf")):
+                    stored[row.entity_id] = row.written_at
+                    current.append(row)
             conn.executemany(
                 "INSERT INTO entities (view, entity, written_at, expires_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (view, entity) DO UPDATE SET"
-                " written_at = max(written_at, excluded.written_at),"
-                " expires_at = excluded.expires_at",
-                [(view, r.entity_id, float(r.written_at), expires) for r in rows],
+                " written_at = excluded.written_at, expires_at = excluded.expires_at",
+                [(view, r.entity_id, float(r.written_at), expires) for r in current],
             )
             conn.executemany(
                 "INSERT INTO fields (view, entity, field, value) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (view, entity, field) DO UPDATE SET value = excluded.value",
                 [
                     (view, r.entity_id, name, value)
-                    for r in rows
+                    for r in current
                     for name, value in r.values.items()
                 ],
             )
