@@ -34,6 +34,7 @@ from mlrec.services.api.batching import ScoringBatcher
 from mlrec.services.api.config import ApiSettings, get_settings
 from mlrec.services.api.edge import HttpEdge
 from mlrec.services.api.errors import install_error_handlers
+from mlrec.services.api.feature_views import FeatureViewFollower
 from mlrec.services.api.model_server import ModelServer
 from mlrec.services.api.promotions import PromotionListener
 from mlrec.services.api.retention import LogRetention
@@ -83,8 +84,11 @@ def build_state(settings: ApiSettings) -> ApiState:
     online = open_online_store(
         settings.resolved_online_store_url, redis_timeout_s=settings.feature_timeout_seconds
     )
-    views = [registered.view for registered in open_feature_registry(database).list_views()]
+    feature_registry = open_feature_registry(database)
+    views = [registered.view for registered in feature_registry.list_views()]
     store = FeatureStore(online, views or BUILTIN_VIEWS)
+    feature_views = FeatureViewFollower(feature_registry, store)
+    feature_views.start(settings.model_poll_seconds)
     realtime = RealtimeFeatures(online)
     event_log = open_event_log(
         settings.kafka_bootstrap_servers,
@@ -101,6 +105,7 @@ def build_state(settings: ApiSettings) -> ApiState:
     listener.start()
     processor = None
     closers: list[Callable[[], None]] = [
+        feature_views.stop,
         topics.stop,
         retention.stop,
         listener.stop,
