@@ -113,7 +113,7 @@ class FeatureBatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field must not pass unnoticed
 
     entity_ids: list[EntityId] = Field(min_length=1, max_length=1000)
-    features: list[str] | None = Field(default=None, min_length=1, max_length=256)
+    features: list[str] | None = Field(default=None, max_length=256)
 
 
 class FeatureWriteRequest(BaseModel):
