@@ -9,10 +9,10 @@ staleness without a restart.
 from __future__ import annotations
 
 import logging
-import threading
 
 from mlrec.features.registry import FeatureRegistry
 from mlrec.features.store import FeatureStore
+from mlrec.services.api.periodic import Periodic
 
 __all__ = ["FeatureViewFollower"]
 
@@ -30,8 +30,7 @@ class FeatureViewFollower:
     def __init__(self, registry: FeatureRegistry, store: FeatureStore) -> None:
         self.registry = registry
         self.store = store
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller: Periodic | None = None
 
     def refresh(self) -> int:
         """Register new and changed views now; how many. Never raises (a database
@@ -50,16 +49,10 @@ class FeatureViewFollower:
 
     def start(self, poll_seconds: float) -> None:
         """Refresh every ``poll_seconds`` in a background thread."""
-
-        def loop() -> None:
-            while not self._stop.wait(poll_seconds):
-                self.refresh()
-
-        self._thread = threading.Thread(target=loop, name="feature-views", daemon=True)
-        self._thread.start()
+        self._poller = Periodic("feature-views", self.refresh, poll_seconds)
+        self._poller.start()
 
     def stop(self) -> None:
         """Stop polling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._poller is not None:
+            self._poller.stop()

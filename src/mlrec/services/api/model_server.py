@@ -20,6 +20,7 @@ from mlrec.core.errors import MlrecError, ModelError
 from mlrec.models.artifact_store import ArtifactStore, load_version
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelRegistry, ModelVersion
+from mlrec.services.api.periodic import Periodic
 from mlrec.services.api.scoring import UserScoreCache
 
 __all__ = ["ModelServer", "ServedModel"]
@@ -92,8 +93,7 @@ class ModelServer:
         # know), so each poll would download it again for nothing
         self._unloadable_until: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller: Periodic | None = None
 
     def refresh(self) -> bool:
         """Load the production version if it differs from the served one.
@@ -134,16 +134,10 @@ class ModelServer:
 
     def start(self, poll_seconds: float) -> None:
         """Poll the registry in a background thread (the fallback to promotion events)."""
-
-        def loop() -> None:
-            while not self._stop.wait(poll_seconds):
-                self.refresh()
-
-        self._thread = threading.Thread(target=loop, name="model-poller", daemon=True)
-        self._thread.start()
+        self._poller = Periodic("model-poller", self.refresh, poll_seconds)
+        self._poller.start()
 
     def stop(self) -> None:
         """Stop polling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._poller is not None:
+            self._poller.stop()

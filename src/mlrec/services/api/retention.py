@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 from mlrec.backends.factory import EventLog
 from mlrec.core.errors import MlrecError
+from mlrec.services.api.periodic import Periodic
 
 __all__ = ["LogRetention"]
 
@@ -26,8 +26,7 @@ class LogRetention:
     def __init__(self, event_log: EventLog, retention_s: float, interval_s: float = 600.0):
         self._event_log = event_log
         self._retention_s = retention_s
-        self._interval_s = interval_s
-        self._stop = threading.Event()
+        self._poller = Periodic("event-log-retention", self.run_once, interval_s, immediately=True)
 
     def run_once(self) -> int:
         """Delete what is past retention now; returns how many records."""
@@ -42,16 +41,9 @@ class LogRetention:
 
     def start(self) -> None:
         """Run in a daemon thread until :meth:`stop` (embedded log only)."""
-        if self._event_log.is_kafka:
-            return
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                self.run_once()
-                self._stop.wait(self._interval_s)
-
-        threading.Thread(target=loop, name="event-log-retention", daemon=True).start()
+        if not self._event_log.is_kafka:
+            self._poller.start()
 
     def stop(self) -> None:
         """Stop the thread after its current pass."""
-        self._stop.set()
+        self._poller.stop()
