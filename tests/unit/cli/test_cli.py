@@ -6,23 +6,9 @@ import csv
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from mlrec.cli import app, main
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
-def invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
+from tests.unit.cli.running import invoke, runner
 
 
 def test_train_recommend_evaluate_round_trip(tmp_path: Path) -> None:

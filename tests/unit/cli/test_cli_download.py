@@ -23,13 +23,6 @@ COMMANDS: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("MLREC_DATABASE_URL", raising=False)
-    return tmp_path / "data"
-
-
 class FakeDownload:
     """Stands in for ``download_zip``: records the call, then writes a tiny ML-100K (or fails)."""
 

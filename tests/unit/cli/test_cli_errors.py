@@ -14,14 +14,6 @@ from mlrec.core.errors import BackendUnavailableError
 UNREACHABLE_POSTGRES = "postgresql://nobody:s3cret@127.0.0.1:1/x"
 
 
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("MLREC_DATABASE_URL", raising=False)
-    monkeypatch.delenv("MLREC_MODELS_DIR", raising=False)
-    return tmp_path / "data"
-
-
 def run_failing(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     """Run ``mlrec argv`` through ``main``; it must exit non-zero with one error line."""
     with pytest.raises(SystemExit) as exit_info:

@@ -6,17 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from mlrec.cli import app, main
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
+from tests.unit.cli.running import runner
 
 
 @pytest.fixture

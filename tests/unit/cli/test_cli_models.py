@@ -7,28 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from mlrec.backends.factory import open_model_registry
 from mlrec.backends.sql.registry import SqlModelRegistry
 from mlrec.backends.sql.schema import model_versions
-from mlrec.cli import app, main
-
-runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("MLREC_DATABASE_URL", raising=False)
-    monkeypatch.delenv("MLREC_MODELS_DIR", raising=False)
-    return tmp_path / "data"
-
-
-def invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
+from mlrec.cli import main
+from tests.unit.cli.running import invoke
 
 
 def error_of(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:

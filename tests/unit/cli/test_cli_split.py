@@ -7,19 +7,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from mlrec.cli import app, main
+from mlrec.cli import main
+from tests.unit.cli.running import invoke as run
 
-runner = CliRunner()
 HEADER = ["user_id", "item_id", "weight", "timestamp"]
-
-
-@pytest.fixture(autouse=True)
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("MLREC_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv("MLREC_DATABASE_URL", raising=False)
-    return tmp_path / "data"
 
 
 @pytest.fixture
@@ -37,9 +29,8 @@ def events(tmp_path: Path) -> Path:
 
 
 def invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return " ".join(result.output.split())
+    """``mlrec args``'s output with its line wrapping undone."""
+    return " ".join(run(*args).split())
 
 
 def read(path: Path) -> list[list[str]]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from mlrec.backends import factory
 from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.cli import app, main
-
-runner = CliRunner()
+from tests.unit.cli.running import runner
 
 
 class ReachedEventLogError(Exception):
