@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import pydantic_core
 from pydantic import (
@@ -24,7 +24,6 @@ from mlrec.core.ids import ENTITY_ID_PATTERN, entity_id_problem
 __all__ = [
     "EVENT_WEIGHTS",
     "MAX_CONTEXT_BYTES",
-    "STORED_EVENT",
     "EntityId",
     "EventType",
     "InteractionEvent",
@@ -73,11 +72,6 @@ bounds (``event_id`` 128 characters, user and item ids 256 each) an encoded even
 stays under 12 KiB, far below what the event log takes per record (Kafka's
 default is 1 MB): an event the API accepts is never refused by the log for its size."""
 
-STORED_EVENT = "stored_event"
-"""Validation-context flag (``context={STORED_EVENT: True}``) for events read back from
-the log: they were accepted already, possibly before a limit that applies
-at acceptance (:data:`MAX_CONTEXT_BYTES`), so only their meaning is checked."""
-
 
 class InteractionEvent(BaseModel):
     """One interaction of a user with an item.
@@ -86,10 +80,13 @@ class InteractionEvent(BaseModel):
     When the client sends none, the API assigns one at acceptance.
 
     ``context`` is free-form, up to :data:`MAX_CONTEXT_BYTES` as JSON (checked when an
-    event is accepted, not when a stored one is read back: see :data:`STORED_EVENT`).
+    event is accepted, not when a stored one is read back: see
+    :class:`StoredInteractionEvent`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+    #: Check the limits that apply when an event is accepted (size, clock skew).
+    _acceptance_checks: ClassVar[bool] = True
 
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
         default_factory=lambda: uuid.uuid4().hex
@@ -116,8 +113,8 @@ class InteractionEvent(BaseModel):
 
     @field_validator("context")
     @classmethod
-    def _context_is_bounded(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        if not value or (info.context is not None and info.context.get(STORED_EVENT)):
+    def _context_is_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value or not cls._acceptance_checks:
             return value
         size = len(pydantic_core.to_json(value))
         if size > MAX_CONTEXT_BYTES:
@@ -128,12 +125,10 @@ class InteractionEvent(BaseModel):
 
     @field_validator("timestamp")
     @classmethod
-    def _not_in_the_future(cls, value: float, info: ValidationInfo) -> float:
+    def _not_in_the_future(cls, value: float) -> float:
         # checked at acceptance only: a stored event read back by a processor whose
         # clock runs behind the API's must still be applied, not dead-lettered
-        if info.context is not None and info.context.get(STORED_EVENT):
-            return value
-        if value > time.time() + MAX_CLOCK_SKEW_SECONDS:
+        if cls._acceptance_checks and value > time.time() + MAX_CLOCK_SKEW_SECONDS:
             raise ValueError("timestamp is in the future (more than 5 minutes ahead)")
         return value
 
@@ -146,12 +141,15 @@ class InteractionEvent(BaseModel):
 
 
 class StoredInteractionEvent(InteractionEvent):
-    """An event read back from the log (decode with the :data:`STORED_EVENT` context).
+    """An event read back from the log.
 
-    Its ids were checked when it was accepted, perhaps under an older rule (ids with
-    a non-breaking space were accepted once): only their length is checked again, so
-    an accepted event is still applied after an upgrade, never dead-lettered.
+    It was checked when it was accepted, perhaps under older rules (a larger
+    ``context``, ids with a non-breaking space), or by a host whose clock runs ahead:
+    only its meaning is checked again (ids only for length), so an accepted event is
+    still applied after an upgrade, never dead-lettered.
     """
+
+    _acceptance_checks: ClassVar[bool] = False
 
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     item_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]

@@ -9,15 +9,14 @@ from __future__ import annotations
 import pydantic
 
 from mlrec.core.errors import ValidationError
-from mlrec.events.schemas import STORED_EVENT, InteractionEvent, StoredInteractionEvent
+from mlrec.events.schemas import InteractionEvent, StoredInteractionEvent
 
 __all__ = ["EventDecodeError", "decode_event", "decode_events", "encode_event", "event_key"]
 
 _BATCH = pydantic.TypeAdapter(list[StoredInteractionEvent])
 # Records on the log were accepted already: decode them without the acceptance-time
 # limits (context size, clock skew, id characters), so an event accepted before a
-# limit existed still applies (see STORED_EVENT and StoredInteractionEvent).
-_STORED = {STORED_EVENT: True}
+# limit existed still applies (see StoredInteractionEvent).
 
 
 class EventDecodeError(ValidationError):
@@ -41,7 +40,7 @@ def decode_event(payload: bytes) -> InteractionEvent:
     was accepted already.
     """
     try:
-        return StoredInteractionEvent.model_validate_json(payload, context=_STORED)
+        return StoredInteractionEvent.model_validate_json(payload)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or 'event'}: {error['msg']}"
@@ -59,7 +58,7 @@ def decode_events(payloads: list[bytes]) -> list[InteractionEvent | EventDecodeE
     if not payloads:
         return []
     try:
-        return list(_BATCH.validate_json(b"[" + b",".join(payloads) + b"]", context=_STORED))
+        return list(_BATCH.validate_json(b"[" + b",".join(payloads) + b"]"))
     except (pydantic.ValidationError, ValueError):
         results: list[InteractionEvent | EventDecodeError] = []
         for payload in payloads:
