@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -48,6 +49,23 @@ def test_ensure_topics_is_idempotent_and_grows_partitions(kafka_bootstrap: str) 
     finally:
         consumer.close()
         producer.close()
+
+
+def test_every_partition_serves_offsets_as_soon_as_ensure_topics_returns(
+    kafka_bootstrap: str,
+) -> None:
+    topic = f"t.ready.{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka_bootstrap, {topic: 2})
+    ensure_topics(kafka_bootstrap, {topic: 24})
+
+    reader = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": uuid.uuid4().hex})
+    try:
+        ends = [
+            reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(24)
+        ]
+    finally:
+        reader.close()
+    assert ends == [0] * 24
 
 
 def test_produce_raises_unavailable_when_no_broker_answers() -> None:

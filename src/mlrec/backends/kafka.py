@@ -55,6 +55,7 @@ try:
         TopicPartition,
     )
     from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin._listoffsets import OffsetSpec
     from confluent_kafka.cimpl import NewPartitions, NewTopic
 except ImportError as exc:  # pragma: no cover - confluent-kafka is a core dependency
     raise ImportError(
@@ -717,6 +718,39 @@ class KafkaFollower:
             log.debug("closing a Kafka follower failed", exc_info=True)
 
 
+def _await_leaders(admin: AdminClient, topics: Mapping[str, int], deadline: float) -> None:
+    """Wait until every partition of ``topics`` answers an offsets request.
+
+    A created or grown partition is unusable for a moment, even after metadata
+    names its leader (reads of its offsets answer "not leader"), so callers that
+    read right after ``ensure_topics`` would fail at random without this.
+    """
+    while True:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        metadata = admin.list_topics(timeout=remaining)
+        waiting: set[str] = {
+            topic
+            for topic, count in topics.items()
+            if topic not in metadata.topics or len(metadata.topics[topic].partitions) < count
+        }
+        probes = {
+            TopicPartition(topic, partition): OffsetSpec.latest()  # type: ignore[no-untyped-call]
+            for topic in set(topics) - waiting
+            for partition in metadata.topics[topic].partitions
+        }
+        if probes:
+            for partition, future in admin.list_offsets(probes, request_timeout=remaining).items():
+                try:
+                    future.result()
+                except KafkaException:
+                    waiting.add(partition.topic)
+        if not waiting:
+            return
+        if time.monotonic() >= deadline:
+            raise BackendUnavailableError(f"Kafka topics {sorted(waiting)} are not ready to serve")
+        time.sleep(0.05)
+
+
 def ensure_topics(
     bootstrap: str,
     topics: Mapping[str, int],
@@ -753,6 +787,7 @@ def ensure_topics(
         if grow:
             for future in admin.create_partitions(grow, operation_timeout=timeout_s).values():
                 future.result(timeout=timeout_s)
+        _await_leaders(admin, topics, deadline=time.monotonic() + timeout_s)
     except KafkaException as exc:
         raise BackendUnavailableError(
             f"could not create Kafka topics {list(topics)}: {exc}"
