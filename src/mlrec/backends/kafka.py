@@ -36,7 +36,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,9 +72,10 @@ class RepeatFilter(logging.Filter):
     seconds, with a count of those held back: while a broker is down every client
     logs the same failure several times a second."""
 
-    def __init__(self, interval: float = 30.0) -> None:
+    def __init__(self, interval: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.interval = interval
+        self._clock = clock
         self._lock = threading.Lock()
         self._last: dict[tuple[object, ...], float] = {}
         self._held: dict[tuple[object, ...], int] = {}
@@ -82,7 +83,7 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         key = tuple(args[:2]) if len(args) >= 2 else (record.msg,)
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             last = self._last.get(key)
             if last is not None and now - last < self.interval:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from mlrec.backends.kafka import RepeatFilter
 
@@ -16,15 +15,18 @@ def record(fac: str, client: str, text: str) -> logging.LogRecord:
 
 
 def test_a_repeated_line_passes_once_per_interval_then_reports_how_many_were_held() -> None:
-    gate = RepeatFilter(interval=0.05)
+    now = [100.0]
+    gate = RepeatFilter(interval=30.0, clock=lambda: now[0])
     first = record("FAIL", "consumer-1", "Connect failed: Connection refused")
     assert gate.filter(first)
     assert not any(gate.filter(record("FAIL", "consumer-1", "Connect failed")) for _ in range(9))
 
-    time.sleep(0.06)
+    now[0] += 29.9
+    assert not gate.filter(record("FAIL", "consumer-1", "still failing"))
+    now[0] += 0.2
     later = record("FAIL", "consumer-1", "Connect failed again")
     assert gate.filter(later)
-    assert "and 9 similar lines" in later.getMessage()
+    assert "and 10 similar lines in the last 30 s" in later.getMessage()
 
 
 def test_lines_of_other_clients_or_facilities_are_not_held_back() -> None:
