@@ -52,6 +52,7 @@ class MaterializeReport:
     view: str
     rows_read: int
     rows_written: int
+    """Distinct entities written (an entity with rows in several batches counts once)."""
     watermark: float | None
     seconds: float
     already_stale: int = 0
@@ -225,9 +226,11 @@ def materialize(
     view = store.view(view_name)
     declared = set(view.feature_names)
     oldest_fresh = store.clock.now() - view.ttl_seconds
-    already_stale = 0
+    # newest timestamp written per entity over all batches: an entity whose rows
+    # span batches is counted once, and is stale only if its newest row is
+    newest: dict[str, float] = {}
     total = source.count(since)
-    read = written = 0
+    read = 0
     watermark = since
     for batch in source.rows(since, batch_size):
         latest: dict[str, tuple[dict[str, Any], float]] = {}
@@ -238,15 +241,17 @@ def materialize(
                 merged = {**previous[0], **values} if previous else values
                 latest[entity] = (merged, timestamp)
             watermark = timestamp if watermark is None else max(watermark, timestamp)
-        already_stale += sum(1 for _, ts in latest.values() if ts < oldest_fresh)
-        written += store.write_features(
+        store.write_features(
             view_name,
             {entity: values for entity, (values, _) in latest.items()},
             written_at={entity: ts for entity, (_, ts) in latest.items()},
         )
+        for entity, (_, ts) in latest.items():
+            newest[entity] = max(ts, newest.get(entity, ts))
         read += len(batch)
         if progress is not None:
             progress(read, total)
+    already_stale = sum(1 for ts in newest.values() if ts < oldest_fresh)
     return MaterializeReport(
-        view_name, read, written, watermark, time.perf_counter() - started, already_stale
+        view_name, read, len(newest), watermark, time.perf_counter() - started, already_stale
     )

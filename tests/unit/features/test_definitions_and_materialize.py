@@ -122,3 +122,19 @@ def test_file_source_reads_typed_csv_and_reports_bad_lines(tmp_path: Path) -> No
     path.write_text("item,timestamp,ctr\ni1,100,0.5\ni2,200,lots\n")
     with pytest.raises(DataFormatError, match="line 3"):
         materialize(store, "item_stats", FileSource(path, view))
+
+
+def test_an_entity_in_several_batches_is_counted_once_and_stale_only_by_its_newest_row(
+    tmp_path: Path,
+) -> None:
+    view = FeatureView("item_stats", "item", (Feature("ctr", ValueType.FLOAT),), ttl_seconds=100)
+    path = tmp_path / "items.csv"
+    # i1's first row is past the TTL at materialization time, its second row is fresh
+    path.write_text("item,timestamp,ctr\ni1,100,0.5\ni2,950,0.25\ni1,990,0.75\n")
+    clock = ManualClock(start=1000.0)
+    store = FeatureStore(InMemoryOnlineStore(clock), [view], clock=clock)
+
+    report = materialize(store, "item_stats", FileSource(path, view), batch_size=1)
+
+    assert (report.rows_read, report.rows_written, report.already_stale) == (3, 2, 0)
+    assert store.get_online_features("item_stats", ["i1"]).values == [[0.75]]
