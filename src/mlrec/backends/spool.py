@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import io
 import json
 import logging
 import os
@@ -56,7 +57,6 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from prometheus_client import Counter, Gauge
 
@@ -210,7 +210,7 @@ class DurableProducer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._active: BinaryIO | None = None
+        self._active: io.FileIO | None = None
         self._active_path: Path | None = None
         self._primary_failed = False
         # the last probe of the primary failed (see reachable); cleared by a good probe
@@ -312,12 +312,15 @@ class DurableProducer:
                 if self._active is None:
                     path = self.spool_dir / f"{self._next_seq:020d}{_SUFFIX}"
                     self._next_seq += 1
-                    self._active = open(path, "ab")  # noqa: SIM115 - kept open across calls
+                    # unbuffered: a failed write leaves no bytes behind in a buffer, which
+                    # closing (or cutting) the file would try to write out again
+                    self._active = open(path, "ab", buffering=0)  # noqa: SIM115 - kept open
                     self._active_path = path
                     _fsync_dir(self.spool_dir)
                 size = self._active.tell()
-                self._active.write(frames)
-                self._active.flush()
+                pending = memoryview(frames)
+                while pending:  # a write may take part of it (disk full: the next fails)
+                    pending = pending[self._active.write(pending) :]
                 os.fsync(self._active.fileno())
             except OSError as exc:
                 self._drop_failed_append(size)
@@ -340,7 +343,6 @@ class DurableProducer:
         try:
             if size is not None:
                 active.truncate(size)
-                active.flush()
                 os.fsync(active.fileno())
         except OSError:
             log.warning("could not cut a failed append off %s; its tail is ignored", active.name)
@@ -521,7 +523,11 @@ class DurableProducer:
                 try:
                     self.replay()
                 except Exception:  # keep the thread alive: the spool is the safety net
-                    log.exception("spool replay failed; retrying")
+                    # e.g. the disk is full and the acknowledged position cannot be saved:
+                    # each attempt sends the same records again, so never retry at once
+                    log.exception("spool replay failed; retrying in %.1f s", self.retry_interval_s)
+                    self._stop.wait(self.retry_interval_s)
+                    continue
                 if self._pending > 0:
                     if self._primary_failed:  # else it made progress: go on at once
                         self._stop.wait(self.retry_interval_s)

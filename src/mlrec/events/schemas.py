@@ -94,7 +94,8 @@ class InteractionEvent(BaseModel):
     user_id: EntityId
     item_id: EntityId
     type: EventType = EventType.VIEW
-    timestamp: float = Field(default_factory=time.time, ge=0)
+    # finite: JSON's Infinity passes ``ge=0``, and no sink can apply it
+    timestamp: float = Field(default_factory=time.time, ge=0, allow_inf_nan=False)
     # validate_default: the rating check below must also run when ``value`` is omitted
     value: float | None = Field(default=None, ge=-1e6, le=1e6, validate_default=True)
     context: dict[str, Any] = Field(

@@ -54,16 +54,22 @@ def decode_events(payloads: list[bytes]) -> list[InteractionEvent | EventDecodeE
 
     The whole batch is validated in one call (several times faster than one call
     per record); only when that fails are records parsed one by one to find the bad.
+    The batch is the records' bytes joined by commas, so it also falls back when it
+    parsed to a different number of events than there are records (an empty record,
+    or one holding ``{...},{...}``): events and records would not line up.
     """
     if not payloads:
         return []
     try:
-        return list(_BATCH.validate_json(b"[" + b",".join(payloads) + b"]"))
+        events = _BATCH.validate_json(b"[" + b",".join(payloads) + b"]")
     except (pydantic.ValidationError, ValueError):
-        results: list[InteractionEvent | EventDecodeError] = []
-        for payload in payloads:
-            try:
-                results.append(decode_event(payload))
-            except EventDecodeError as exc:
-                results.append(exc)
-        return results
+        events = None
+    if events is not None and len(events) == len(payloads):
+        return list(events)
+    results: list[InteractionEvent | EventDecodeError] = []
+    for payload in payloads:
+        try:
+            results.append(decode_event(payload))
+        except EventDecodeError as exc:
+            results.append(exc)
+    return results
