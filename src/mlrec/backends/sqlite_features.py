@@ -144,11 +144,36 @@ class SqliteOnlineStore:
         except sqlite3.Error as exc:
             raise BackendError(f"SQLite online store {self.path}: {exc}") from exc
 
+    def _in_transaction(self) -> bool:
+        return bool(getattr(self._local, "atomic_depth", 0))
+
+    @contextmanager
+    def atomically(self) -> Iterator[None]:
+        """Every call of this thread inside the block is one transaction (see
+        :class:`~mlrec.features.online_store.AtomicWrites`)."""
+        depth: int = getattr(self._local, "atomic_depth", 0)
+        if depth:
+            self._local.atomic_depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.atomic_depth = depth
+            return
+        with self._write():
+            self._local.atomic_depth = 1
+            try:
+                yield
+            finally:
+                self._local.atomic_depth = 0
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One immediate (write-locking) transaction."""
+        """One immediate (write-locking) transaction, or part of the open one."""
         with self._errors():
             conn = self._conn()
+            if self._in_transaction():
+                yield conn
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -159,9 +184,13 @@ class SqliteOnlineStore:
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        """One read transaction: a consistent snapshot across statements."""
+        """One read transaction (a consistent snapshot across statements), or part of
+        the open one."""
         with self._errors():
             conn = self._conn()
+            if self._in_transaction():
+                yield conn
+                return
             conn.execute("BEGIN")
             try:
                 yield conn

@@ -25,10 +25,12 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "AtomicWrites",
     "CounterUpdate",
     "InteractionBatchWriter",
     "OnlineStore",
@@ -230,6 +232,23 @@ class RealtimePlan:
     half_life_seconds: float
     popularity_ttl_seconds: float
     max_popular_items: int
+
+
+@runtime_checkable
+class AtomicWrites(Protocol):
+    """An online store that can make several calls one transaction.
+
+    Optional: :class:`~mlrec.features.realtime.RealtimeFeatures` applies each batch
+    inside :meth:`atomically` when the store provides it, so a batch that fails part
+    way (a killed process, a full disk) leaves nothing behind, and its redelivery
+    counts once. Stores that apply a batch in one call (:class:`InteractionBatchWriter`)
+    or keep nothing across a crash (in memory) do not need it.
+    """
+
+    def atomically(self) -> AbstractContextManager[None]:
+        """Writes made by this thread inside the block commit together or not at all;
+        reads inside it see them. Blocks nest (the outermost one commits)."""
+        ...
 
 
 @runtime_checkable

@@ -20,6 +20,7 @@ from mlrec.core.clock import Clock, SystemClock
 from mlrec.core.errors import ValidationError
 from mlrec.features.definitions import check_entity_id
 from mlrec.features.online_store import (
+    AtomicWrites,
     CounterUpdate,
     InteractionBatchWriter,
     OnlineStore,
@@ -143,9 +144,11 @@ class RealtimeFeatures:
 
         Interactions carrying an ``event_id`` already applied (within the user's
         ``dedup_window`` latest events) are skipped, so redelivery after a crash or a
-        client retry does not count twice. The ids are remembered after the updates,
-        so a crash in between can only cause a redelivered event to count again
-        (at-least-once), never to be lost.
+        client retry does not count twice. A store that applies a batch in one call
+        (Redis) or one transaction (SQLite, see
+        :class:`~mlrec.features.online_store.AtomicWrites`) applies it whole or not at
+        all. Elsewhere the ids are remembered after the updates, so a crash in between
+        can only make a redelivered event count again, never lose it.
 
         Args:
             interactions: the batch.
@@ -179,6 +182,14 @@ class RealtimeFeatures:
         return self._apply_generic(prepared.interactions)
 
     def _apply_generic(self, interactions: Sequence[Interaction]) -> int:
+        if isinstance(self.online, AtomicWrites):
+            # the ids are remembered last: outside one transaction, a crash before
+            # that would make the redelivered events count twice
+            with self.online.atomically():
+                return self._apply_each_update(interactions)
+        return self._apply_each_update(interactions)
+
+    def _apply_each_update(self, interactions: Sequence[Interaction]) -> int:
         interactions = self._unseen(interactions)
         if not interactions:
             return 0
