@@ -249,6 +249,17 @@ def test_a_user_id_longer_than_256_bytes_is_refused_before_it_joins_a_batch(
     assert client.get("/v1/recommendations/u0001").status_code == 200
 
 
+@pytest.mark.parametrize("item_id", ["a b", "é" * 200, "tab%09here"])
+def test_an_item_id_that_breaks_the_id_rule_is_a_422_at_item_id_not_a_404(
+    client: TestClient, item_id: str
+) -> None:
+    response = client.get(f"/v1/items/{item_id}/similar")
+
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["path", "item_id"]
+
+
 # --- what JSON cannot carry back, and bodies too large -------------------------------
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 
+from mlrec.events.schemas import EntityId
 from mlrec.services.api.deps import ServiceDep, SettingsDep
 from mlrec.services.api.params import k_over_limit
 from mlrec.services.api.schemas import K_DESCRIPTION, ItemsPublic
@@ -30,7 +31,7 @@ async def popular_items(
 
 @router.get("/{item_id}/similar", response_model=ItemsPublic)
 async def similar_items(
-    item_id: Annotated[str, Path(min_length=1, max_length=256)],
+    item_id: Annotated[EntityId, Path(description="Item id")],
     service: ServiceDep,
     settings: SettingsDep,
     k: Annotated[int, Query(ge=1, description=K_DESCRIPTION)] = 10,
