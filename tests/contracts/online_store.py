@@ -155,9 +155,11 @@ class OnlineStoreContract:
         self, store: OnlineStore, clock: Clock
     ) -> None:
         now = clock.now()
-        store.write_rows("profile", [RowWrite("u1", {"a": b"new"}, now)], LONG_TTL, None)
+        assert (
+            store.write_rows("profile", [RowWrite("u1", {"a": b"new"}, now)], LONG_TTL, None) == 1
+        )
         late = [RowWrite("u1", {"a": b"late", "b": b"late"}, now - 60), RowWrite("u2", {}, now)]
-        store.write_rows("profile", late, LONG_TTL, None)
+        assert store.write_rows("profile", late, LONG_TTL, None) == 1  # u2 only
 
         # as Feast's online stores: the last write by time wins, so an old value is
         # never served with a newer row's (fresh) time
@@ -169,7 +171,7 @@ class OnlineStoreContract:
     ) -> None:
         now = clock.now()
         rows = [RowWrite("u1", {"a": b"1", "b": b"1"}, now), RowWrite("u1", {"b": b"2"}, now + 1)]
-        store.write_rows("profile", rows, LONG_TTL, None)
+        assert store.write_rows("profile", rows, LONG_TTL, None) == 2
 
         assert store.read_rows("profile", ["u1"], ["a", "b"]) == [
             StoredRow({"a": b"1", "b": b"2"}, now + 1)

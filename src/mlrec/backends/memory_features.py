@@ -49,7 +49,8 @@ class InMemoryOnlineStore:
 
     def write_rows(
         self, view: str, rows: Sequence[RowWrite], ttl_seconds: float, max_entities: int | None
-    ) -> None:
+    ) -> int:
+        written = 0
         with self._lock:
             live = self._live(view)
             now = self.clock.now()
@@ -62,10 +63,12 @@ class InMemoryOnlineStore:
                 entry.values.update(row.values)
                 entry.written_at = row.written_at
                 entry.expires_at = now + ttl_seconds
+                written += 1
             if max_entities is not None and len(live) > max_entities:
                 by_age = sorted(live, key=lambda e: live[e].written_at)
                 for entity in by_age[: len(live) - max_entities]:
                     del live[entity]
+        return written
 
     def read_rows(
         self, view: str, entity_ids: Sequence[str], fields: Sequence[str]

@@ -241,7 +241,7 @@ local max_entities = tonumber(ARGV[2])
 local key_prefix = ARGV[3]
 trim(KEYS[1], KEYS[2], now, tonumber(ARGV[4]))
 local expires = string.format('%d', now + ttl)
-local a = 5
+local a, written = 5, 0
 for i = 3, #KEYS do
   local key, entity, ts, n = KEYS[i], ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
   a = a + 3
@@ -256,10 +256,10 @@ for i = 3, #KEYS do
     redis.call('PEXPIRE', key, ttl)
     redis.call('ZADD', KEYS[1], ts, entity)
     redis.call('ZADD', KEYS[2], expires, entity)
+    written = written + 1
   end
   a = a + 2 * n
 end
-local evicted = 0
 if max_entities > 0 then
   local over = redis.call('ZCARD', KEYS[1]) - max_entities
   while over > 0 do
@@ -268,10 +268,9 @@ if max_entities > 0 then
     redis.call('ZREM', KEYS[1], unpack(victims))
     redis.call('ZREM', KEYS[2], unpack(victims))
     over = over - #victims
-    evicted = evicted + #victims
   end
 end
-return evicted
+return written
 """
 )
 
@@ -534,10 +533,11 @@ class RedisOnlineStore:
 
     def write_rows(
         self, view: str, rows: Sequence[RowWrite], ttl_seconds: float, max_entities: int | None
-    ) -> None:
-        """Write rows (each entity atomically), refresh their TTL, enforce ``max_entities``."""
+    ) -> int:
+        """Write rows (each entity atomically), refresh their TTL, enforce ``max_entities``;
+        returns how many were written (a row older than the stored one is skipped)."""
         if not rows:
-            return
+            return 0
         hash_prefix, index, expiry = self._keys(view)
         head = [_ms(ttl_seconds), max_entities or 0, hash_prefix, _TRIM_PER_WRITE]
         calls: list[tuple[Any, list[str], list[Any]]] = []
@@ -550,7 +550,7 @@ class RedisOnlineStore:
                 for name, value in row.values.items():
                     args += (name, value)
             calls.append((self._write_rows, keys, args))
-        self._run_scripts(calls)
+        return sum(int(written) for written in self._run_scripts(calls))
 
     def read_rows(
         self, view: str, entity_ids: Sequence[str], fields: Sequence[str]

@@ -222,10 +222,11 @@ class SqliteOnlineStore:
 
     def write_rows(
         self, view: str, rows: Sequence[RowWrite], ttl_seconds: float, max_entities: int | None
-    ) -> None:
-        """Write rows (each entity atomically), refresh their TTL, enforce ``max_entities``."""
+    ) -> int:
+        """Write rows (each entity atomically), refresh their TTL, enforce ``max_entities``;
+        returns how many were written (a row older than the stored one is skipped)."""
         if not rows:
-            return
+            return 0
         now = self.clock.now()
         expires = now + ttl_seconds
         with self._write() as conn:
@@ -275,6 +276,7 @@ class SqliteOnlineStore:
                         )
                     ]
                     self._delete_rows(conn, view, victims)
+        return len(current)
 
     def read_rows(
         self, view: str, entity_ids: Sequence[str], fields: Sequence[str]

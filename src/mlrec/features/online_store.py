@@ -112,8 +112,12 @@ class OnlineStore(Protocol):
 
     def write_rows(
         self, view: str, rows: Sequence[RowWrite], ttl_seconds: float, max_entities: int | None
-    ) -> None:
-        """Write rows (each entity atomically), refresh their TTL, enforce ``max_entities``."""
+    ) -> int:
+        """Write rows (each entity atomically), refresh their TTL, enforce ``max_entities``.
+
+        A row older than the entity's stored one is skipped (the last write by time
+        wins). Returns how many rows were written, skipped ones not counted.
+        """
         ...
 
     def read_rows(

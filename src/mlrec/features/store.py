@@ -270,14 +270,15 @@ class FeatureStore:
         written atomically, so a bad value never leaves a partial write.
 
         Returns:
-            the number of entities written.
+            the number of entities written: a row older than the entity's stored one
+            is skipped (the last write by time wins) and not counted.
         """
         view = self.view(view_name)
         if not view.online:
             raise ValidationError(f"feature view {view_name!r} is offline-only")
         encoded = self.encode_rows(view, rows, written_at)
         started = time.perf_counter()
-        self.online.write_rows(view.name, encoded, view.ttl_seconds, view.max_entities)
+        written = self.online.write_rows(view.name, encoded, view.ttl_seconds, view.max_entities)
         WRITE_LATENCY.labels(view.name).observe(time.perf_counter() - started)
-        WRITE_ROWS.labels(view.name).inc(len(encoded))
-        return len(encoded)
+        WRITE_ROWS.labels(view.name).inc(written)
+        return written

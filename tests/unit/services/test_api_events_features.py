@@ -38,11 +38,25 @@ def test_feature_write_needs_the_admin_token(client: TestClient) -> None:
     ok = client.put(
         "/v1/features/user_stats", json=rows, headers={"Authorization": f"Bearer {ADMIN}"}
     )
-    assert ok.status_code == 200 and ok.json() == {"written": 1}
+    assert ok.status_code == 200 and ok.json() == {"written": 1, "skipped": 0}
     body = client.get("/v1/features/user_stats/u1").json()
     [entity] = body["entities"]
     assert entity["values"]["interaction_count"] == 3
     assert "weight_mean" in entity["missing"]
+
+
+def test_a_feature_write_older_than_the_stored_row_is_reported_skipped(
+    client: TestClient,
+) -> None:
+    headers = {"Authorization": f"Bearer {ADMIN}"}
+    newer = {"rows": {"u1": {"interaction_count": 5}}, "timestamp": 1_700_000_100}
+    older = {"rows": {"u1": {"interaction_count": 2}, "u2": {"interaction_count": 1}}}
+    older["timestamp"] = 1_700_000_000
+    assert client.put("/v1/features/user_stats", json=newer, headers=headers).json()["written"] == 1
+
+    response = client.put("/v1/features/user_stats", json=older, headers=headers)
+
+    assert response.json() == {"written": 1, "skipped": 1}  # u2 only
 
 
 def test_feature_reads_report_unknown_view_and_feature(client: TestClient) -> None:

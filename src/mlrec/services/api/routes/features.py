@@ -71,6 +71,9 @@ async def put_features(
     view: ViewName, body: FeatureWriteRequest, store: FeatureStoreDep, _admin: AdminDep
 ) -> dict[str, int]:
     """Write ``{entity_id: {feature: value}}`` (admin token required). Every row is
-    validated first: a bad value rejects the whole request and nothing is written."""
+    validated first: a bad value rejects the whole request and nothing is written.
+
+    ``skipped`` counts rows older (by ``timestamp``) than the entity's stored row: the
+    last write by time wins, so they change nothing."""
     written = await run_in_threadpool(store.write_features, view, body.rows, body.timestamp)
-    return {"written": written}
+    return {"written": written, "skipped": len(body.rows) - written}
