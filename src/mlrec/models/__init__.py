@@ -29,6 +29,7 @@ from mlrec.models.base import (
     Recommendation,
     Recommender,
     build_params,
+    known_params,
     top_k,
 )
 from mlrec.models.blend import Blend
@@ -136,9 +137,7 @@ def parse_params(cls: type[Recommender], pairs: Sequence[str]) -> dict[str, Any]
         if not sep or not key:
             raise ValidationError(f"{name}: expected key=value, got {pair!r}")
         if key not in fields:
-            raise ValidationError(
-                f"{name}: unknown parameter {key!r}; known: {', '.join(sorted(fields))}"
-            )
+            raise ValidationError(f"{name}: unknown parameter {key!r}; {known_params(fields)}")
         params[key] = _coerce(name, key, hints[key], value)
     build_params(name, cls.Params, params)
     return params

@@ -37,6 +37,7 @@ __all__ = [
     "Recommendation",
     "Recommender",
     "build_params",
+    "known_params",
     "top_k",
 ]
 
@@ -89,6 +90,11 @@ def top_k(
     return indices, np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
 
 
+def known_params(fields: set[str]) -> str:
+    """``known: a, b`` for an error message, or that the algorithm takes none."""
+    return f"known: {', '.join(sorted(fields))}" if fields else "it takes no parameters"
+
+
 def build_params(algorithm: str, params_class: type[Any], params: dict[str, Any]) -> Any:
     """``params_class(**params)``, refusing unknown names and non-finite numbers first.
 
@@ -105,8 +111,7 @@ def build_params(algorithm: str, params_class: type[Any], params: dict[str, Any]
     unknown = sorted(set(params) - fields)
     if unknown:
         raise ValidationError(
-            f"{algorithm}: unknown parameter(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(fields))}"
+            f"{algorithm}: unknown parameter(s) {', '.join(unknown)}; {known_params(fields)}"
         )
     for name, value in params.items():
         if isinstance(value, float | np.floating) and not math.isfinite(value):

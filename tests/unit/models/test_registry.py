@@ -59,6 +59,13 @@ def test_parse_params_rejects_bad_input(pairs: list[str]) -> None:
         parse_params(EASE, pairs)
 
 
+def test_a_parameter_given_to_an_algorithm_without_any_says_it_takes_none() -> None:
+    with pytest.raises(ValidationError, match="most_popular: unknown parameter 'zz'; it takes no"):
+        parse_params(ALGORITHMS["most_popular"], ["zz=1"])
+    with pytest.raises(ValidationError, match="it takes no parameters"):
+        create_model("most_popular", zz=1)
+
+
 def test_parse_params_runs_the_params_validation() -> None:
     with pytest.raises(ValidationError):
         parse_params(ItemKNN, ["neighbours=0"])
