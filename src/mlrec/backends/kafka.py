@@ -490,10 +490,18 @@ class KafkaConsumer:
         """Synchronously commit the position after every record returned by :meth:`poll`
         (or only after the records in ``through``).
 
+        Only partitions still assigned to this member are committed: a partition
+        revoked since those records were polled (a rebalance served while they were
+        being applied) is another member's now, which reads on from the group's offset
+        and commits further; committing our older position after that would move the
+        group back, and a restart would redeliver far more than a batch. Its records
+        are redelivered to its new owner instead (who recognises them by event id).
+
         Raises:
             BackendUnavailableError: the group coordinator did not take the commit.
         """
         positions = self._pending if through is None else positions_after(through)
+        positions = {tp: offset for tp, offset in positions.items() if tp in self._assigned}
         if not positions:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in positions.items()]
