@@ -73,8 +73,11 @@ def describe_os_error(exc: OSError) -> str:
     path = str(exc.filename)
     if exc.filename2 is not None:
         path += f" -> {exc.filename2}"
-    message = f"{path}: {exc.strerror or exc}"
-    for variable in ("MLREC_DATA_DIR", "MLREC_MODELS_DIR"):
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, FileExistsError) and not Path(str(exc.filename)).is_dir():
+        reason = "exists and is not a directory"  # mkdir of a path that is a file
+    message = f"{path}: {reason}"
+    for variable in ("MLREC_DATA_DIR", "MLREC_MODELS_DIR", "MLREC_MODEL_CACHE_DIR"):
         configured = os.environ.get(variable, "").strip()
         if configured and Path(str(exc.filename)).is_relative_to(Path(configured).expanduser()):
             message += f" ({variable}={configured})"

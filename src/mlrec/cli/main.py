@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,7 +35,7 @@ from mlrec.cli.common import (
     settings,
 )
 from mlrec.cli.features import features_app
-from mlrec.cli.serve import serve_app
+from mlrec.cli.serve import PortOption, serve_app
 from mlrec.core.errors import MlrecError
 from mlrec.core.ids import IdMap
 from mlrec.core.interactions import Interactions
@@ -137,7 +137,15 @@ def _announce_promotion(config: CommonSettings, version: ModelVersion) -> None:
 
 
 def _artifact_stores(config: CommonSettings) -> list[ArtifactStore]:
-    """The DB (so replicas fetch by sha256) and the models directory (for people)."""
+    """The DB (so replicas fetch by sha256) and the models directory (for people).
+
+    The models directory is created here, so a command that trains before it
+    publishes fails at once, not after training, if it cannot be.
+    """
+    try:
+        config.resolved_models_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create the models directory: {describe_os_error(exc)}")
     return [
         open_artifact_store(config.resolved_database_url),
         LocalArtifactStore(config.resolved_models_dir),
@@ -276,6 +284,9 @@ def train(
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"cannot create the --output directory: {describe_os_error(exc)}")
+    if register is not None:  # and so do the registry and the models directory
+        config = settings()
+        stores, registry = _artifact_stores(config), _registry(config)
     console.print(
         f"training [bold]{escape(algorithm)}[/] on {escape(data.name)}: {data.n_users} users, "
         f"{data.n_items} items, {len(data)} interactions"
@@ -287,10 +298,7 @@ def train(
     sha = model.save(output)
     console.print(f"trained in {elapsed:.2f} s; artifact {escape(str(output))} (sha256 {sha[:12]})")
     if register is not None:
-        config = settings()
-        version = publish_model(
-            model, output, _artifact_stores(config), _registry(config), register, data.name
-        )
+        version = publish_model(model, output, stores, registry, register, data.name)
         console.print(f"registered {escape(version.ref)} ({version.stage})")
 
 
@@ -474,7 +482,9 @@ def split(
         float | None,
         typer.Option(help="Share held out, in (0, 1), for random and time (default 0.25)."),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed, for random (default 42).")] = None,
+    seed: Annotated[
+        int | None, typer.Option(min=0, help="Random seed, for random (default 42).")
+    ] = None,
     last: Annotated[
         int | None,
         typer.Option(
@@ -561,6 +571,9 @@ def run(
     """Train every algorithm on a 75/25 split, print the evaluation table, publish the best."""
     _check_model_name("--name", name)
     config = settings()
+    # an unusable database or models directory fails before training, not after
+    registry = _registry(config)
+    stores = _artifact_stores(config)
     data = load_named_dataset(dataset, download)
     train_split, test_split = random_split_per_user(data, test_ratio=0.25, seed=42)
     console.print(
@@ -581,19 +594,19 @@ def run(
     final = create_model(best_name)
     with fraction_progress(f"refit {best_name} on all data") as progress:
         final.fit(data, progress=progress)
-    registry = _registry(config)
-    staging_dir = config.resolved_models_dir / ".staging" / best_name
-    final.save(staging_dir)
-    version = publish_model(
-        final,
-        staging_dir,
-        _artifact_stores(config),
-        registry,
-        name=name,
-        dataset=data.name,
-        metrics={key: round(value, 6) for key, value in best_metrics.items()},
-    )
-    shutil.rmtree(staging_dir, ignore_errors=True)
+    # saved beside its final place (same file system), then copied into the stores
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=config.resolved_models_dir) as staging:
+        staging_dir = Path(staging) / best_name
+        final.save(staging_dir)
+        version = publish_model(
+            final,
+            staging_dir,
+            stores,
+            registry,
+            name=name,
+            dataset=data.name,
+            metrics={key: round(value, 6) for key, value in best_metrics.items()},
+        )
     promoted = registry.promote(version.name, version.version)
     _announce_promotion(config, promoted)
     console.print(
@@ -694,18 +707,24 @@ def main(argv: list[str] | None = None) -> Any:
 def up(
     dataset: Annotated[str, typer.Option(help="Dataset to train on if no model serves.")] = "demo",
     retrain: Annotated[bool, typer.Option(help="Train again even if a model serves.")] = False,
-    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+    port: PortOption = None,
     download: DownloadOption = False,
 ) -> None:
     """Run the whole system locally on embedded defaults: train if needed, then serve.
 
     With no MLREC_REDIS_URL / MLREC_KAFKA_BOOTSTRAP_SERVERS the API uses the embedded
     SQLite feature store and event log, and runs the stream processor in-process.
+    The API's settings apply as with ``serve api`` (MLREC_HOST, MLREC_PORT,
+    MLREC_WORKERS, and MLREC_MODEL_NAME: the model trained if none is in production).
     """
-    from mlrec.cli.serve import serve_api
+    from mlrec.cli.serve import api_address, check_api_storage, serve_api
+    from mlrec.services.api.config import get_settings
 
     config = settings()
-    if retrain or _registry(config).production("default") is None:
-        run(dataset=dataset, k=10, name="default", download=download)
-    console.print(f"serving on http://127.0.0.1:{port}  (docs: /docs, metrics: /metrics)")
-    serve_api(host=None, port=port, workers=1)
+    api = get_settings()
+    host, port = api_address(None, port)  # an unusable address fails before training
+    check_api_storage(api)  # and so does storage the API could not start on
+    if retrain or _registry(config).production(api.model_name) is None:
+        run(dataset=dataset, k=10, name=api.model_name, download=download)
+    console.print(f"serving on http://{host}:{port}  (docs: /docs, metrics: /metrics)")
+    serve_api(host=None, port=port, workers=None)

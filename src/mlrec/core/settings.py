@@ -7,6 +7,7 @@ and adds its fields; build it with :func:`load_settings` so a bad value becomes 
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -16,7 +17,12 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mlrec.core.errors import ConfigurationError
-from mlrec.core.urls import DATABASE_URL_FORMS, normalise_database_url
+from mlrec.core.urls import (
+    DATABASE_URL_FORMS,
+    check_redis_url,
+    normalise_database_url,
+    normalise_kafka_bootstrap,
+)
 
 __all__ = ["CommonSettings", "Environment", "load_settings"]
 
@@ -30,6 +36,15 @@ class Environment(StrEnum):
     TEST = "test"
     STAGING = "staging"
     PRODUCTION = "production"
+
+
+_ORIGIN = re.compile(r"(?P<origin>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]+)/?")
+
+
+def _sqlite_path(url: str) -> str:
+    """The file of a SQLite URL (empty for an in-memory database)."""
+    path = url.split("://", 1)[1].removeprefix("/")
+    return path.split("?", 1)[0]
 
 
 def _default_data_dir() -> Path:
@@ -75,15 +90,53 @@ class CommonSettings(BaseSettings):
             if text.startswith("["):
                 import json
 
-                return json.loads(text)
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(
+                        f"not a JSON list of origins ({exc}); write "
+                        '["https://a.example", "https://b.example"] (double quotes) '
+                        "or https://a.example,https://b.example"
+                    ) from None
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        # a browser's Origin header is exactly scheme://host[:port], lower case, and
+        # CORS matches it literally: any other form would silently never match
+        checked = []
+        for origin in origins:
+            text = origin.strip()
+            if text in ("*", "null"):
+                checked.append(text)
+                continue
+            if any(char.isspace() for char in text):
+                raise ValueError(f"{origin!r}: separate origins with commas, not spaces")
+            match = _ORIGIN.fullmatch(text)
+            if match is None:
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port] such as "
+                    "https://app.example.com (no path), or *"
+                )
+            checked.append(match["origin"].lower())
+        return checked
+
+    @field_validator("data_dir", "models_dir")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        # "~/data" in an env file or a container spec is not expanded by a shell
+        return value.expanduser() if value is not None else None
 
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if value:
+            try:
+                check_redis_url(value)
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
         return value or None
 
     @field_validator("database_url")
@@ -91,10 +144,25 @@ class CommonSettings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value:
             try:  # the rule the SQL engine applies, so a bad scheme fails here, named
-                normalise_database_url(value)
-            except ConfigurationError:
-                raise ValueError(f"must be a {DATABASE_URL_FORMS} URL") from None
+                normalised = normalise_database_url(value)
+            except ConfigurationError as exc:
+                if str(exc).startswith("unsupported"):
+                    raise ValueError(f"must be a {DATABASE_URL_FORMS} URL") from None
+                raise ValueError(str(exc)) from None
+            if normalised.startswith("sqlite") and _sqlite_path(normalised) in ("", ":memory:"):
+                raise ValueError(
+                    "an in-memory SQLite database is empty for every connection: give a "
+                    "file, sqlite:///PATH"
+                )
         return value or None
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_kafka_bootstrap(cls, value: str | None) -> str | None:
+        try:
+            return normalise_kafka_bootstrap(value)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> CommonSettings:
@@ -139,5 +207,8 @@ def load_settings(cls: type[SettingsT], **overrides: Any) -> SettingsT:
             name = f"{prefix}{str(field).upper()}" if field else "settings"
             if inside:
                 name += f" (item {'.'.join(str(part) for part in inside)})"
-            problems.append(f"{name}: {error['msg']}")
+            message = error["msg"]
+            if error["type"] == "value_error":  # our own checks: not "Value error, ..."
+                message = str(error.get("ctx", {}).get("error", message))
+            problems.append(f"{name}: {message}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mlrec.core.settings import CommonSettings, load_settings
 
@@ -25,7 +25,7 @@ class ApiSettings(CommonSettings):
     """uvicorn worker processes (the chart sets 4)."""
     batch_size: int = Field(default=32, ge=1, le=1024)
     """Most scoring requests combined into one matrix operation."""
-    batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+    batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0, allow_inf_nan=False)
     """Longest a request waits for others to fill its batch."""
     model_name: str = "default"
     """Registry name of the model to serve (its production version)."""
@@ -47,10 +47,47 @@ class ApiSettings(CommonSettings):
     event_retention_hours: float = Field(default=168.0, gt=0, le=1_000_000, allow_inf_nan=False)
     """Embedded log only: events older than this are deleted (Kafka: the topic's
     ``retention.ms``; 7 days is Kafka's default too)."""
-    feature_timeout_seconds: float = Field(default=0.25, gt=0, le=10)
+    feature_timeout_seconds: float = Field(default=0.25, gt=0, le=10, allow_inf_nan=False)
     """Longest a request waits for Redis (the online store) before degrading."""
     max_request_bytes: int = Field(default=4 << 20, ge=1024)
     """Largest request body accepted; a larger one gets 413 before it is read."""
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        host = value.strip()
+        if not host or any(char.isspace() for char in host):
+            raise ValueError(f"{value!r} is not an interface: give a host name or address")
+        return host
+
+    @field_validator("model_cache_dir")
+    @classmethod
+    def _expand_cache_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @field_validator("model_name")
+    @classmethod
+    def _check_model_name(cls, value: str) -> str:
+        # a name the registry refuses can never have a production version: the API
+        # would start and serve only popular items
+        from mlrec.models.registry import model_name_problem
+
+        problem = model_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _check_admin_token(cls, value: str | None) -> str | None:
+        # a token read from a file (a Kubernetes secret) often ends in a newline;
+        # clients send it without, and the header is compared stripped
+        if value is None:
+            return None
+        token = value.strip()
+        if not token:
+            raise ValueError("blank: set a token, or leave it unset to disable admin endpoints")
+        return token
 
     @property
     def resolved_model_cache_dir(self) -> Path:
