@@ -46,6 +46,7 @@ import orjson
 
 from mlrec.core.clock import Clock, SystemClock
 from mlrec.core.errors import BackendError, BackendUnavailableError, ConfigurationError
+from mlrec.core.urls import redact_url
 from mlrec.features.decay import EPOCH, log_score, value_at
 from mlrec.features.online_store import (
     CounterUpdate,
@@ -474,6 +475,8 @@ class RedisOnlineStore:
         self.clock = clock or SystemClock()
         self.key_prefix = key_prefix
         self.socket_timeout = socket_timeout
+        # TCP keepalive is a TCP option: a unix socket connection refuses the argument
+        tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}
         try:
             self._pool = redis.BlockingConnectionPool.from_url(
                 url,
@@ -481,12 +484,12 @@ class RedisOnlineStore:
                 timeout=socket_timeout,
                 socket_timeout=socket_timeout,
                 socket_connect_timeout=socket_timeout,
-                socket_keepalive=True,
                 health_check_interval=30,
                 retry=Retry(NoBackoff(), 0),
+                **tcp,
             )
         except ValueError as exc:
-            raise ConfigurationError(f"invalid Redis URL {url!r}: {exc}") from None
+            raise ConfigurationError(f"invalid Redis URL {redact_url(url)!r}: {exc}") from None
         self._client = redis.Redis(connection_pool=self._pool)
         register = self._client.register_script
         self._write_rows = register(_WRITE_ROWS)

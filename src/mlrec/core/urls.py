@@ -18,6 +18,7 @@ __all__ = [
     "check_redis_url",
     "normalise_database_url",
     "normalise_kafka_bootstrap",
+    "redact_url",
 ]
 
 DATABASE_URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
@@ -66,6 +67,21 @@ def _check_encodable(value: str, what: str) -> None:
         raise ConfigurationError(
             f"the {what} holds bytes that are not UTF-8 text; write it in UTF-8"
         ) from None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***``
+    (all of the user part when it has no ``:``, as ``redis://secret@host``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    userinfo, host = authority.rsplit("@", 1)
+    user, colon, _ = userinfo.partition(":")
+    shown = f"{user}:***" if colon else "***"
+    return f"{scheme}://{shown}@{host}{slash}{path}"
 
 
 def _location(url: str) -> str:

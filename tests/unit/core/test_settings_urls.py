@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.core import ConfigurationError
 from mlrec.core.settings import CommonSettings, load_settings
+from mlrec.core.urls import redact_url
 
 
 def refused(variable: str, value: str, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -111,3 +113,23 @@ def test_kafka_bootstrap_lists_the_client_accepts_are_kept(
 ) -> None:
     monkeypatch.setenv("MLREC_KAFKA_BOOTSTRAP_SERVERS", value)
     assert load_settings(CommonSettings).kafka_bootstrap_servers == kept
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cret@h:6379/0", "redis://:***@h:6379/0"),
+        ("redis://user:s3cret@h/0", "redis://user:***@h/0"),
+        ("redis://s3cret@h", "redis://***@h"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+    ],
+)
+def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_the_redis_store_never_shows_the_password_of_a_url_it_refuses() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        RedisOnlineStore("redis://:s3cret@h:6379/0?socket_timeout=soon")
+    assert "s3cret" not in str(refused.value) and "***" in str(refused.value)
