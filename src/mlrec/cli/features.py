@@ -39,24 +39,6 @@ def _open() -> tuple[FeatureStore, object]:
     return FeatureStore(online, views), registry
 
 
-def _unreadable_file_errors() -> tuple[type[Exception], ...]:
-    """What reading a CSV or Parquet file raises on bytes that are not such a file.
-
-    Evaluated only when an exception propagates, so pyarrow is imported only then.
-    """
-    try:
-        from pyarrow import ArrowException
-    except ImportError:
-        return (UnicodeDecodeError,)
-    return (UnicodeDecodeError, ArrowException)
-
-
-def _unreadable_reason(exc: Exception) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text (byte {exc.start}: {exc.reason})"
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 @features_app.command("apply")
 def apply(
     definitions: Annotated[
@@ -67,12 +49,9 @@ def apply(
     from mlrec.features import BUILTIN_ENTITIES, BUILTIN_VIEWS, apply_definitions, load_definitions
 
     config = settings()
-    try:
-        entities, views = (
-            load_definitions(definitions) if definitions else (BUILTIN_ENTITIES, BUILTIN_VIEWS)
-        )
-    except UnicodeDecodeError as exc:
-        fail(f"{definitions}: cannot read feature definitions ({_unreadable_reason(exc)})")
+    entities, views = (
+        load_definitions(definitions) if definitions else (BUILTIN_ENTITIES, BUILTIN_VIEWS)
+    )
     registry = open_feature_registry(config.resolved_database_url)
     online = open_online_store(config.resolved_online_store_url)
     for result in apply_definitions(registry, online, list(entities), list(views)):
@@ -126,13 +105,8 @@ def materialize_command(
         fail("give --dataset NAME, --source FILE or --sql-table TABLE")
         return
     since = None if full else registered.materialized_until
-    try:
-        with counting_progress(f"materialize {view}") as progress:
-            report = materialize(store, view, offline, since=since, progress=progress)
-    except _unreadable_file_errors() as exc:
-        if source is None:
-            raise
-        fail(f"cannot read --source {source}: {_unreadable_reason(exc)}")
+    with counting_progress(f"materialize {view}") as progress:
+        report = materialize(store, view, offline, since=since, progress=progress)
     if report.watermark is not None:
         registry.set_materialized_until(view, report.watermark)
     console.print(

@@ -158,16 +158,25 @@ class FileSource:
     def _records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         if self.path.suffix == ".parquet":
             try:
+                import pyarrow
                 import pyarrow.parquet as pq
             except ImportError:
                 raise DataError("reading Parquet needs pyarrow: pip install pyarrow") from None
-            table = pq.read_table(self.path)
+            try:
+                table = pq.read_table(self.path)
+            except pyarrow.ArrowException as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise DataError(f"{self.path}: not a readable Parquet file ({reason})") from None
             for index, record in enumerate(table.to_pylist(), start=2):
                 yield index, record
             return
-        with self.path.open(newline="") as handle:
-            for index, record in enumerate(csv.DictReader(handle), start=2):
-                yield index, dict(record)
+        with self.path.open(newline="", encoding="utf-8") as handle:
+            try:
+                for index, record in enumerate(csv.DictReader(handle), start=2):
+                    yield index, dict(record)
+            except UnicodeDecodeError:
+                # decoded a block at a time: the line is not known
+                raise DataError(f"{self.path}: not UTF-8 text; save it as UTF-8") from None
 
     def rows(self, since: float | None, batch_size: int) -> Iterator[list[OfflineRow]]:
         columns = list(self.view.feature_names)

@@ -63,7 +63,11 @@ def parse_definitions(
 def load_definitions(path: Path) -> tuple[list[Entity], list[FeatureView]]:
     """Read a YAML definitions file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"{path}: cannot read feature definitions (not UTF-8 text: byte {exc.start})"
+        ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise ValidationError(f"{path}: cannot read feature definitions ({exc})") from None
     return parse_definitions(data, str(path))
