@@ -29,7 +29,7 @@ class ApiSettings(CommonSettings):
     """Longest a request waits for others to fill its batch."""
     model_name: str = "default"
     """Registry name of the model to serve (its production version)."""
-    model_poll_seconds: float = Field(default=5.0, gt=0, le=86400, allow_inf_nan=False)
+    model_poll_seconds: float = Field(default=5.0, ge=0.1, le=86400, allow_inf_nan=False)
     """How often the registry is polled for a newly promoted version (at most daily:
     the poller thread waits this long, and a wait of ``inf`` or 1e12 s overflows)."""
     model_cache_dir: Path | None = None
@@ -44,7 +44,7 @@ class ApiSettings(CommonSettings):
     """Bearer token required by admin endpoints (feature writes); unset = admin disabled."""
     embedded_stream: bool = True
     """Run the stream processor inside the API when no Kafka is configured."""
-    event_retention_hours: float = Field(default=168.0, gt=0, le=1_000_000, allow_inf_nan=False)
+    event_retention_hours: float = Field(default=168.0, ge=1, le=1_000_000, allow_inf_nan=False)
     """Embedded log only: events older than this are deleted (Kafka: the topic's
     ``retention.ms``; 7 days is Kafka's default too)."""
     feature_timeout_seconds: float = Field(default=0.25, gt=0, le=10, allow_inf_nan=False)
