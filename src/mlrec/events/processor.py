@@ -47,7 +47,7 @@ from typing import Protocol, runtime_checkable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from mlrec.core.errors import ConfigurationError
+from mlrec.core.errors import BackendUnavailableError, ConfigurationError
 from mlrec.events.log import DLQ_TOPIC, EventConsumer, EventProducer, LogRecord
 from mlrec.events.schemas import InteractionEvent
 from mlrec.events.serde import EventDecodeError, decode_events
@@ -324,8 +324,9 @@ class StreamProcessor:
             if rewind_needed:
                 try:
                     self.consumer.rewind()
-                except Exception:
-                    log.exception(
+                except Exception as exc:
+                    _log_failure(
+                        exc,
                         "could not rewind the consumer; polling waits, retrying in %.1f s",
                         retry_delay,
                     )
@@ -334,8 +335,8 @@ class StreamProcessor:
                 rewind_needed = False
             try:
                 self.run_once()
-            except Exception:
-                log.exception("stream processor batch failed; retrying in %.1f s", retry_delay)
+            except Exception as exc:
+                _log_failure(exc, "stream processor batch failed; retrying in %.1f s", retry_delay)
                 self._drop_in_flight()
                 rewind_needed = True
                 self._stop.wait(retry_delay)
@@ -357,3 +358,12 @@ class StreamProcessor:
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
         self._stop.set()
+
+
+def _log_failure(exc: Exception, message: str, *args: object) -> None:
+    """An outage (a broker restarting, Redis away) is expected and retried: one line
+    with its reason; anything else is a defect worth its traceback."""
+    if isinstance(exc, BackendUnavailableError):
+        log.warning(message + ": %s", *args, exc)
+    else:
+        log.exception(message, *args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from prometheus_client import REGISTRY
 
 from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.backends.sqlite_log import SqliteEventLog
+from mlrec.core.errors import BackendUnavailableError
 from mlrec.events import (
     DLQ_TOPIC,
     INTERACTIONS_TOPIC,
@@ -42,12 +44,13 @@ class Harness:
         self.producer = self.log.producer()
         self.features = RealtimeFeatures(InMemoryOnlineStore())
         self.fail_sink = 0
+        self.failure: Exception = RuntimeError("online store is down")
         self.applied_batches = 0
 
     def sink(self, events: Sequence[InteractionEvent]) -> int:
         if self.fail_sink:
             self.fail_sink -= 1
-            raise RuntimeError("online store is down")
+            raise self.failure
         self.applied_batches += 1
         return realtime_sink(self.features)(events)
 
@@ -209,6 +212,41 @@ def test_run_retries_until_everything_is_applied_when_the_sink_fails_twice(h: Ha
     assert processor.stats.applied == 250
     assert processor.stats.duplicates == 0
     assert processor.consumer.lag() == 0
+
+
+@pytest.mark.parametrize(
+    ("failure", "level", "traceback"),
+    [
+        (BackendUnavailableError("Redis is unavailable"), logging.WARNING, False),
+        (RuntimeError("a bug"), logging.ERROR, True),
+    ],
+    ids=["outage", "defect"],
+)
+def test_an_outage_is_logged_in_one_line_and_a_defect_with_its_traceback(
+    h: Harness,
+    caplog: pytest.LogCaptureFixture,
+    failure: Exception,
+    level: int,
+    traceback: bool,
+) -> None:
+    h.send(event("u1", "i1", event_id="e1"))
+    h.fail_sink, h.failure = 1, failure
+    processor = h.processor()
+    thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.01})
+    with caplog.at_level(logging.WARNING, logger="mlrec.events.processor"):
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while processor.stats.applied < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            processor.stop()
+            thread.join(timeout=5)
+
+    (record,) = [r for r in caplog.records if "batch failed" in r.getMessage()]
+    assert record.levelno == level and (record.exc_info is not None) is traceback
+    assert str(failure) in record.getMessage() or traceback
+    assert processor.stats.applied == 1
 
 
 def test_pipelined_commit_covers_only_the_applied_batch_when_the_next_is_polled(
