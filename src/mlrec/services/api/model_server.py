@@ -31,6 +31,16 @@ UNLOADABLE_RETRY_S = 600.0
 """How long an artifact that could not be loaded (its store copy included) is left
 alone before another attempt; a promotion of another version is loaded at once."""
 
+REGISTRY_TIMEOUT_S = 10.0
+"""Longest :meth:`ModelServer.refresh` waits for the registry's answer. A connection
+that hangs (a network partition, a load balancer that dropped it silently) must not
+hold the poller and the promotion listener forever: the lookup runs in a thread of
+its own, and a later refresh asks again on another connection."""
+
+
+class _RegistryTimeoutError(Exception):
+    pass
+
 
 @dataclass(frozen=True)
 class ServedModel:
@@ -71,6 +81,7 @@ class ModelServer:
         cache_dir: local artifact cache.
         name: the model name to serve.
         score_cache_bytes: memory for known users' cached scores (0 = no cache).
+        registry_timeout_s: longest a registry lookup is waited for.
     """
 
     def __init__(
@@ -80,12 +91,14 @@ class ModelServer:
         cache_dir: Path,
         name: str,
         score_cache_bytes: int = 0,
+        registry_timeout_s: float = REGISTRY_TIMEOUT_S,
     ) -> None:
         self.registry = registry
         self.store = store
         self.cache_dir = cache_dir
         self.name = name
         self.score_cache_bytes = score_cache_bytes
+        self.registry_timeout_s = registry_timeout_s
         self.current: ServedModel | None = None
         self.last_error: str | None = None
         # artifact sha256 -> monotonic time before which it is not loaded again: the
@@ -95,23 +108,59 @@ class ModelServer:
         self._lock = threading.Lock()
         self._poller: Periodic | None = None
 
-    def refresh(self) -> bool:
+    def _production(self) -> ModelVersion | None:
+        """The registry's production version, given up on after ``registry_timeout_s``."""
+        found: list[ModelVersion | None] = []
+        failed: list[Exception] = []
+        done = threading.Event()
+
+        def lookup() -> None:
+            try:
+                found.append(self.registry.production(self.name))
+            except Exception as exc:
+                failed.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=lookup, name="registry-lookup", daemon=True).start()
+        if not done.wait(self.registry_timeout_s):
+            raise _RegistryTimeoutError(f"no answer within {self.registry_timeout_s:g} s")
+        if failed:
+            raise failed[0]
+        return found[0]
+
+    def refresh(self, announced: bool = False) -> bool:
         """Load the production version if it differs from the served one.
 
         Returns True if a new version is now served. Errors are kept in
-        :attr:`last_error` and the previous model keeps serving.
+        :attr:`last_error` and the previous model keeps serving. An artifact that
+        could not be loaded is not fetched again for :data:`UNLOADABLE_RETRY_S` by the
+        poll, but an ``announced`` promotion (someone promoted again, e.g. after
+        repairing the stored artifact) tries it at once. When the registry
+        has no production version of the name any more (it was archived or moved
+        back to staging), nothing is served: answers fall back to popular items,
+        degraded with the reason, as on a replica started now.
         """
         with self._lock:
             try:
-                wanted = self.registry.production(self.name)
+                wanted = self._production()
                 if wanted is None:
                     self.last_error = f"no production version of model {self.name!r}"
+                    if self.current is not None:
+                        log.warning(
+                            "%s: %s is withdrawn, no longer served",
+                            self.last_error,
+                            self.current.version.ref,
+                        )
+                        self.current = None
                     return False
                 served = self.current
                 if served is not None and served.version.ref == wanted.ref:
                     self.last_error = None
                     return False
                 sha = wanted.artifact_sha256
+                if announced:
+                    self._unloadable_until.pop(sha, None)
                 if time.monotonic() < self._unloadable_until.get(sha, 0.0):
                     return False  # last_error still says why
                 try:

@@ -46,7 +46,7 @@ class PromotionListener:
                 records = self.follower.poll(10, 0.5)
                 if records:
                     log.info("promotion announced: %s", records[-1].value[:200])
-                    self.models.refresh()
+                    self.models.refresh(announced=True)
             except Exception:  # the log may be down: the registry poll still works
                 log.debug("promotion listener poll failed", exc_info=True)
                 self._stop.wait(1.0)
