@@ -6,7 +6,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
 
 from mlrec.backends._sqlite import enable_wal
@@ -67,7 +67,34 @@ def create_sql_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        connect_args=_server_timeouts(url),
+    )
+
+
+# libpq connection parameters: a server that stops answering (a network partition, a
+# load balancer that dropped the connection silently) fails a connection in seconds
+# instead of hanging the thread that uses it until the OS gives up (minutes).
+_PG_TIMEOUTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms: unacknowledged data fails the connection
+}
+
+
+def _server_timeouts(url: str) -> dict[str, Any]:
+    """:data:`_PG_TIMEOUTS` for PostgreSQL, except those the URL's query sets itself."""
+    if not url.startswith("postgresql"):
+        return {}
+    given = make_url(url).query
+    return {name: value for name, value in _PG_TIMEOUTS.items() if name not in given}
 
 
 def begin_write(engine: Engine) -> AbstractContextManager[Connection]:
