@@ -83,6 +83,10 @@ SPOOLED = Counter(
 PENDING = Gauge(
     "mlrec_events_spool_pending",
     "Events in the local spool not yet replayed into the event log.",
+    # a process's value is the sum over the spools it holds (its own, and an orphan
+    # while it adopts it); several API workers add theirs up, and a worker that is
+    # gone no longer counts (its slot's events are counted by whoever adopts it)
+    multiprocess_mode="livesum",
 )
 
 _FRAME = struct.Struct(">II")
@@ -221,7 +225,10 @@ class DurableProducer:
         self._next_seq = max(numbered, default=0) + 1
         segments = self._segments()
         self._pending = sum(self._count(s) for s in segments)
-        PENDING.set(self._pending)
+        # the gauge sums every producer of the process (an adopted orphan is one too):
+        # each adds its own changes, none sets the total
+        self._in_gauge = True
+        PENDING.inc(self._pending)
         if self._pending:
             log.warning("spool %s holds %d events to replay", self.spool_dir, self._pending)
 
@@ -327,8 +334,7 @@ class DurableProducer:
                 raise BackendUnavailableError(
                     f"event log unavailable and the spool {self.spool_dir} cannot be written: {exc}"
                 ) from exc
-            self._pending += len(records)
-            PENDING.set(self._pending)
+            self._add_pending(len(records))
         SPOOLED.inc(len(records))
         self._wake.set()
         return True
@@ -450,8 +456,14 @@ class DurableProducer:
 
     def _settled(self, n: int) -> None:
         with self._lock:
-            self._pending -= n
-            PENDING.set(self._pending)
+            self._add_pending(-n)
+
+    def _add_pending(self, n: int) -> None:
+        """Move :attr:`_pending` and this producer's part of the gauge by ``n``; called
+        with ``_lock`` held."""
+        self._pending += n
+        if self._in_gauge:
+            PENDING.inc(n)
 
     def _reject(self, record: _Spooled, error: str) -> None:
         """Keep a record the log refuses for good beside the spool, out of replay."""
@@ -554,6 +566,10 @@ class DurableProducer:
             self._thread.join()
             self._thread = None
         self._seal()
+        with self._lock:  # what is left is counted by the spool's next holder
+            if self._in_gauge:
+                PENDING.dec(self._pending)
+                self._in_gauge = False
         if self._close_primary:
             self.primary.close()
         self._lock_file.close()

@@ -68,7 +68,14 @@ EVENTS = Counter(
     "Records handled by the stream processor, by outcome (applied, duplicate, dead_letter).",
     ["outcome"],
 )
-LAG = Gauge("mlrec_stream_consumer_lag_records", "Records not yet consumed by the group.")
+LAG = Gauge(
+    "mlrec_stream_consumer_lag_records",
+    "Records not yet consumed by the group.",
+    # API workers each run an embedded processor of one group, one reading at a time:
+    # the others' consumers stand where they last read (or started), so their lag only
+    # overstates the group's. One series, the most advanced worker's, of live workers.
+    multiprocess_mode="livemin",
+)
 BATCH_SECONDS = Histogram(
     "mlrec_stream_batch_duration_seconds",
     "Time to apply and commit one polled batch.",

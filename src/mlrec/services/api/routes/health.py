@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
@@ -52,10 +53,37 @@ async def ready(state: StateDep) -> Response:
     return JSONResponse(body.model_dump(), status_code=503 if served is None else 200)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to forget
+    return True
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Drop the gauges of worker processes that are gone (crashed or restarted).
+
+    Each worker writes its own files; a gauge's value is that of the live workers
+    (``live*`` modes), but only once a dead worker's files are removed, which no one
+    else does: uvicorn restarts a worker without a hook. Counters and histograms stay
+    (a total must not fall back when a worker restarts).
+    """
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            # what multiprocess.mark_process_dead does, but another worker's scrape may
+            # remove the file first
+            path.unlink(missing_ok=True)
+
+
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
     """Prometheus exposition of every mlrec metric (of all workers, when several run)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        forget_dead_workers(directory)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
