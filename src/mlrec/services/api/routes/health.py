@@ -25,9 +25,18 @@ async def health() -> HealthPublic:
 
 @router.get("/ready", response_model=HealthPublic, responses={503: {"model": HealthPublic}})
 async def ready(state: StateDep) -> Response:
-    """Ready when a model is loaded; dependencies that are down are reported (degraded)."""
+    """Ready when a model is loaded; dependencies that are down, or a production
+    version that could not be loaded (the previous one serving), are reported
+    (degraded)."""
     served = state.models.current
-    checks = {"model": "ok" if served else (state.models.last_error or "no model loaded")}
+    model_error = state.models.last_error
+    if served is None:
+        checks = {"model": model_error or "no model loaded"}
+    elif model_error:
+        # still answering with the loaded model, but not with the one the registry wants
+        checks = {"model": f"serving {served.version.ref}; {model_error}"}
+    else:
+        checks = {"model": "ok"}
     online_ok = await run_in_threadpool(state.features.online.ping)
     checks["feature_store"] = "ok" if online_ok else "unreachable"
     log_ok = await run_in_threadpool(state.producer.reachable)
@@ -41,7 +50,7 @@ async def ready(state: StateDep) -> Response:
         checks["event_log"] = f"topics not created yet, events are spooled: {state.topics.error}"
     if served is None:
         status_text = "unavailable"
-    elif not online_ok or degraded:
+    elif not online_ok or degraded or model_error:
         status_text = "degraded"
     else:
         status_text = "ok"
