@@ -110,6 +110,7 @@ class _Db:
 
     def __init__(self, path: Path, busy_timeout_s: float) -> None:
         self.path = path
+        self.busy_timeout_s = busy_timeout_s
         self.lock = threading.RLock()
         try:
             self.conn = sqlite3.connect(
@@ -123,8 +124,19 @@ class _Db:
 
     @contextmanager
     def tx(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        with self.lock:
+        # The busy timeout bounds the whole wait, the time queued behind this
+        # process's other threads (one connection) included: else the n-th thread
+        # waits n timeouts while another process holds the write lock.
+        deadline = time.monotonic() + self.busy_timeout_s
+        if not self.lock.acquire(timeout=self.busy_timeout_s):
+            raise BackendUnavailableError(
+                f"event log {self.path}: busy for {self.busy_timeout_s:g} s"
+                " (this process's other writers held it)"
+            )
+        try:
             try:
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                self.conn.execute(f"PRAGMA busy_timeout={left_ms}")
                 self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
                 try:
                     yield self.conn
@@ -134,6 +146,8 @@ class _Db:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise BackendUnavailableError(f"event log {self.path}: {exc}") from exc
+        finally:
+            self.lock.release()
 
     def close(self) -> None:
         with self.lock:
@@ -225,22 +239,34 @@ class SqliteEventLog:
 
     def delete_older_than(self, seconds: float, now: float | None = None) -> int:
         """Delete records appended more than ``seconds`` ago (but the newest of each
-        partition); returns how many. A consumer behind them resumes at the oldest
+        partition, and any after a newer one: records are appended in time order);
+        returns how many. A consumer behind them resumes at the oldest
         record left, as a Kafka consumer whose offset fell out of retention."""
         cutoff = (time.time() if now is None else now) - seconds
         db = self._db()
         try:
             with db.tx(immediate=True) as conn:
-                cur = conn.execute(
-                    """
-                    DELETE FROM records WHERE appended_at < ?
-                      AND offset < (SELECT MAX(offset) FROM records m
-                                    WHERE m.topic = records.topic
-                                      AND m.partition = records.partition)
-                    """,
-                    (cutoff,),
-                )
-                return cur.rowcount
+                # Records are appended in time order, so the old ones are each
+                # partition's head: walk it by primary key up to the first record
+                # still kept, instead of scanning the whole log under the write lock
+                # (every producer waits behind it).
+                deleted = 0
+                for topic, partitions in conn.execute("SELECT topic, partitions FROM topics"):
+                    for partition in range(int(partitions)):
+                        (keep_from,) = conn.execute(
+                            "SELECT coalesce("
+                            " (SELECT offset FROM records WHERE topic = ? AND partition = ?"
+                            "  AND appended_at >= ? ORDER BY offset LIMIT 1),"
+                            " (SELECT MAX(offset) FROM records WHERE topic = ? AND partition = ?))",
+                            (topic, partition, cutoff, topic, partition),
+                        ).fetchone()
+                        if keep_from is None:
+                            continue  # an empty partition
+                        deleted += conn.execute(
+                            "DELETE FROM records WHERE topic = ? AND partition = ? AND offset < ?",
+                            (topic, partition, keep_from),
+                        ).rowcount
+                return deleted
         finally:
             db.close()
 
@@ -566,9 +592,13 @@ class SqliteLogConsumer(_SqliteReader):
                     f"consumer group {self.group_id!r} is read by another consumer now "
                     "(this one did not poll for its lease time): nothing was committed"
                 )
+            # Never backwards: a batch polled before this consumer lost the lease and
+            # took it back (another reader committed past it meanwhile) must not make
+            # the group re-read what is already applied and committed.
             conn.executemany(
                 "INSERT INTO group_offsets VALUES (?, ?, ?, ?) ON CONFLICT"
-                " (group_id, topic, partition) DO UPDATE SET offset = excluded.offset",
+                " (group_id, topic, partition)"
+                " DO UPDATE SET offset = max(offset, excluded.offset)",
                 changed,
             )
         for _, t, p, o in changed:
