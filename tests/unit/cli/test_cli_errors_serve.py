@@ -21,8 +21,6 @@ from tests.unit.cli.test_cli_errors import run_failing
 @pytest.fixture(autouse=True)
 def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """``uvicorn.run`` records its arguments instead of serving; settings are read afresh."""
-    for name in ("MLREC_HOST", "MLREC_PORT", "MLREC_WORKERS"):
-        monkeypatch.delenv(name, raising=False)
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(uvicorn, "run", lambda *_args, **kwargs: calls.append(kwargs))
     get_settings.cache_clear()
@@ -98,15 +96,13 @@ def test_serve_api_on_a_host_that_does_not_resolve_is_one_line(
 
 
 def test_serve_api_passes_a_usable_address_and_the_workers_to_uvicorn(
-    uvicorn_calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    api_port: int, uvicorn_calls: list[dict[str, Any]]
 ) -> None:
-    port = free_port()
-    monkeypatch.setenv("MLREC_PORT", str(port))
     with pytest.raises(SystemExit) as exit_info:  # typer exits 0 after the command
         main(["serve", "api", "--host", "127.0.0.1"])
     assert exit_info.value.code in (0, None)
     [call] = uvicorn_calls
-    assert (call["host"], call["port"], call["workers"]) == ("127.0.0.1", port, 1)
+    assert (call["host"], call["port"], call["workers"]) == ("127.0.0.1", api_port, 1)
 
 
 def test_up_on_a_port_in_use_fails_before_training(
@@ -136,7 +132,6 @@ def test_up_trains_and_serves_the_model_named_by_mlrec_model_name(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # it trained and published "default", so an API serving "movies" had no model
-    monkeypatch.setenv("MLREC_PORT", str(free_port()))
     monkeypatch.setenv("MLREC_MODEL_NAME", "movies")
     monkeypatch.setenv("MLREC_WORKERS", "2")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "metrics"))
@@ -158,7 +153,6 @@ def test_serve_api_with_workers_removes_its_metrics_directory_when_it_stops(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    monkeypatch.setenv("MLREC_PORT", str(free_port()))
     seen: list[str] = []
     monkeypatch.setattr(
         uvicorn, "run", lambda *_a, **_k: seen.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
@@ -208,18 +202,9 @@ def test_serve_api_with_a_bad_setting_exits_at_once_naming_it(
     assert uvicorn_calls == []
 
 
-@pytest.fixture
-def free_api_port(monkeypatch: pytest.MonkeyPatch) -> int:
-    port = free_port()
-    monkeypatch.setenv("MLREC_HOST", "127.0.0.1")
-    monkeypatch.setenv("MLREC_PORT", str(port))
-    return port
-
-
 @pytest.mark.parametrize("variable", ["MLREC_DATA_DIR", "MLREC_MODEL_CACHE_DIR"])
 def test_serve_api_on_a_directory_that_is_a_file_is_one_line_before_starting(
     variable: str,
-    free_api_port: int,
     tmp_path: Path,
     uvicorn_calls: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
@@ -235,7 +220,6 @@ def test_serve_api_on_a_directory_that_is_a_file_is_one_line_before_starting(
 
 
 def test_serve_api_with_an_unreachable_database_is_one_line_before_starting(
-    free_api_port: int,
     uvicorn_calls: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -247,7 +231,6 @@ def test_serve_api_with_an_unreachable_database_is_one_line_before_starting(
 
 
 def test_up_with_a_model_cache_dir_that_is_a_file_fails_before_training(
-    free_api_port: int,
     tmp_path: Path,
     uvicorn_calls: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
