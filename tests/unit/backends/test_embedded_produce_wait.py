@@ -18,7 +18,7 @@ def test_queued_produces_give_up_within_the_busy_timeout_not_one_timeout_each(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "events.db"
-    log = SqliteEventLog(path, busy_timeout_s=0.5)
+    log = SqliteEventLog(path, busy_timeout_s=1.0)
     producer = log.producer()
     producer.produce("t", [(b"k", b"v")])
     holder = sqlite3.connect(path, isolation_level=None)
@@ -31,16 +31,18 @@ def test_queued_produces_give_up_within_the_busy_timeout_not_one_timeout_each(
             producer.produce("t", [(b"k", b"v")])
         waited.append(time.monotonic() - started)
 
-    threads = [threading.Thread(target=produce) for _ in range(4)]
+    threads = [threading.Thread(target=produce) for _ in range(6)]
     try:
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(10)
+            thread.join(15)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    assert len(waited) == 4
-    assert max(waited) < 1.0, waited  # not 0.5 s per queued thread (up to 2 s)
+    assert len(waited) == 6
+    # one deadline for all: ~1 s each; a timeout per queued thread made the last wait
+    # ~6 s. The margin is wide so a loaded machine cannot fail it.
+    assert max(waited) < 3.0, waited
     producer.produce("t", [(b"k", b"v")])  # and the log works again once released
     producer.close()

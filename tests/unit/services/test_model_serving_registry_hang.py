@@ -34,8 +34,9 @@ def test_a_hung_registry_lookup_does_not_stop_later_promotions_from_being_served
 ) -> None:
     harness.publish("ease")
     registry = HangingRegistry(harness.registry)
-    server = ModelServer(registry, harness.store, harness.tmp / "cache", "default")
-    server.registry_timeout_s = 0.3
+    server = ModelServer(
+        registry, harness.store, harness.tmp / "cache", "default", registry_timeout_s=0.3
+    )
     assert server.refresh()
     server.start(0.05)
     try:
@@ -62,14 +63,15 @@ def test_a_registry_lookup_that_times_out_keeps_the_model_and_says_why(
 ) -> None:
     harness.publish("ease")
     registry = HangingRegistry(harness.registry)
-    server = ModelServer(registry, harness.store, harness.tmp / "cache", "default")
-    server.registry_timeout_s = 0.2
+    server = ModelServer(
+        registry, harness.store, harness.tmp / "cache", "default", registry_timeout_s=0.2
+    )
     assert server.refresh()
     registry.hang.set()
     try:
-        started = time.monotonic()
+        # the lookup hangs until release (5 s): answering "not reachable" means it
+        # was given up on, not waited out
         assert not server.refresh()
-        assert time.monotonic() - started < 2.0
         assert server.current is not None and server.current.version.version == 1
         assert "registry" in (server.last_error or "")
         assert "0.2 s" in (server.last_error or "")
