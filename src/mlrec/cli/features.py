@@ -19,6 +19,7 @@ from mlrec.cli.common import (
     load_named_dataset,
     settings,
 )
+from mlrec.core.urls import redact_url
 
 if TYPE_CHECKING:
     from mlrec.features import FeatureStore, OfflineSource
@@ -136,7 +137,7 @@ def stats(
 ) -> None:
     """Per view: entities, bytes, TTL distribution and staleness (memory budget)."""
     store, _ = _open()
-    table = Table(title="online store: " + settings().resolved_online_store_url.split("@")[-1])
+    table = Table(title="online store: " + redact_url(settings().resolved_online_store_url))
     table.add_column("view", no_wrap=True)
     for column in ("entities", "max", "B/entity", "total", "ttl left p50/min", "age p50/max"):
         table.add_column(column, justify="right", no_wrap=True)

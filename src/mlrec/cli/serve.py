@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mlrec.cli.common import console, describe_os_error, fail, settings
+from mlrec.core.urls import redact_url
 
 if TYPE_CHECKING:
     from mlrec.services.api.config import ApiSettings
@@ -164,7 +165,7 @@ def serve_stream(
     online = open_online_store(config.resolved_online_store_url)
     if not online.ping():  # the processor's one job is writing there: fail now, named
         online.close()
-        where = config.resolved_online_store_url.split("@")[-1]  # no password
+        where = redact_url(config.resolved_online_store_url)
         fail(f"the online feature store {where} does not answer (MLREC_REDIS_URL)")
     realtime = RealtimeFeatures(online)
     event_log = open_event_log(
