@@ -22,6 +22,7 @@ from mlrec.core.urls import (
     check_redis_url,
     normalise_database_url,
     normalise_kafka_bootstrap,
+    sqlite_file,
 )
 
 __all__ = ["CommonSettings", "Environment", "load_settings"]
@@ -39,12 +40,6 @@ class Environment(StrEnum):
 
 
 _ORIGIN = re.compile(r"(?P<origin>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s]+)/?")
-
-
-def _sqlite_path(url: str) -> str:
-    """The file of a SQLite URL (empty for an in-memory database)."""
-    path = url.split("://", 1)[1].removeprefix("/")
-    return path.split("?", 1)[0]
 
 
 def _default_data_dir() -> Path:
@@ -149,7 +144,7 @@ class CommonSettings(BaseSettings):
                 if str(exc).startswith("unsupported"):
                     raise ValueError(f"must be a {DATABASE_URL_FORMS} URL") from None
                 raise ValueError(str(exc)) from None
-            if normalised.startswith("sqlite") and _sqlite_path(normalised) in ("", ":memory:"):
+            if normalised.startswith("sqlite") and sqlite_file(normalised) in ("", ":memory:"):
                 raise ValueError(
                     "an in-memory SQLite database is empty for every connection: give a "
                     "file, sqlite:///PATH"

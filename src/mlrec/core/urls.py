@@ -19,6 +19,7 @@ __all__ = [
     "normalise_database_url",
     "normalise_kafka_bootstrap",
     "redact_url",
+    "sqlite_file",
 ]
 
 DATABASE_URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB"
@@ -67,6 +68,13 @@ def _check_encodable(value: str, what: str) -> None:
         raise ConfigurationError(
             f"the {what} holds bytes that are not UTF-8 text; write it in UTF-8"
         ) from None
+
+
+def sqlite_file(url: str) -> str:
+    """The database file of a ``sqlite://`` URL: empty or ``:memory:`` for an in-memory
+    database, without the URL's query."""
+    path = url.split("://", 1)[1].removeprefix("/")
+    return path.split("?", 1)[0]
 
 
 def redact_url(url: str) -> str:

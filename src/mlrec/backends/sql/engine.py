@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mlrec.backends._sqlite import enable_wal
 from mlrec.core.errors import BackendUnavailableError
-from mlrec.core.urls import normalise_database_url
+from mlrec.core.urls import normalise_database_url, sqlite_file
 
 __all__ = ["IMMEDIATE", "begin_write", "connect", "create_sql_engine", "normalise_url"]
 
@@ -60,7 +60,7 @@ def create_sql_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get their directory created and WAL mode."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1] if "///" in url else ""
+        path = sqlite_file(url)
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
