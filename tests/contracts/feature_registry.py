@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from mlrec.core.errors import NotFoundError
+from mlrec.core.errors import NotFoundError, ValidationError
 from mlrec.features.definitions import Entity, Feature, FeatureView, ValueType
 from mlrec.features.registry import FeatureRegistry
 
@@ -52,6 +52,33 @@ class FeatureRegistryContract:
         assert changed.registered.version == 2
         assert registry.get_view("user_profile").view.ttl_seconds == 60
         assert [r.version for r in registry.list_views()] == [2]
+
+    def test_apply_refuses_a_feature_whose_type_changes_and_records_nothing(
+        self, registry: FeatureRegistry
+    ) -> None:
+        registry.apply([], [profile()])
+        retyped = dataclasses.replace(
+            profile(),
+            features=(Feature("age", ValueType.INT, 0), Feature("country", ValueType.STRING)),
+        )
+
+        with pytest.raises(ValidationError, match="'age' cannot change type from float to int"):
+            registry.apply([], [retyped])
+
+        assert registry.get_view("user_profile").version == 1
+        assert registry.get_view("user_profile").view == profile()
+
+    def test_apply_accepts_new_and_removed_features_when_no_type_changes(
+        self, registry: FeatureRegistry
+    ) -> None:
+        registry.apply([], [profile()])
+        changed = dataclasses.replace(
+            profile(), features=(Feature("age", ValueType.FLOAT, 1.0), Feature("height"))
+        )
+
+        [applied] = registry.apply([], [changed])
+
+        assert applied.changed and applied.registered.version == 2
 
     def test_unknown_view_raises_not_found(self, registry: FeatureRegistry) -> None:
         with pytest.raises(NotFoundError, match="nope"):

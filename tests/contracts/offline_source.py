@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Column, Float, Integer, MetaData, Numeric, String, Table, create_engine
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    create_engine,
+)
 
 from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.backends.sql.engine import normalise_url
@@ -73,3 +83,57 @@ class SqlTableSourceContract:
             SqlTableSource(url, "item_features", VIEW, timestamp_column="ts")
         with pytest.raises(ValidationError, match="bad table name"):
             SqlTableSource(url, "x; drop table y", VIEW)
+
+    def test_a_timestamp_column_that_holds_no_numbers_is_refused_when_opened(
+        self, url: str
+    ) -> None:
+        # a TIMESTAMP column used to fail on the first row with float(datetime)'s TypeError
+        engine = create_engine(normalise_url(url))
+        metadata = MetaData()
+        Table(
+            "dated_features",
+            metadata,
+            Column("item", String(64)),
+            Column("timestamp", DateTime(timezone=True)),
+            Column("clicks", Integer),
+        )
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+        engine.dispose()
+
+        with pytest.raises(ValidationError, match="'timestamp' must hold epoch seconds"):
+            SqlTableSource(url, "dated_features", VIEW)
+
+    def test_whole_numbers_of_numeric_or_float_columns_fill_int_features(self, url: str) -> None:
+        # SUM() of a bigint is NUMERIC on PostgreSQL, and a float column holds whole
+        # numbers: both used to be refused as "clicks is int, got float 3.0"
+        engine = create_engine(normalise_url(url))
+        metadata = MetaData()
+        table = Table(
+            "summed_features",
+            metadata,
+            Column("item", String(64)),
+            Column("timestamp", Numeric(14, 3)),
+            Column("ctr", Numeric(10, 4)),
+            Column("clicks", Numeric(20, 0)),
+        )
+        metadata.drop_all(engine)
+        metadata.create_all(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                table.insert(),
+                [
+                    {"item": "i1", "timestamp": 100, "ctr": 0.5, "clicks": 3},
+                    {"item": "i2", "timestamp": 200.5, "ctr": 1, "clicks": 12345678901234},
+                ],
+            )
+        engine.dispose()
+        clock = ManualClock(start=400.0)
+        store = FeatureStore(InMemoryOnlineStore(clock), [VIEW], clock=clock)
+
+        report = materialize(store, "item_stats", SqlTableSource(url, "summed_features", VIEW))
+
+        assert (report.rows_read, report.watermark) == (2, 200.5)
+        values = store.get_online_features("item_stats", ["i1", "i2"]).values
+        assert values == [[0.5, 3], [1.0, 12345678901234]]
+        assert [type(v) for row in values for v in row] == [float, int, float, int]

@@ -309,6 +309,25 @@ class OnlineStoreContract:
         assert [row is not None for row in present] == [False, False, True, False, True, True]
         assert store.view_stats("profile").entities == 3
 
+    def test_write_rows_evicts_smallest_entity_ids_first_when_written_at_ties(
+        self, store: OnlineStore, clock: Clock
+    ) -> None:
+        # rows of one batch file often share a timestamp: which entities go must not
+        # depend on the backend (Redis orders equal scores by member, bytewise)
+        now = clock.now()
+        store.write_rows(
+            "profile", [RowWrite(e, {"a": b"x"}, now) for e in ("c", "a", "d")], LONG_TTL, None
+        )
+        store.write_rows(
+            "profile", [RowWrite(e, {"a": b"x"}, now) for e in ("b", "é", "e")], LONG_TTL, 3
+        )
+
+        ids = ["a", "b", "c", "d", "e", "é"]
+        present = [
+            e for e, row in zip(ids, store.read_rows("profile", ids, ["a"]), strict=True) if row
+        ]
+        assert present == ["d", "e", "é"]
+
     def test_write_rows_keeps_everything_when_max_entities_none(
         self, store: OnlineStore, clock: Clock
     ) -> None:

@@ -65,7 +65,9 @@ class InMemoryOnlineStore:
                 entry.expires_at = now + ttl_seconds
                 written += 1
             if max_entities is not None and len(live) > max_entities:
-                by_age = sorted(live, key=lambda e: live[e].written_at)
+                # ties by entity id, as Redis orders equal scores (bytewise, which
+                # for UTF-8 is code point order)
+                by_age = sorted(live, key=lambda e: (live[e].written_at, e))
                 for entity in by_age[: len(live) - max_entities]:
                     del live[entity]
         return written

@@ -270,8 +270,10 @@ class SqliteOnlineStore:
                     victims = [
                         e
                         for (e,) in conn.execute(
+                            # ties by entity id (BINARY collation: UTF-8 bytes), as
+                            # Redis orders equal scores
                             "SELECT entity FROM entities WHERE view = ?"
-                            " ORDER BY written_at, rowid LIMIT ?",
+                            " ORDER BY written_at, entity LIMIT ?",
                             (view, count - max_entities),
                         )
                     ]

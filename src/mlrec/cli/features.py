@@ -60,7 +60,7 @@ def apply(
         registered = result.registered
         console.print(
             f"{registered.view.name}: v{registered.version} {state} "
-            f"(ttl {registered.view.ttl_seconds:g} s)"
+            f"(ttl {registered.view.ttl_seconds:.15g} s)"  # :g wrote 30 days as 2.592e+06
         )
 
 
@@ -117,7 +117,7 @@ def materialize_command(
     if report.already_stale:
         console.print(
             f"[yellow]note:[/] {report.already_stale} entities have values older than the "
-            f"view's TTL ({registered.view.ttl_seconds:g} s): reads report them stale"
+            f"view's TTL ({registered.view.ttl_seconds:.15g} s): reads report them stale"
         )
 
 

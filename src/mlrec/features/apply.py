@@ -15,10 +15,15 @@ def apply_definitions(
     entities: list[Entity],
     views: list[FeatureView],
 ) -> list[AppliedView]:
-    """Record definitions, then make stored keys obey changed TTLs and entity bounds.
+    """Record definitions, then make stored keys obey changed TTLs.
 
     A changed TTL is applied to keys that already exist (expiry = last write + new
-    TTL), unlike stores that only apply a TTL to future writes.
+    TTL), unlike stores that only apply a TTL to future writes. A lowered
+    ``max_entities`` takes effect at the view's next write (the stores evict as
+    they write).
+
+    Raises:
+        ValidationError: a feature changes its type.
     """
     applied = registry.apply(entities, views)
     for result in applied:

@@ -125,7 +125,11 @@ class FeatureView:
         _check_name("feature view", self.name)
         _check_name("entity", self.entity)
         ttl = self.ttl_seconds
-        if not isinstance(ttl, int | float) or not 0 < ttl <= MAX_TTL_SECONDS:
+        if (
+            isinstance(ttl, bool)
+            or not isinstance(ttl, int | float)
+            or not 0 < ttl <= MAX_TTL_SECONDS
+        ):
             # (NaN fails the comparison too)
             raise ValidationError(
                 f"feature view {self.name!r}: ttl must be a number of seconds above 0 and"
@@ -137,8 +141,15 @@ class FeatureView:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValidationError(f"feature view {self.name!r}: duplicate features {duplicates}")
-        if self.max_entities is not None and self.max_entities < 1:
-            raise ValidationError(f"feature view {self.name!r}: max_entities must be >= 1")
+        bound = self.max_entities
+        if bound is not None and (
+            isinstance(bound, bool) or not isinstance(bound, int) or bound < 1
+        ):
+            # the stores slice and LIMIT by it: 2.5 or "10" would fail every write
+            raise ValidationError(
+                f"feature view {self.name!r}: max_entities must be a whole number >= 1,"
+                f" got {bound!r}"
+            )
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -174,6 +185,8 @@ class FeatureView:
                 for f in data["features"]
             )
             ttl = data.get("ttl_seconds", data.get("ttl"))
+            if isinstance(ttl, bool):  # float(True) would be a TTL of 1 s
+                raise ValidationError(f"feature view {data['name']!r}: ttl must be a number")
             return cls(
                 name=data["name"],
                 entity=data["entity"],

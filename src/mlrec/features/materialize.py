@@ -7,9 +7,11 @@ and the next run reads only rows newer than it.
 from __future__ import annotations
 
 import csv
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +28,7 @@ __all__ = [
     "MaterializeReport",
     "OfflineRow",
     "OfflineSource",
+    "coerce_value",
     "materialize",
 ]
 
@@ -119,10 +122,37 @@ class InteractionAggregates:
         return len(self._aggregate(since))
 
 
+def coerce_value(dtype: ValueType, value: Any) -> Any:
+    """A value read from a typed source (Parquet, SQL), as ``dtype`` stores it.
+
+    Whole numbers held as floats or decimals fill ``int`` features (a pandas integer
+    column with a missing value is float; PostgreSQL's ``SUM`` of a bigint is
+    ``NUMERIC``), decimals fill ``float`` ones; anything else is left for the codec
+    to accept or refuse.
+    """
+    if isinstance(value, bool):
+        return value
+    if dtype is ValueType.INT and isinstance(value, float | Decimal | np.floating):
+        if math.isfinite(value) and value == int(value):
+            return int(value)
+    elif isinstance(value, Decimal) and dtype is ValueType.FLOAT:
+        return float(value)
+    return value
+
+
+def _parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in ("1", "true", "yes"):
+        return True
+    if word in ("0", "false", "no"):
+        return False
+    raise ValueError(text)  # not a silent False
+
+
 _PARSERS: dict[ValueType, Callable[[str], Any]] = {
     ValueType.FLOAT: float,
     ValueType.INT: int,
-    ValueType.BOOL: lambda text: text.strip().lower() in ("1", "true", "yes"),
+    ValueType.BOOL: _parse_bool,
     ValueType.STRING: str,
     ValueType.FLOAT_LIST: lambda text: [float(x) for x in text.split("|") if x],
     ValueType.INT_LIST: lambda text: [int(x) for x in text.split("|") if x],
@@ -156,7 +186,7 @@ class FileSource:
         self.timestamp_column = timestamp_column
 
     def _records(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        if self.path.suffix == ".parquet":
+        if self.path.suffix.lower() == ".parquet":
             try:
                 import pyarrow
                 import pyarrow.parquet as pq
@@ -170,7 +200,8 @@ class FileSource:
             for index, record in enumerate(table.to_pylist(), start=2):
                 yield index, record
             return
-        with self.path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a byte order mark (Excel's "CSV UTF-8") is not part of the header
+        with self.path.open(newline="", encoding="utf-8-sig") as handle:
             try:
                 for index, record in enumerate(csv.DictReader(handle), start=2):
                     yield index, dict(record)
@@ -199,7 +230,9 @@ class FileSource:
                 raw = record[name]
                 try:
                     dtype = self.view.feature(name).dtype
-                    values[name] = _PARSERS[dtype](raw) if isinstance(raw, str) else raw
+                    values[name] = (
+                        _PARSERS[dtype](raw) if isinstance(raw, str) else coerce_value(dtype, raw)
+                    )
                 except ValueError:
                     raise DataFormatError(path, line, f"{name}={raw!r} is not {dtype}") from None
             if values:
@@ -244,12 +277,14 @@ def materialize(
     for batch in source.rows(since, batch_size):
         latest: dict[str, tuple[dict[str, Any], float]] = {}
         for entity, all_values, timestamp in batch:
+            watermark = timestamp if watermark is None else max(watermark, timestamp)
             values = {name: v for name, v in all_values.items() if name in declared}
+            if not values:
+                continue  # nothing of this view in the row
             previous = latest.get(entity)
             if previous is None or timestamp >= previous[1]:
                 merged = {**previous[0], **values} if previous else values
                 latest[entity] = (merged, timestamp)
-            watermark = timestamp if watermark is None else max(watermark, timestamp)
         store.write_features(
             view_name,
             {entity: values for entity, (values, _) in latest.items()},
@@ -260,6 +295,11 @@ def materialize(
         read += len(batch)
         if progress is not None:
             progress(read, total)
+    if read and not newest:
+        raise ValidationError(
+            f"{view_name}: none of the {read} rows read has a value for a feature of the"
+            f" view ({', '.join(view.feature_names)})"
+        )
     already_stale = sum(1 for ts in newest.values() if ts < oldest_fresh)
     return MaterializeReport(
         view_name, read, len(newest), watermark, time.perf_counter() - started, already_stale

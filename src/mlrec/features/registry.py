@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from mlrec.core.errors import ValidationError
 from mlrec.features.definitions import Entity, FeatureView
 
 __all__ = ["AppliedView", "FeatureRegistry", "RegisteredView", "next_version"]
@@ -50,7 +51,21 @@ def next_version(previous: RegisteredView | None, view: FeatureView) -> AppliedV
     Unchanged definitions keep their version; a new or changed one gets the next
     version, carrying the materialization watermark over. The caller stores
     ``registered`` when ``created or changed``.
+
+    Raises:
+        ValidationError: a feature changes its type. Values already stored hold the
+            old type's bytes, which the new type would misread (an ``int`` read as a
+            ``float``) or fail to read; a feature of another type needs a new name.
     """
+    if previous is not None:
+        for feature in view.features:
+            old = next((f for f in previous.view.features if f.name == feature.name), None)
+            if old is not None and old.dtype is not feature.dtype:
+                raise ValidationError(
+                    f"feature view {view.name!r}: feature {feature.name!r} cannot change type"
+                    f" from {old.dtype.value} to {feature.dtype.value} (values already stored"
+                    " would be misread); give the new feature another name"
+                )
     fingerprint = view.fingerprint()
     if previous is not None and previous.fingerprint == fingerprint:
         return AppliedView(previous, False, False, previous.view.ttl_seconds)
@@ -73,7 +88,12 @@ class FeatureRegistry(Protocol):
     """Stores entities and versioned feature views."""
 
     def apply(self, entities: list[Entity], views: list[FeatureView]) -> list[AppliedView]:
-        """Record entities and views; a changed view gets version ``previous + 1``."""
+        """Record entities and views; a changed view gets version ``previous + 1``.
+
+        Raises:
+            ValidationError: a view changes the type of one of its features (see
+                :func:`next_version`).
+        """
         ...
 
     def get_view(self, name: str) -> RegisteredView:

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import math
+import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -214,11 +215,16 @@ class FeatureStore:
                 raw_values = stored.values
                 for (name, decode_value, column), feature in zip(decoded, features, strict=True):
                     raw = raw_values.get(name)
-                    if raw is None:
-                        out[column] = feature.default
-                        missing[r].append(refs[column])
-                    else:
-                        out[column] = decode_value(raw)
+                    if raw is not None:
+                        try:
+                            out[column] = decode_value(raw)
+                            continue
+                        except (ValueError, struct.error):
+                            # bytes of another type (an earlier version of the view
+                            # declared the feature differently): no value, not a 500
+                            pass
+                    out[column] = feature.default
+                    missing[r].append(refs[column])
             group.latency.observe(time.perf_counter() - started)
             if hits:
                 group.hits.inc(hits)

@@ -51,6 +51,14 @@ def parse_definitions(
             views.append(FeatureView.from_dict(spec))
         except ValidationError as exc:
             raise ValidationError(f"{source}: feature_views[{index}]: {exc}") from None
+    for kind, names in (
+        ("entity", [e.name for e in entities]),
+        ("feature view", [v.name for v in views]),
+    ):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            # applied in turn, the last would silently win (as a version of its own)
+            raise ValidationError(f"{source}: {kind} {twice[0]!r} is declared twice")
     known = {e.name for e in entities} | {"user", "item"}
     for view in views:
         if view.entity not in known:

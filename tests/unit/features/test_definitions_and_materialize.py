@@ -138,3 +138,97 @@ def test_an_entity_in_several_batches_is_counted_once_and_stale_only_by_its_newe
 
     assert (report.rows_read, report.rows_written, report.already_stale) == (3, 2, 0)
     assert store.get_online_features("item_stats", ["i1"]).values == [[0.75]]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("max_entities: 1000", "max_entities: 2.5"),
+        ("max_entities: 1000", "max_entities: true"),
+        ("max_entities: 1000", "max_entities: '1000'"),
+        ("ttl: 3600", "ttl: true"),
+    ],
+)
+def test_a_max_entities_or_ttl_of_the_wrong_type_is_rejected_when_loaded(
+    tmp_path: Path, bad: str, message: str
+) -> None:
+    # a max_entities of 2.5 used to load, then fail every write (TypeError in memory,
+    # "datatype mismatch" on SQLite, a Lua error on Redis); true loaded as 1
+    path = tmp_path / "features.yaml"
+    path.write_text(YAML.replace(bad, message, 1))
+    with pytest.raises(ValidationError, match=rf"features.yaml: .*{message.split(':')[0]}"):
+        load_definitions(path)
+
+
+def test_a_definitions_file_declaring_a_view_twice_is_rejected(tmp_path: Path) -> None:
+    # both used to be applied, one after the other, as two versions of one view
+    path = tmp_path / "features.yaml"
+    twice = YAML.replace("ttl: 3600", "ttl: 60") + YAML.split("feature_views:\n", 1)[1]
+    path.write_text(twice)
+    with pytest.raises(
+        ValidationError, match=r"features\.yaml: feature view 'user_stats' is declared twice"
+    ):
+        load_definitions(path)
+
+
+def test_file_source_reads_a_csv_that_starts_with_a_byte_order_mark(tmp_path: Path) -> None:
+    # Excel's "CSV UTF-8": the mark used to be read into the first header, "missing column"
+    view = FeatureView("item_stats", "item", (Feature("ctr", ValueType.FLOAT),), ttl_seconds=100)
+    path = tmp_path / "items.csv"
+    path.write_text("\ufeffitem,timestamp,ctr\ni1,990,0.5\n", encoding="utf-8")
+    clock = ManualClock(start=1000.0)
+    store = FeatureStore(InMemoryOnlineStore(clock), [view], clock=clock)
+
+    assert materialize(store, "item_stats", FileSource(path, view)).rows_written == 1
+    assert store.get_online_features("item_stats", ["i1"]).values == [[0.5]]
+
+
+def test_file_source_rejects_a_bool_it_cannot_read_naming_the_line(tmp_path: Path) -> None:
+    # "maybe" (or "f", "on") used to be stored as False
+    view = FeatureView("item_stats", "item", (Feature("vip", ValueType.BOOL),), ttl_seconds=100)
+    path = tmp_path / "items.csv"
+    path.write_text("item,timestamp,vip\ni1,990,TRUE\ni2,990,no\ni3,990,maybe\n")
+    clock = ManualClock(start=1000.0)
+    store = FeatureStore(InMemoryOnlineStore(clock), [view], clock=clock)
+
+    with pytest.raises(DataFormatError, match=r"line 4: vip='maybe' is not bool"):
+        materialize(store, "item_stats", FileSource(path, view))
+    path.write_text("item,timestamp,vip\ni1,990,TRUE\ni2,990,no\n")
+    materialize(store, "item_stats", FileSource(path, view))
+    assert store.get_online_features("item_stats", ["i1", "i2"]).values == [[True], [False]]
+
+
+def test_file_source_reads_parquet_whatever_the_suffix_case_with_whole_floats_as_ints(
+    tmp_path: Path,
+) -> None:
+    # pandas stores an int column with a missing value as float64: 3.0 used to be
+    # refused for an int feature; and "x.PARQUET" used to be read as (non-UTF-8) CSV
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    view = FeatureView(
+        "item_stats",
+        "item",
+        (Feature("clicks", ValueType.INT, 0), Feature("ctr", ValueType.FLOAT)),
+        ttl_seconds=100,
+    )
+    path = tmp_path / "items.PARQUET"
+    frame = pd.DataFrame(
+        {"item": ["i1", "i2"], "timestamp": [990, 990], "clicks": [3, None], "ctr": [1, 0.5]}
+    )
+    frame.to_parquet(path)
+    clock = ManualClock(start=1000.0)
+    store = FeatureStore(InMemoryOnlineStore(clock), [view], clock=clock)
+
+    assert materialize(store, "item_stats", FileSource(path, view)).rows_written == 2
+    result = store.get_online_features("item_stats", ["i1", "i2"])
+    assert result.values == [[3, 1.0], [0, 0.5]] and type(result.values[0][0]) is int
+    assert result.missing == [[], ["item_stats:clicks"]]
+
+
+def test_materialize_names_the_view_features_when_the_source_has_none_of_them() -> None:
+    # used to fail with "entity 'u1': no feature values given"
+    view = FeatureView("user_profile", "user", (Feature("age"),), ttl_seconds=10_000)
+    store = FeatureStore(InMemoryOnlineStore(), [view])
+
+    with pytest.raises(ValidationError, match=r"none of the 2 rows read has a value for .*age"):
+        materialize(store, "user_profile", InteractionAggregates(interactions(), "user"))

@@ -154,3 +154,21 @@ def test_max_entities_bounds_the_view(clock: ManualClock) -> None:
         store.write_features("capped", {f"u{n}": {"a": float(n)}})
     result = store.get_online_features("capped", ["u0", "u1", "u2"])
     assert result.values == [[None], [1.0], [2.0]]
+
+
+def test_a_value_the_feature_type_cannot_decode_is_reported_missing_not_raised(
+    clock: ManualClock,
+) -> None:
+    # bytes of another type, e.g. left by an earlier version of the view that dropped
+    # the feature before a later one declared it again with another type
+    online = InMemoryOnlineStore(clock)
+    floats = FeatureView("v", "item", (Feature("x", ValueType.FLOAT, -1.0),), 60)
+    texts = FeatureView("v", "item", (Feature("x", ValueType.STRING, "?"),), 60)
+    FeatureStore(online, [floats], clock=clock).write_features("v", {"i1": {"x": 0.1}})
+    FeatureStore(online, [texts], clock=clock).write_features("v", {"i2": {"x": "abc"}})
+
+    # 0.1's bytes are no UTF-8, "abc" is no 8-byte float
+    for view, entity in ((texts, "i1"), (floats, "i2")):
+        result = FeatureStore(online, [view], clock=clock).get_online_features("v", [entity])
+        assert result.values == [[view.features[0].default]]
+        assert result.missing == [["v:x"]] and result.stale == [[]]

@@ -11,9 +11,9 @@ from sqlalchemy import Engine, MetaData, Table, func, select
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from mlrec.backends.sql.engine import create_sql_engine
-from mlrec.core.errors import BackendUnavailableError, ValidationError
+from mlrec.core.errors import BackendUnavailableError, DataError, ValidationError
 from mlrec.features.definitions import FeatureView
-from mlrec.features.materialize import OfflineRow
+from mlrec.features.materialize import OfflineRow, coerce_value
 
 __all__ = ["SqlTableSource"]
 
@@ -60,6 +60,15 @@ class SqlTableSource:
         missing = [c for c in (self.entity_column, timestamp_column) if c not in self.table.columns]
         if missing:
             raise ValidationError(f"table {table!r} has no column(s) {', '.join(missing)}")
+        try:
+            python_type = self.table.c[timestamp_column].type.python_type
+        except NotImplementedError:  # an untyped SQLite column: checked row by row
+            python_type = float
+        if not issubclass(python_type, int | float | Decimal) or issubclass(python_type, bool):
+            raise ValidationError(
+                f"table {table!r}: column {timestamp_column!r} must hold epoch seconds (a"
+                f" number), not {self.table.c[timestamp_column].type}"
+            )
         self.features = [f for f in view.feature_names if f in self.table.columns]
         if not self.features:
             raise ValidationError(f"table {table!r} has none of the features of {view.name!r}")
@@ -80,6 +89,7 @@ class SqlTableSource:
         columns = [self.table.c[self.entity_column], self.table.c[self.timestamp_column]]
         columns += [self.table.c[name] for name in self.features]
         query = select(*columns).where(self._where(since)).order_by(columns[1])
+        dtypes = [self.view.feature(name).dtype for name in self.features]
         with self.engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch_size).execute(
                 query
@@ -88,10 +98,17 @@ class SqlTableSource:
                 batch: list[OfflineRow] = []
                 for row in partition:
                     values = {
-                        name: float(value) if isinstance(value, Decimal) else value
-                        for name, value in zip(self.features, row[2:], strict=True)
+                        name: coerce_value(dtype, value)
+                        for name, dtype, value in zip(self.features, dtypes, row[2:], strict=True)
                         if value is not None
                     }
                     if values:
-                        batch.append((str(row[0]), values, float(row[1])))
+                        try:
+                            timestamp = float(row[1])
+                        except (TypeError, ValueError):  # SQLite columns take any value
+                            raise DataError(
+                                f"table {self.table.fullname!r}: {self.entity_column}"
+                                f" {row[0]!r} has timestamp {row[1]!r}, not epoch seconds"
+                            ) from None
+                        batch.append((str(row[0]), values, timestamp))
                 yield batch
