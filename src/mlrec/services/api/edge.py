@@ -1,9 +1,11 @@
-"""The API's HTTP edge, one pure ASGI middleware: request size limit, timing, CORS."""
+"""The API's HTTP edge, one pure ASGI middleware: request size limit, timing, CORS,
+HEAD."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from fastapi.middleware.cors import CORSMiddleware
@@ -49,6 +51,9 @@ class HttpEdge:
         self.cors_too_large = CORSMiddleware(
             self._too_large, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
+        self.cors_bad_path = CORSMiddleware(
+            self._bad_path, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
         # bounded: route templates (not raw paths) x methods x statuses
         self._timers: dict[tuple[str, str, int], Any] = {}
 
@@ -59,17 +64,27 @@ class HttpEdge:
         started = time.perf_counter()
         status = 500
         cross_origin = any(name == b"origin" for name, _ in scope["headers"])
+        method = scope["method"]
+        if method == "HEAD":
+            scope = {**scope, "method": "GET"}  # a copy: the server keeps its own
+            send = _without_body(send)
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status == 405:
+                    message = _allowing_head(message)
                 if not cross_origin:  # a copy: the response may reuse its header list
                     message = {**message, "headers": [*message.get("headers", ()), _VARY_ORIGIN]}
             await send(message)
 
         route = None
         try:
+            if "\ufffd" in scope["path"] and not _utf8_path(scope):
+                answer = self.cors_bad_path if cross_origin else self._bad_path
+                await answer(scope, receive, send_and_record)
+                return
             if scope["method"] in _BODY_METHODS:
                 bounded = await self._bounded_body(scope, receive)
                 if bounded is None:
@@ -88,7 +103,7 @@ class HttpEdge:
         finally:
             if route is None:
                 route = getattr(scope.get("route"), "path", "unmatched")
-            key = (scope["method"], route, status)
+            key = (method, route, status)
             timer = self._timers.get(key)
             if timer is None:  # label lookups cost more than the observation: cache them
                 timer = self._timers[key] = REQUEST_SECONDS.labels(key[0], key[1], str(status))
@@ -124,25 +139,70 @@ class HttpEdge:
     async def _too_large(self, _scope: Scope, _receive: Receive, send: Send) -> None:
         await _send_too_large(send, self.max_body_bytes)
 
+    async def _bad_path(self, _scope: Scope, _receive: Receive, send: Send) -> None:
+        await _send_error(send, 400, "the URL path is not UTF-8 once percent-decoded")
+
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
+def _without_body(send: Send) -> Send:
+    """``send`` for a ``HEAD`` answered as ``GET``: the headers (``Content-Length``
+    included, as RFC 9110 allows), no body."""
+
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head
+
+
+def _allowing_head(message: Message) -> Message:
+    """A 405's start message with ``HEAD`` in ``Allow`` wherever ``GET`` is."""
+    headers = []
+    for name, value in message.get("headers", ()):
+        if name.lower() == b"allow":
+            methods = [m.strip() for m in value.split(b",")]
+            if b"GET" in methods and b"HEAD" not in methods:
+                value = b", ".join([*methods, b"HEAD"])
+        headers.append((name, value))
+    return {**message, "headers": headers}
+
+
+def _utf8_path(scope: Scope) -> bool:
+    """Whether the request's path, percent-decoded, is UTF-8 (true without a raw path)."""
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:
+        return True
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 async def _send_too_large(send: Send, limit: int) -> None:
-    body = orjson.dumps(
-        {
-            "detail": f"request body too large: at most {limit} bytes "
-            "(MLREC_MAX_REQUEST_BYTES); send large batches in several requests"
-        }
+    detail = (
+        f"request body too large: at most {limit} bytes "
+        "(MLREC_MAX_REQUEST_BYTES); send large batches in several requests"
     )
+    await _send_error(send, 413, detail, [(b"connection", b"close")])
+
+
+async def _send_error(
+    send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """``{"detail": detail}`` with ``status``, as the app's error answers."""
+    body = orjson.dumps({"detail": detail})
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
+                *(headers or ()),
             ],
         }
     )

@@ -5,17 +5,24 @@ FastAPI's own 422 echoes each invalid ``input`` back, and Python's JSON parser a
 what JSON cannot carry back (``NaN``, ``Infinity``, lone surrogates such as
 ``"\\ud800"``): echoed as is, they turned a 422 into a 500. Echoes are therefore made
 JSON-safe, and bounded, so a huge invalid body does not come back whole.
+
+Bodies FastAPI cannot read as JSON are answered the way a client can act on
+(:class:`JsonBodyRoute`): 415 for a body not sent as JSON, a 422 ``json_invalid`` for
+one that is not UTF-8 or nests too deeply.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlrec.core.errors import (
     BackendError,
@@ -24,8 +31,15 @@ from mlrec.core.errors import (
     NotFoundError,
     ValidationError,
 )
+from mlrec.core.ids import ENTITY_ID_PATTERN, entity_id_problem
 
-__all__ = ["error_response", "install_error_handlers", "json_safe", "safe_errors"]
+__all__ = [
+    "JsonBodyRoute",
+    "error_response",
+    "install_error_handlers",
+    "json_safe",
+    "safe_errors",
+]
 
 MAX_ECHO_CHARS = 200
 """Longest string echoed in a 422; longer ones are cut (the cut is marked)."""
@@ -72,12 +86,30 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def _entity_id_message(error: dict[str, Any]) -> str | None:
+    """What is wrong with an id that failed the id pattern, in words (the pattern's
+    own message shows a regular expression of escapes)."""
+    ctx = error.get("ctx")
+    if (
+        error.get("type") != "string_pattern_mismatch"
+        or not isinstance(ctx, dict)
+        or ctx.get("pattern") != ENTITY_ID_PATTERN
+    ):
+        return None
+    return entity_id_problem(error.get("input"))
+
+
 def safe_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """FastAPI's error objects, each kept whole (the ``HTTPValidationError`` schema),
-    with what they echo (``input``, ``ctx``, ``msg``) made safe by :func:`json_safe`."""
+    with what they echo (``input``, ``ctx``, ``msg``) made safe by :func:`json_safe`.
+
+    An id refused by the id pattern is explained in words (whitespace, control
+    characters) rather than by the pattern, which stays in ``ctx``."""
     out = []
     for error in errors:
         error = dict(error)
+        if (message := _entity_id_message(error)) is not None:
+            error["msg"] = message
         for key in ("input", "ctx", "msg"):
             if key in error:
                 error[key] = json_safe(error[key])
@@ -112,3 +144,72 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MlrecError)
     async def other(_: Request, exc: MlrecError) -> JSONResponse:
         return error_response(400, str(exc))
+
+
+def _is_json(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``, parameters aside (the
+    media types FastAPI parses as JSON)."""
+    media = content_type.partition(";")[0].strip().lower()
+    main, _, sub = media.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+def _unreadable_json(cause: BaseException | None) -> dict[str, Any] | None:
+    """The 422 error object of a body that could not be parsed for ``cause``, if it is
+    one a client can fix (FastAPI reports both as a bare 400)."""
+    if isinstance(cause, UnicodeDecodeError):
+        return {
+            "type": "json_invalid",
+            "loc": ("body", cause.start),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {
+                "error": f"not valid {cause.encoding.upper()} at byte {cause.start}: "
+                "send JSON as UTF-8"
+            },
+        }
+    if isinstance(cause, RecursionError):
+        return {
+            "type": "json_invalid",
+            "loc": ("body",),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": "arrays or objects nested too deeply"},
+        }
+    return None
+
+
+class JsonBodyRoute(APIRoute):
+    """A route whose JSON body problems get answers a client can act on.
+
+    FastAPI (with its default ``strict_content_type``) hands a body sent without a
+    JSON content type to validation as a string, whose 422 (``Input should be a valid
+    dictionary``, echoing the body) hides the cause: here it is a 415 naming the
+    expected type, as for any body a JSON API cannot take (``curl -d`` without ``-H
+    'content-type: application/json'`` sends form data). A JSON body that is not
+    UTF-8, or nests too deeply for the parser, is FastAPI's 422 ``json_invalid`` with
+    the reason, as other unparsable JSON is, instead of a bare 400.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def json_body_handler(request: Request) -> Response:
+            content_type = request.headers.get("content-type")
+            if not (content_type and _is_json(content_type)) and await request.body():
+                sent = f"content-type {content_type!r}" if content_type else "no content-type"
+                raise HTTPException(
+                    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                    f"send the body as JSON with content-type: application/json ({sent})",
+                )
+            try:
+                return await handler(request)
+            except StarletteHTTPException as exc:  # what FastAPI raises for a body
+                error = _unreadable_json(exc.__cause__) if exc.status_code == 400 else None
+                if error is None:
+                    raise
+                raise RequestValidationError([error]) from exc
+
+        return json_body_handler

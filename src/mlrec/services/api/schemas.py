@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from mlrec.events.schemas import EntityId, InteractionEvent
 
 __all__ = [
+    "FILTER_DESCRIPTION",
     "K_DESCRIPTION",
     "BatchRecommendationRequest",
+    "ErrorPublic",
     "EventBatch",
     "EventsAccepted",
     "FeatureBatchRequest",
@@ -21,11 +23,54 @@ __all__ = [
     "ModelPublic",
     "RecommendationsPublic",
     "RecommendedItem",
+    "error_responses",
 ]
 
 
 K_DESCRIPTION = "How many items: at most the server's max_k setting (MLREC_MAX_K, default 100)"
 """What ``k`` means, for every endpoint that takes it."""
+
+FILTER_DESCRIPTION = "category:<name>[|<name>...] or items:<id>[|<id>...]"
+"""The syntax of ``filter``, for every endpoint that takes it."""
+
+
+def _valid_filter(text: str | None) -> str | None:
+    # the syntax the service parses (service.parse_filter), checked here so that a bad
+    # filter is a field error located at ``filter`` like any other; a filter naming no
+    # category or item ("category:|") would match nothing, silently
+    if not text:
+        return text
+    kind, sep, values = text.partition(":")
+    if not sep or kind not in ("category", "items") or not any(values.split("|")):
+        raise ValueError(f"bad filter: use {FILTER_DESCRIPTION}")
+    return text
+
+
+FilterText = Annotated[str | None, AfterValidator(_valid_filter)]
+"""An optional item filter (:data:`FILTER_DESCRIPTION`); empty means none."""
+
+
+class ErrorPublic(BaseModel):
+    """An error that is not a field error: what went wrong, in words."""
+
+    detail: str
+
+
+_ERROR_DESCRIPTIONS = {
+    401: "Missing or wrong admin token",
+    403: "Admin endpoints are disabled (MLREC_ADMIN_TOKEN unset)",
+    404: "Not found",
+    413: "Request body larger than MLREC_MAX_REQUEST_BYTES",
+    415: "Body not sent as JSON (content-type: application/json)",
+    503: "A dependency is unavailable",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error answers ``{"detail": "..."}`` of ``codes``."""
+    return {
+        code: {"model": ErrorPublic, "description": _ERROR_DESCRIPTIONS[code]} for code in codes
+    }
 
 
 class RecommendedItem(BaseModel):
@@ -70,7 +115,13 @@ class BatchRecommendationRequest(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
     k: int = Field(default=10, ge=1, description=K_DESCRIPTION)
     exclude_seen: bool = True
-    filter: str | None = None
+    filter: FilterText = Field(default=None, description=FILTER_DESCRIPTION)
+
+    @model_validator(mode="after")
+    def _someone(self) -> Self:
+        if not self.user_ids and not self.recent_item_ids:
+            raise ValueError("give user_ids, or recent_item_ids for an anonymous user")
+        return self
 
 
 class ItemsPublic(BaseModel):

@@ -14,9 +14,10 @@ from mlrec.events.log import INTERACTIONS_TOPIC
 from mlrec.events.schemas import InteractionEvent
 from mlrec.events.serde import encode_event, event_key
 from mlrec.services.api.deps import ProducerDep
-from mlrec.services.api.schemas import EventBatch, EventsAccepted
+from mlrec.services.api.errors import JsonBodyRoute
+from mlrec.services.api.schemas import EventBatch, EventsAccepted, error_responses
 
-router = APIRouter(prefix="/v1/events", tags=["events"])
+router = APIRouter(prefix="/v1/events", tags=["events"], route_class=JsonBodyRoute)
 
 ACCEPTED = Counter("mlrec_api_events_accepted_total", "Events accepted by the API.", ["type"])
 
@@ -46,7 +47,12 @@ EventsBody = Annotated[
 """One event or a batch (``{"events": [...]}``), both documented in the OpenAPI schema."""
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventsAccepted)
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventsAccepted,
+    responses=error_responses(413, 415),
+)
 async def post_events(body: Annotated[EventsBody, Body()], producer: ProducerDep) -> EventsAccepted:
     """Accept one event or ``{"events": [...]}`` (up to 1000).
 

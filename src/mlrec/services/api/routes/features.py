@@ -10,13 +10,15 @@ from fastapi.concurrency import run_in_threadpool
 from mlrec.features.definitions import NAME
 from mlrec.features.store import OnlineFeatures
 from mlrec.services.api.deps import AdminDep, FeatureStoreDep
+from mlrec.services.api.errors import JsonBodyRoute
 from mlrec.services.api.schemas import (
     FeatureBatchRequest,
     FeatureValuesPublic,
     FeatureWriteRequest,
+    error_responses,
 )
 
-router = APIRouter(prefix="/v1/features", tags=["features"])
+router = APIRouter(prefix="/v1/features", tags=["features"], route_class=JsonBodyRoute)
 
 VIEW_NAME_PATTERN = NAME.pattern
 
@@ -44,7 +46,9 @@ def _public(view: str, result: OnlineFeatures) -> FeatureValuesPublic:
     return FeatureValuesPublic(view=view, entities=entities)
 
 
-@router.get("/{view}/{entity_id}", response_model=FeatureValuesPublic)
+@router.get(
+    "/{view}/{entity_id}", response_model=FeatureValuesPublic, responses=error_responses(404, 503)
+)
 async def get_features(
     view: ViewName,
     entity_id: Annotated[str, Path(min_length=1, max_length=256)],
@@ -56,7 +60,11 @@ async def get_features(
     return _public(view, result)
 
 
-@router.post("/{view}/batch", response_model=FeatureValuesPublic)
+@router.post(
+    "/{view}/batch",
+    response_model=FeatureValuesPublic,
+    responses=error_responses(404, 413, 415, 503),
+)
 async def get_features_batch(
     view: ViewName, body: FeatureBatchRequest, store: FeatureStoreDep
 ) -> FeatureValuesPublic:
@@ -66,7 +74,11 @@ async def get_features_batch(
     return _public(view, result)
 
 
-@router.put("/{view}", status_code=status.HTTP_200_OK)
+@router.put(
+    "/{view}",
+    status_code=status.HTTP_200_OK,
+    responses=error_responses(401, 403, 404, 413, 415, 503),
+)
 async def put_features(
     view: ViewName, body: FeatureWriteRequest, store: FeatureStoreDep, _admin: AdminDep
 ) -> dict[str, int]:

@@ -10,7 +10,13 @@ from fastapi.concurrency import run_in_threadpool
 from mlrec.events.schemas import EntityId
 from mlrec.services.api.deps import ServiceDep, SettingsDep
 from mlrec.services.api.params import k_over_limit
-from mlrec.services.api.schemas import K_DESCRIPTION, ItemsPublic
+from mlrec.services.api.schemas import (
+    FILTER_DESCRIPTION,
+    K_DESCRIPTION,
+    FilterText,
+    ItemsPublic,
+    error_responses,
+)
 
 router = APIRouter(prefix="/v1/items", tags=["items"])
 
@@ -20,7 +26,7 @@ async def popular_items(
     service: ServiceDep,
     settings: SettingsDep,
     k: Annotated[int, Query(ge=1, description=K_DESCRIPTION)] = 10,
-    filter: Annotated[str | None, Query()] = None,
+    filter: Annotated[FilterText, Query(description=FILTER_DESCRIPTION)] = None,
 ) -> ItemsPublic:
     """The k most popular items now: live and training counts on one time-decayed scale."""
     if k > settings.max_k:
@@ -29,7 +35,7 @@ async def popular_items(
     return await run_in_threadpool(service.popular_public, k, filter)
 
 
-@router.get("/{item_id}/similar", response_model=ItemsPublic)
+@router.get("/{item_id}/similar", response_model=ItemsPublic, responses=error_responses(404))
 async def similar_items(
     item_id: Annotated[EntityId, Path(description="Item id")],
     service: ServiceDep,

@@ -15,19 +15,25 @@ from pydantic import BaseModel, Field, create_model
 from pydantic import ValidationError as PydanticValidationError
 from starlette.types import Scope, Send
 
-from mlrec.core.errors import MlrecError, ValidationError
+from mlrec.core.errors import MlrecError
 from mlrec.events.schemas import EntityId
 from mlrec.services.api.answers import Recommendations
 from mlrec.services.api.deps import ServiceDep, SettingsDep, state_of
+from mlrec.services.api.errors import JsonBodyRoute
 from mlrec.services.api.params import k_over_limit, openapi_parameters, parse_parameters
 from mlrec.services.api.schemas import (
+    FILTER_DESCRIPTION,
     K_DESCRIPTION,
     BatchRecommendationRequest,
+    FilterText,
     RecommendationsPublic,
+    error_responses,
 )
 from mlrec.services.api.state import ApiState
 
-router = APIRouter(prefix="/v1/recommendations", tags=["recommendations"])
+router = APIRouter(
+    prefix="/v1/recommendations", tags=["recommendations"], route_class=JsonBodyRoute
+)
 
 
 class RecommendationPath(BaseModel):
@@ -45,9 +51,7 @@ class RecommendationQuery(BaseModel):
 
     k: int = Field(default=10, ge=1, description=K_DESCRIPTION)
     exclude_seen: bool = Field(default=True, description="Drop items the user interacted with")
-    filter: str | None = Field(
-        default=None, description="category:<name>[|<name>] or items:<id>[|<id>]"
-    )
+    filter: FilterText = Field(default=None, description=FILTER_DESCRIPTION)
 
 
 @cache
@@ -208,7 +212,7 @@ async def answer_directly(
     return True
 
 
-@router.post("", response_model=list[RecommendationsPublic])
+@router.post("", response_model=list[RecommendationsPublic], responses=error_responses(413, 415))
 async def recommend_batch(
     body: BatchRecommendationRequest, service: ServiceDep, settings: SettingsDep
 ) -> list[RecommendationsPublic]:
@@ -216,8 +220,6 @@ async def recommend_batch(
     ``recent_item_ids`` (and no ``user_ids``)."""
     if body.k > settings.max_k:
         raise k_over_limit(body.k, settings.max_k, "body")
-    if not body.user_ids and not body.recent_item_ids:
-        raise ValidationError("give user_ids, or recent_item_ids for an anonymous user")
     if not body.user_ids:
         answer = await service.recommend(
             None, body.k, body.exclude_seen, body.filter, body.recent_item_ids, live=[]
