@@ -24,6 +24,7 @@ from mlrec.core.ids import ENTITY_ID_PATTERN, entity_id_problem
 __all__ = [
     "EVENT_WEIGHTS",
     "MAX_CONTEXT_BYTES",
+    "MAX_CONTEXT_DEPTH",
     "EntityId",
     "EventType",
     "InteractionEvent",
@@ -72,6 +73,27 @@ bounds (``event_id`` 128 characters, user and item ids 256 each) an encoded even
 stays under 12 KiB, far below what the event log takes per record (Kafka's
 default is 1 MB): an event the API accepts is never refused by the log for its size."""
 
+MAX_CONTEXT_DEPTH = 32
+"""Deepest nesting of ``context``, counting the context object as level 1. The log's
+decoder (pydantic's JSON parser) stops at 200 levels: a deeper context, accepted,
+would be dead-lettered by the stream processor rather than applied."""
+
+
+def _depth(value: Any) -> int:
+    """Levels of nested objects and arrays in ``value`` (a scalar is 0), iteratively."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
 
 class InteractionEvent(BaseModel):
     """One interaction of a user with an item.
@@ -79,7 +101,8 @@ class InteractionEvent(BaseModel):
     ``event_id`` makes delivery idempotent: the stream processor applies an id once.
     When the client sends none, the API assigns one at acceptance.
 
-    ``context`` is free-form, up to :data:`MAX_CONTEXT_BYTES` as JSON (checked when an
+    ``context`` is free-form, up to :data:`MAX_CONTEXT_BYTES` as JSON and
+    :data:`MAX_CONTEXT_DEPTH` levels deep (checked when an
     event is accepted, not when a stored one is read back: see
     :class:`StoredInteractionEvent`).
     """
@@ -100,7 +123,10 @@ class InteractionEvent(BaseModel):
     value: float | None = Field(default=None, ge=-1e6, le=1e6, validate_default=True)
     context: dict[str, Any] = Field(
         default_factory=dict,
-        description=f"Free-form attributes, at most {MAX_CONTEXT_BYTES} bytes as compact JSON.",
+        description=(
+            f"Free-form attributes, at most {MAX_CONTEXT_BYTES} bytes as compact JSON"
+            f" and {MAX_CONTEXT_DEPTH} levels of nested objects and arrays."
+        ),
     )
 
     @field_validator("value")
@@ -117,6 +143,12 @@ class InteractionEvent(BaseModel):
     def _context_is_bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
         if not value or not cls._acceptance_checks:
             return value
+        depth = _depth(value)
+        if depth > MAX_CONTEXT_DEPTH:
+            raise ValueError(
+                f"context nests too deeply: {depth} levels of objects and arrays,"
+                f" at most {MAX_CONTEXT_DEPTH} levels"
+            )
         size = len(pydantic_core.to_json(value))
         if size > MAX_CONTEXT_BYTES:
             raise ValueError(

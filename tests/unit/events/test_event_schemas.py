@@ -7,7 +7,12 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from mlrec.events.schemas import MAX_CONTEXT_BYTES, EventType, InteractionEvent
+from mlrec.events.schemas import (
+    MAX_CONTEXT_BYTES,
+    MAX_CONTEXT_DEPTH,
+    EventType,
+    InteractionEvent,
+)
 from mlrec.events.serde import decode_event, decode_events, encode_event
 
 
@@ -73,6 +78,28 @@ def test_a_context_larger_than_the_limit_is_an_error_at_context() -> None:
         [error] = raised.value.errors()
         assert error["loc"] == ("context",)
         assert f"at most {MAX_CONTEXT_BYTES}" in error["msg"]
+
+
+def _nested(depth: int) -> dict[str, object]:
+    """A context whose values nest ``depth`` containers deep (the context included)."""
+    value: object = []
+    for _ in range(depth - 2):
+        value = [value]
+    return {"x": value}
+
+
+def test_every_context_the_api_accepts_decodes_back_from_the_log() -> None:
+    # The log's decoder stops at 200 levels of nesting: a deeper context was accepted
+    # (202), then dead-lettered by the stream processor, never applied.
+    deepest = InteractionEvent(user_id="u", item_id="i", context=_nested(MAX_CONTEXT_DEPTH))
+    decoded = decode_event(encode_event(deepest))
+    assert decoded.model_dump() == deepest.model_dump()
+    for depth in (MAX_CONTEXT_DEPTH + 1, 200, 253):
+        with pytest.raises(ValidationError) as raised:
+            InteractionEvent(user_id="u", item_id="i", context=_nested(depth))
+        [error] = raised.value.errors()
+        assert error["loc"] == ("context",)
+        assert f"at most {MAX_CONTEXT_DEPTH} levels" in error["msg"]
 
 
 def test_the_largest_valid_event_stays_far_below_the_logs_record_limit() -> None:
