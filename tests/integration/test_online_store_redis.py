@@ -81,6 +81,31 @@ def test_index_forgets_entities_when_their_keys_expire(redis_store: RedisOnlineS
     assert redis_store.read_rows("profile", ["u2"], ["a"])[0] is not None
 
 
+def test_apply_ttl_reaches_every_entity_when_a_page_drops_keys_evicted_behind_its_back(
+    redis_store: RedisOnlineStore, redis_url: str, key_prefix: str
+) -> None:
+    # apply_ttl pages through the index by rank; entities whose key is gone (evicted
+    # under maxmemory, deleted by hand) leave the index on the way, and the pages after
+    # them must not skip as many live entities as were dropped
+    now = time.time()
+    rows = [RowWrite(f"e{n:04d}", {"a": b"\x01"}, now - 1200 + n * 0.1) for n in range(1200)]
+    redis_store.write_rows("view", rows, 3600, None)
+    raw = redis.Redis.from_url(redis_url)
+    raw.delete(*[f"{key_prefix}:view:e{n:04d}" for n in range(100)])  # all in the first page
+
+    redis_store.apply_ttl("view", 7200)
+
+    live = [row.entity_id for row in rows[100:]]
+    with raw.pipeline(transaction=False) as pipe:
+        for entity in live:
+            pipe.pttl(f"{key_prefix}:view:{entity}")
+        remaining = dict(zip(live, pipe.execute(), strict=True))
+    # written 0-20 minutes ago with a 2 h TTL: over 1.6 h left (1 h before apply_ttl)
+    kept_old_ttl = [entity for entity, ms in remaining.items() if ms < 1.6 * 3600 * 1000]
+    assert kept_old_ttl == []
+    raw.close()
+
+
 def test_store_reconnects_when_its_connection_is_killed(
     redis_store: RedisOnlineStore, redis_url: str
 ) -> None:

@@ -312,13 +312,14 @@ return #dead
 
 # apply_ttl, phase 2. KEYS: index, expiry. ARGV: hash key prefix, ttl seconds, clock
 # now (seconds), start rank, stop rank. Sets each entity's remaining TTL to
-# written_at + ttl - now. Returns how many entities were touched.
+# written_at + ttl - now. Returns {entities touched, entities dropped from the index}
+# (their key was gone or their time was up): the ranks after them moved down as many.
 _RETTL = (
     _NOW_MS
     + """
 local ttl, clock_now = tonumber(ARGV[2]), tonumber(ARGV[3])
 local page = redis.call('ZRANGE', KEYS[1], ARGV[4], ARGV[5], 'WITHSCORES')
-local touched = 0
+local touched, dropped = 0, 0
 for i = 1, #page, 2 do
   local e = page[i]
   local remaining = math.floor((tonumber(page[i + 1]) + ttl - clock_now) * 1000)
@@ -327,15 +328,17 @@ for i = 1, #page, 2 do
     redis.call('DEL', key)
     redis.call('ZREM', KEYS[1], e)
     redis.call('ZREM', KEYS[2], e)
+    dropped = dropped + 1
   elseif redis.call('PEXPIRE', key, remaining) == 1 then
     redis.call('ZADD', KEYS[2], string.format('%d', now + remaining), e)
   else
     redis.call('ZREM', KEYS[1], e)
     redis.call('ZREM', KEYS[2], e)
+    dropped = dropped + 1
   end
   touched = touched + 1
 end
-return touched
+return {touched, dropped}
 """
 )
 
@@ -634,9 +637,9 @@ class RedisOnlineStore:
                     start,
                     start + _CHUNK - 1,
                 ]
-                page = int(self._rettl(keys=[index, expiry], args=args))
+                page, dropped = (int(n) for n in self._rettl(keys=[index, expiry], args=args))
                 touched += page
-                start += _CHUNK
+                start += _CHUNK - dropped  # the entities after those dropped moved down
                 if page < _CHUNK:
                     break
         return touched
