@@ -5,6 +5,7 @@ A test module subclasses :class:`ModelRegistryContract` and provides ``registry`
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -108,3 +109,42 @@ class ModelRegistryContract:
         registry.register(new())
         with pytest.raises(NotFoundError, match="no model version"):
             registry.get("movies", version)
+
+    def test_concurrent_promotions_leave_one_production_version(
+        self, registry: ModelRegistry
+    ) -> None:
+        for _ in range(6):
+            registry.register(new("p"))
+        for _ in range(3):
+            barrier = threading.Barrier(6)
+
+            def promote(version: int, barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()  # all six promotions start together
+                registry.promote("p", version)
+
+            with ThreadPoolExecutor(6) as pool:
+                list(pool.map(promote, range(1, 7)))
+            production = registry.list("p", Stage.PRODUCTION)
+            assert len(production) == 1
+            others = {v.stage for v in registry.list("p") if v.version != production[0].version}
+            assert others == {Stage.ARCHIVED}
+
+    def test_promoting_the_production_version_again_keeps_it_in_production(
+        self, registry: ModelRegistry
+    ) -> None:
+        registry.register(new())
+        registry.register(new())
+        registry.promote("movies", 1)
+        assert registry.promote("movies", 1).stage is Stage.PRODUCTION
+        assert registry.production("movies").version == 1  # type: ignore[union-attr]
+        assert registry.get("movies", 2).stage is Stage.STAGING
+
+    def test_archiving_the_production_version_leaves_none_in_production(
+        self, registry: ModelRegistry
+    ) -> None:
+        registry.register(new())
+        registry.promote("movies", 1)
+        assert registry.promote("movies", 1, Stage.ARCHIVED).stage is Stage.ARCHIVED
+        assert registry.production("movies") is None
+        registry.promote("movies", 1)  # an archived version can serve again
+        assert registry.production("movies").version == 1  # type: ignore[union-attr]

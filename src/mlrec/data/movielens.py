@@ -74,24 +74,31 @@ def _read_ratings(table: Table, sep: str) -> RawEvents:
     return RawEvents(users, items, ratings, timestamps)
 
 
-def read_rating_events(path: Path, sep: str, *, header: str | None = None) -> RawEvents:
+def read_rating_events(
+    path: Path, sep: str, *, header: str | None = None, quoted: bool = False
+) -> RawEvents:
     """``user<sep>item<sep>rating<sep>timestamp`` rows, fast when ids are integers.
 
     Args:
         path: the ratings file (u.data, u1.base, ratings.csv, ...).
         sep: the field separator.
         header: the first field of a header row to skip if present (``"userId"``).
+        quoted: honour CSV double quotes (``"1","31",2.5,...``, as a CSV writer
+            quoting every field produces); the quotes are not part of the values.
 
     Raises:
         DataError: the file is missing or holds no ratings.
         DataFormatError: a malformed row, with its line number.
     """
     require_file(path, "MovieLens ratings file")
-    skip = 1 if header is not None and first_line(path).split(sep)[0] == header else 0
+    first = first_line(path).split(sep)[0]
+    if quoted and len(first) >= 2 and first[0] == first[-1] == '"':
+        first = first[1:-1]
+    skip = 1 if header is not None and first == header else 0
     fast = read_events_fast(path, sep, has_timestamp=True, skiprows=skip)
     if fast is not None:
         return require_events(fast, path)
-    table = read_table(path, sep)
+    table = read_table(path, sep, quoted=quoted)
     if skip:
         table = table.drop_first()
     return require_events(_read_ratings(table, sep), path)
@@ -217,7 +224,7 @@ def load_movielens_csv(path: Path | str) -> Interactions:
     ratings, directory = locate(path, "ratings.csv", "MovieLens CSV")
     name = (directory.name or "movielens") if ratings.name == "ratings.csv" else ratings.stem
     with no_gc():
-        events = read_rating_events(ratings, ",", header="userId")
+        events = read_rating_events(ratings, ",", header="userId", quoted=True)
         movies = directory / "movies.csv"
         info = read_movielens_csv_items(movies) if movies.is_file() else {}
         return events.build(info, name)

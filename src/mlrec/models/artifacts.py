@@ -23,6 +23,8 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,8 +203,18 @@ def verify_artifact(directory: Path, expected_sha256: str | None = None) -> dict
 
 
 def read_artifact(directory: Path, expected_sha256: str | None = None) -> Artifact:
-    """Read and verify an artifact directory (see :func:`verify_artifact`)."""
+    """Read and verify an artifact directory (see :func:`verify_artifact`).
+
+    Raises:
+        ModelError: not an artifact, or its arrays cannot be read (not an ``.npz``,
+            or arrays of Python objects, which are never unpickled).
+        ArtifactIntegrityError: see :func:`verify_artifact`.
+    """
     manifest = verify_artifact(directory, expected_sha256)
-    with np.load(directory / ARRAYS, allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
+    try:
+        with np.load(directory / ARRAYS, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # not an .npz, a truncated one, or object arrays (loading them would unpickle)
+        raise ModelError(f"{directory / ARRAYS} cannot be read as model arrays: {exc}") from None
     return Artifact(manifest=manifest, arrays=arrays, sha256=manifest["sha256"])

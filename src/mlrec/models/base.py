@@ -122,6 +122,16 @@ def build_params(algorithm: str, params_class: type[Any], params: dict[str, Any]
         raise ValidationError(f"{algorithm}: {exc}") from None
 
 
+def _id_map(ids: object, what: str) -> IdMap:
+    """The id map of a manifest's ``users`` or ``items`` list, which must be distinct strings."""
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise TypeError(f"its {what} are not a list of string ids")
+    id_map = IdMap(ids)
+    if len(id_map) != len(ids):
+        raise ValueError(f"its {what} list {len(ids) - len(id_map)} id(s) more than once")
+    return id_map
+
+
 class Recommender(ABC):
     """Base class of every recommendation algorithm.
 
@@ -380,28 +390,79 @@ class Recommender(ABC):
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> Self:
-        """Rebuild a fitted model of this class from a verified artifact."""
+        """Rebuild a fitted model of this class from a verified artifact.
+
+        An artifact whose checksums match may still come from another mlrec (or be
+        edited with its checksums recomputed): its manifest and arrays are checked to
+        fit together before the model is returned.
+
+        Raises:
+            ModelError: another algorithm, or a manifest or arrays this mlrec cannot
+                read, or that do not fit together (the number of users or items,
+                the shapes of the learned arrays).
+            ValidationError: hyper-parameters this mlrec does not know or refuses.
+        """
         manifest = artifact.manifest
         if manifest.get("algorithm") != cls.algorithm:
             raise ModelError(f"artifact holds {manifest.get('algorithm')!r}, not {cls.algorithm!r}")
-        model = cls(**manifest.get("params", {}))
+        params = manifest.get("params", {})
+        if not isinstance(params, dict):
+            raise ModelError(
+                f"{cls.algorithm} artifact: params is a JSON {type(params).__name__}, "
+                "not an object: it was saved in a layout this mlrec cannot read"
+            )
+        model = cls(**params)
         try:
-            model.users = IdMap(manifest["users"])
-            model.items = IdMap(manifest["items"])
+            model.users = _id_map(manifest["users"], "users")
+            model.items = _id_map(manifest["items"], "items")
             model.item_info = {
                 item: ItemInfo(info["title"], tuple(info.get("categories", ())))
                 for item, info in manifest.get("item_info", {}).items()
             }
             model.user_items = unpack_csr("user_items", artifact.arrays)
             model._set_state(artifact.arrays)
+            model._restored()
         except KeyError as exc:
             # written by another mlrec whose layout this one does not know
             raise ModelError(
                 f"{cls.algorithm} artifact lacks {exc.args[0]!r}: it was saved in a layout "
                 "this mlrec cannot read"
             ) from None
+        except (TypeError, ValueError, IndexError, AttributeError, RuntimeError) as exc:
+            raise ModelError(
+                f"{cls.algorithm} artifact: it was saved in a layout this mlrec cannot read ({exc})"
+            ) from None
         model.fitted = True
+        model._check_restored()
         return model
+
+    def _restored(self) -> None:  # noqa: B027 - a hook that most models leave empty
+        """Called by :meth:`from_artifact` once ids and arrays are set (a hook)."""
+
+    def _check_restored(self) -> None:
+        """Raise :class:`ModelError` unless the loaded ids and arrays fit together."""
+        n_users, n_items = len(self.users), len(self.items)
+        if self.user_items.shape != (n_users, n_items):
+            rows, cols = self.user_items.shape
+            raise ModelError(
+                f"{self.algorithm} artifact does not fit together: its training matrix is "
+                f"{rows} x {cols}, but its manifest lists {n_users} users and {n_items} items"
+            )
+        users = np.unique(np.asarray([0, n_users - 1], dtype=np.int64)) if n_users else None
+        try:
+            shapes = [self.score_histories(sp.csr_matrix((1, n_items), dtype=np.float32)).shape]
+            if users is not None:
+                shapes.append(self.score_users(users).shape[1:])
+        except (TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise ModelError(
+                f"{self.algorithm} artifact does not fit together: its arrays cannot score "
+                f"its {n_items} items and {n_users} users ({exc})"
+            ) from None
+        if shapes[0] != (1, n_items) or any(shape != (n_items,) for shape in shapes[1:]):
+            raise ModelError(
+                f"{self.algorithm} artifact does not fit together: its arrays score "
+                f"{shapes[0][-1]} items, but its manifest lists {n_items}"
+            )
 
     @classmethod
     def load(cls, directory: str | Path, expected_sha256: str | None = None) -> Self:

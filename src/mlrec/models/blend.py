@@ -210,11 +210,13 @@ class Blend(Recommender):
             if absent:
                 manifest = {**artifact.manifest, "params": {**params, **absent}}
                 artifact = dataclasses.replace(artifact, manifest=manifest)
-        model = super().from_artifact(artifact)
-        for component in model.components.values():
-            component.users = model.users
-            component.items = model.items
-            component.item_info = model.item_info
-            component.user_items = model.user_items
+        return super().from_artifact(artifact)
+
+    def _restored(self) -> None:
+        # the components share the blend's ids and training matrix (saved once)
+        for component in self.components.values():
+            component.users = self.users
+            component.items = self.items
+            component.item_info = self.item_info
+            component.user_items = self.user_items
             component.fitted = True
-        return model

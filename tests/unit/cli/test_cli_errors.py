@@ -9,6 +9,9 @@ import pytest
 from mlrec.backends.sql.migrate import upgrade_database
 from mlrec.cli import main
 from mlrec.core.errors import BackendUnavailableError
+from mlrec.core.interactions import Interactions
+from mlrec.models import create_model
+from mlrec.models.artifacts import Artifact, read_artifact, write_artifact
 
 # Port 1 on loopback: refused at once, no network involved.
 UNREACHABLE_POSTGRES = "postgresql://nobody:s3cret@127.0.0.1:1/x"
@@ -92,3 +95,23 @@ def test_train_output_that_cannot_be_created_is_one_line(
         capsys,
     )
     assert "/proc/x" in err
+
+
+@pytest.mark.parametrize("command", ["recommend", "evaluate"])
+def test_a_model_of_another_layout_is_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = Interactions.from_arrays(["u1", "u1", "u2"], ["a", "b", "b"])
+    model = create_model("most_popular").fit(data)
+    model.save(tmp_path / "m")
+    artifact = read_artifact(tmp_path / "m")
+    artifact.manifest.pop("sha256")
+    artifact.manifest["users"] = 7  # checksums recomputed below: only the layout is odd
+    write_artifact(tmp_path / "odd", Artifact(artifact.manifest, artifact.arrays))
+    (tmp_path / "test.csv").write_text("u1,b\n")
+    argv = {
+        "recommend": ["--output", str(tmp_path / "recs.csv")],
+        "evaluate": ["--test", str(tmp_path / "test.csv")],
+    }[command]
+    err = run_failing([command, "--model", str(tmp_path / "odd"), *argv], capsys)
+    assert "saved in a layout this mlrec cannot read" in err

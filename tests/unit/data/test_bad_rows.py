@@ -345,3 +345,27 @@ def test_integers_are_canonical_only_when_every_field_reads_back_as_its_text(
     data: bytes, canonical: bool
 ) -> None:
     assert integers_are_canonical(data, "\t") is canonical
+
+
+def test_movielens_csv_reads_quoted_fields_without_their_quotes(tmp_path: Path) -> None:
+    # a ratings.csv written with every field quoted (csv.QUOTE_ALL, pandas quoting=1)
+    folder = tmp_path / "ml-latest-small"
+    _write(
+        folder / "ratings.csv",
+        '"userId","movieId","rating","timestamp"\n"1","31","2.5","1260759144"\n',
+    )
+    _write(folder / "movies.csv", 'movieId,title,genres\n31,"Dangerous Minds (1995)",Drama\n')
+    data = load_movielens_csv(folder)
+    assert data.users.ids() == ["1"]
+    assert data.items.ids() == ["31"]
+    assert data.weights.tolist() == [2.5]
+    assert data.item_info["31"].title == "Dangerous Minds (1995)"
+
+
+def test_movielens_csv_reports_a_broken_quote_in_ratings_with_its_line(tmp_path: Path) -> None:
+    folder = tmp_path / "ml-latest-small"
+    _write(folder / "ratings.csv", 'userId,movieId,rating,timestamp\n1,31,2.5,1\n"2,31,2.5,1\n')
+    with pytest.raises(DataFormatError) as caught:
+        load_movielens_csv(folder)
+    assert caught.value.line == 3
+    assert "quoting" in caught.value.problem

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from mlrec.core.errors import ArtifactIntegrityError, ModelError
 from mlrec.models import EASE, load_model
-from mlrec.models.artifacts import Artifact, pack_csr, unpack_csr, verify_artifact, write_artifact
+from mlrec.models.artifacts import (
+    Artifact,
+    content_sha256,
+    file_sha256,
+    pack_csr,
+    read_artifact,
+    unpack_csr,
+    verify_artifact,
+    write_artifact,
+)
 from tests.unit.models.contract import demo_split
 
 
@@ -53,3 +66,86 @@ def test_an_artifact_without_the_models_arrays_is_refused_with_a_model_error(
     write_artifact(tmp_path / "odd", Artifact(manifest=manifest, arrays=arrays))
     with pytest.raises(ModelError, match="ease artifact lacks 'weights'"):
         load_model(tmp_path / "odd")
+
+
+def _rewrite(directory: Path, target: Path, change: Callable[[Artifact], None]) -> Path:
+    """A copy of the artifact at ``directory``, changed, with its checksums recomputed
+    (what another mlrec, or someone editing the files, would write)."""
+    artifact = read_artifact(directory)
+    artifact.manifest.pop("sha256", None)
+    change(artifact)
+    write_artifact(target, Artifact(manifest=artifact.manifest, arrays=artifact.arrays))
+    return target
+
+
+_FOREIGN_MANIFESTS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "params not an object": lambda m: m.update(params=[1]),
+    "users not a list": lambda m: m.update(users=5),
+    "items not strings": lambda m: m.update(items=list(range(len(m["items"])))),
+    "repeated user ids": lambda m: m.update(users=m["users"][:-1] + m["users"][:1]),
+    "fewer users than rows": lambda m: m.update(users=m["users"][:10]),
+    "fewer items than columns": lambda m: m.update(items=m["items"][:10]),
+    "item_info of strings": lambda m: m.update(item_info={m["items"][0]: "a title"}),
+    "item_info without a title": lambda m: m.update(item_info={m["items"][0]: {}}),
+}
+
+
+@pytest.mark.parametrize("change", list(_FOREIGN_MANIFESTS), ids=list(_FOREIGN_MANIFESTS))
+def test_a_manifest_of_another_layout_is_refused_with_a_model_error(
+    saved: Path, tmp_path: Path, change: str
+) -> None:
+    odd = _rewrite(saved, tmp_path / "odd", lambda a: _FOREIGN_MANIFESTS[change](a.manifest))
+    with pytest.raises(ModelError, match=r"cannot read|does not fit|manifest"):
+        load_model(odd)
+    with pytest.raises(ModelError):
+        EASE.load(odd)
+
+
+_FOREIGN_ARRAYS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "weights of another shape": lambda a: a.update(weights=np.zeros((3, 3), np.float32)),
+    "weights as text": lambda a: a.update(weights=np.array(["a", "b"])),
+    "user_items with a short indptr": lambda a: a.update(
+        {"user_items.indptr": np.zeros(3, np.int32)}
+    ),
+}
+
+
+@pytest.mark.parametrize("change", list(_FOREIGN_ARRAYS), ids=list(_FOREIGN_ARRAYS))
+def test_arrays_that_do_not_fit_the_manifest_are_refused_with_a_model_error(
+    saved: Path, tmp_path: Path, change: str
+) -> None:
+    odd = _rewrite(saved, tmp_path / "odd", lambda a: _FOREIGN_ARRAYS[change](a.arrays))
+    with pytest.raises(ModelError, match=r"does not fit|cannot read"):
+        load_model(odd)
+
+
+def test_arrays_npz_that_is_not_a_zip_is_refused_with_a_model_error(
+    saved: Path, tmp_path: Path
+) -> None:
+    odd = _rewrite(saved, tmp_path / "odd", lambda a: None)
+    (odd / "arrays.npz").write_bytes(b"not a zip file")
+    manifest = json.loads((odd / "manifest.json").read_text())
+    manifest["arrays_sha256"] = file_sha256(odd / "arrays.npz")
+    manifest["sha256"] = content_sha256(manifest)
+    (odd / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match=r"arrays\.npz cannot be read as model arrays"):
+        load_model(odd)
+
+
+def test_arrays_npz_holding_pickled_objects_is_refused_with_a_model_error(
+    saved: Path, tmp_path: Path
+) -> None:
+    odd = tmp_path / "odd"
+    artifact = read_artifact(saved)
+    artifact.manifest.pop("sha256", None)
+    write_artifact(odd, Artifact(manifest=artifact.manifest, arrays=artifact.arrays))
+    arrays = dict(artifact.arrays)
+    arrays["weights"] = np.array([{"a": 1}], dtype=object)  # loading it would unpickle
+    with (odd / "arrays.npz").open("wb") as handle:
+        np.savez(handle, **arrays)
+    manifest = json.loads((odd / "manifest.json").read_text())
+    manifest["arrays_sha256"] = file_sha256(odd / "arrays.npz")
+    manifest["sha256"] = content_sha256(manifest)
+    (odd / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match=r"arrays\.npz cannot be read as model arrays"):
+        load_model(odd)
