@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from mlrec.core.errors import NotFoundError
 from mlrec.features.definitions import Entity, FeatureView
 from mlrec.features.registry import AppliedView, RegisteredView, next_version
-from mlrec.models.registry import ModelVersion, NewModelVersion, Stage, check_model_name
+from mlrec.models.registry import ModelVersion, NewModelVersion, Stage, check_new_version
 
 __all__ = ["InMemoryFeatureRegistry", "InMemoryModelRegistry"]
 
@@ -26,7 +26,7 @@ class InMemoryModelRegistry:
         self._lock = threading.Lock()
 
     def register(self, model: NewModelVersion) -> ModelVersion:
-        check_model_name(model.name)
+        check_new_version(model)
         with self._lock:
             latest = max((v for (n, v) in self._versions if n == model.name), default=0)
             version = ModelVersion(

@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Protocol
 
-from mlrec.core.errors import NotFoundError
-from mlrec.models.artifacts import ARRAYS, MANIFEST, verify_artifact
+from mlrec.core.errors import ArtifactIntegrityError, NotFoundError
+from mlrec.models.artifacts import ARRAYS, MANIFEST, sha256_problem, verify_artifact
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelVersion
 
@@ -45,6 +45,14 @@ class ArtifactStore(Protocol):
         ...
 
 
+def _check_sha256(sha256: str) -> None:
+    """Refuse a sha256 that is not one (it would name a path outside the store's
+    directory, e.g. ``../spool`` in a registry row)."""
+    problem = sha256_problem(sha256)
+    if problem is not None:
+        raise ArtifactIntegrityError(problem)
+
+
 def _install(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` atomically (a concurrent identical copy may win)."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -69,9 +77,12 @@ class LocalArtifactStore:
         return sha
 
     def has(self, sha256: str) -> bool:
+        if sha256_problem(sha256) is not None:
+            return False
         return (self.root / sha256 / MANIFEST).is_file() and (self.root / sha256 / ARRAYS).is_file()
 
     def fetch(self, sha256: str, destination: Path) -> None:
+        _check_sha256(sha256)
         if not self.has(sha256):
             raise NotFoundError(f"no artifact {sha256[:12]}… in {self.root}")
         _install(self.root / sha256, destination)
@@ -86,7 +97,12 @@ def fetch_cached(store: ArtifactStore, sha256: str, cache_dir: Path) -> Path:
 
     A cached directory missing one of the artifact's files (a crash, a disk cleanup)
     is discarded and fetched again; the content is not verified here (loading does).
+
+    Raises:
+        ArtifactIntegrityError: ``sha256`` is not a sha256 (64 lowercase hex digits):
+            nothing is touched on disk.
     """
+    _check_sha256(sha256)
     local = cache_dir / sha256
     if not _complete(local):
         if local.exists():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 import zlib
@@ -42,6 +43,7 @@ __all__ = [
     "file_sha256",
     "pack_csr",
     "read_artifact",
+    "sha256_problem",
     "unpack_csr",
     "verify_artifact",
     "write_artifact",
@@ -51,6 +53,22 @@ FORMAT_VERSION = 2
 _LEGACY_FORMAT = 1
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_problem(value: object) -> str | None:
+    """What is wrong with an artifact's content sha256 (64 lowercase hex digits), or None.
+
+    A sha256 names a directory in the models directory and the artifact cache: any
+    other text (``../spool``, an absolute path) read from a registry row would name a
+    path outside them, which fetching (and discarding a stale copy) would write or
+    delete.
+    """
+    if isinstance(value, str) and _SHA256.fullmatch(value) is not None:
+        return None
+    shown = repr(value[:80]) + "…" if isinstance(value, str) and len(value) > 80 else repr(value)
+    return f"bad artifact sha256 {shown}: expected 64 lowercase hexadecimal digits"
 
 
 @dataclass

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from mlrec.core.errors import NotFoundError, ValidationError
+from mlrec.models.artifacts import sha256_problem
 
 __all__ = [
     "MAX_MODEL_VERSION",
@@ -31,6 +32,7 @@ __all__ = [
     "NewModelVersion",
     "Stage",
     "check_model_name",
+    "check_new_version",
     "model_name_problem",
     "parse_model_ref",
 ]
@@ -67,6 +69,19 @@ def check_model_name(name: str) -> None:
     calls it before training, so a bad name never reaches storage.
     """
     problem = model_name_problem(name)
+    if problem is not None:
+        raise ValidationError(problem)
+
+
+def check_new_version(model: NewModelVersion) -> None:
+    """Raise :class:`ValidationError` if ``model`` cannot be registered: a name that
+    breaks :data:`MODEL_NAME_RULE`, or an ``artifact_sha256`` that is not a sha256
+    (64 lowercase hex digits; serving replicas use it as a directory name).
+
+    Every :class:`ModelRegistry` implementation calls it in ``register``.
+    """
+    check_model_name(model.name)
+    problem = sha256_problem(model.artifact_sha256)
     if problem is not None:
         raise ValidationError(problem)
 
@@ -154,8 +169,8 @@ class ModelRegistry(Protocol):
         """Record a new version (``max(version)+1`` for its name) in ``staging``.
 
         Raises:
-            ValidationError: the name breaks :data:`MODEL_NAME_RULE`
-                (see :func:`check_model_name`).
+            ValidationError: the name breaks :data:`MODEL_NAME_RULE`, or the
+                artifact sha256 is not one (see :func:`check_new_version`).
         """
         ...
 

@@ -19,7 +19,7 @@ from mlrec.models.registry import (
     ModelVersion,
     NewModelVersion,
     Stage,
-    check_model_name,
+    check_new_version,
 )
 
 __all__ = ["SqlModelRegistry"]
@@ -60,7 +60,7 @@ class SqlModelRegistry:
         )
 
     def register(self, model: NewModelVersion) -> ModelVersion:
-        check_model_name(model.name)
+        check_new_version(model)
         # Two trainers may register the same name at once: PostgreSQL serializes them
         # with an advisory lock, SQLite with its write lock (BEGIN IMMEDIATE, taken
         # before the read of the latest number); elsewhere the unique constraint

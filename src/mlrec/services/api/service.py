@@ -11,6 +11,7 @@ import itertools
 import os
 import time
 import uuid
+import weakref
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ _PERSONAL = {False: ANSWERS.labels("personal", "false"), True: ANSWERS.labels("p
 _POPULAR = {False: ANSWERS.labels("popular", "false"), True: ANSWERS.labels("popular", "true")}
 
 Filter = tuple[str, set[str]]
+_MAX_CACHED_FILTER_VALUES = 256
+"""Largest filter (distinct names or ids) whose item mask is cached for later requests."""
 _NO_SCORE = float("-inf")
 
 _request_ids: tuple[str, Iterator[int]] | None = None
@@ -135,6 +138,11 @@ class RecommendationService:
         self._masks: tuple[
             ServedModel | None, dict[tuple[str, frozenset[str]], npt.NDArray[np.bool_]]
         ] = (None, {})
+        # the mask of the last filter too large to cache, while its request holds it
+        # (a batch request shares one parsed filter among its users)
+        self._large_mask: (
+            tuple[ServedModel, weakref.ref[set[str]], npt.NDArray[np.bool_]] | None
+        ) = None
 
     async def close(self) -> None:
         """Stop the batchers' worker tasks."""
@@ -198,20 +206,36 @@ class RecommendationService:
             # can reuse once this one is freed); each request keeps the pair it took
             masks = {}
             self._masks = (served, masks)
+        if len(values) > _MAX_CACHED_FILTER_VALUES:
+            # not cached: a key holds the filter's values, and a request may name
+            # hundreds of thousands (its body's size), which 257 cached keys would
+            # keep in memory for good; only the users of one request share its mask
+            large = self._large_mask
+            if large is not None and large[0] is served and large[1]() is values:
+                return large[2]
+            computed = self._mask(served, kind, values)
+            self._large_mask = (served, weakref.ref(values), computed)
+            return computed
         key = (kind, frozenset(values))
         mask = masks.get(key)
         if mask is None:
-            model = served.model
-            mask = np.zeros(model.n_items, dtype=bool)
-            for index, item_id in enumerate(model.items.ids()):
-                if kind == "items":
-                    mask[index] = item_id in values
-                else:
-                    info = model.item_info.get(item_id)
-                    mask[index] = info is not None and bool(values & set(info.categories))
+            mask = self._mask(served, kind, values)
             if len(masks) > 256:
                 masks.clear()
             masks[key] = mask
+        return mask
+
+    @staticmethod
+    def _mask(served: ServedModel, kind: str, values: set[str]) -> npt.NDArray[np.bool_]:
+        """Which items of the served model pass the filter ``kind:values``."""
+        model = served.model
+        mask = np.zeros(model.n_items, dtype=bool)
+        for index, item_id in enumerate(model.items.ids()):
+            if kind == "items":
+                mask[index] = item_id in values
+            else:
+                info = model.item_info.get(item_id)
+                mask[index] = info is not None and bool(values & set(info.categories))
         return mask
 
     @staticmethod
@@ -378,7 +402,7 @@ class RecommendationService:
         user_id: str | None,
         k: int,
         exclude_seen: bool = True,
-        item_filter: str | None = None,
+        item_filter: str | Filter | None = None,
         recent_item_ids: Sequence[str] = (),
         live: Sequence[str] | None = None,
         live_reason: str | None = None,
@@ -394,8 +418,10 @@ class RecommendationService:
             recent_item_ids: items the caller says the user just interacted with.
             live: the user's live history if the caller already read it; None reads it.
             live_reason: why ``live`` is empty, if the read failed.
+            item_filter: the filter's text, or parsed by :func:`parse_filter` (once for
+                the users of a batch: a filter may be as large as a request body).
         """
-        parsed = parse_filter(item_filter)
+        parsed = item_filter if isinstance(item_filter, tuple) else parse_filter(item_filter)
         if live is None and user_id and not recent_item_ids:
             # the common case: history read and scoring batched with concurrent users
             outcome = await self.user_batcher.submit(_UserRequest(user_id, k, exclude_seen, parsed))

@@ -29,6 +29,7 @@ from mlrec.services.api.schemas import (
     RecommendationsPublic,
     error_responses,
 )
+from mlrec.services.api.service import parse_filter
 from mlrec.services.api.state import ApiState
 
 router = APIRouter(
@@ -226,13 +227,14 @@ async def recommend_batch(
         )
         return [answer.public()]
     histories, reason = await run_in_threadpool(service.live_history, body.user_ids)
+    parsed = parse_filter(body.filter)  # once: it may be as large as the body
     answers = await asyncio.gather(
         *(
             service.recommend(
                 user_id,
                 body.k,
                 body.exclude_seen,
-                body.filter,
+                parsed,
                 body.recent_item_ids,
                 live=live,
                 live_reason=reason,
