@@ -796,6 +796,14 @@ def ensure_topics(
         if grow:
             for future in admin.create_partitions(grow, operation_timeout=timeout_s).values():
                 future.result(timeout=timeout_s)
+            for grown in grow:
+                log.warning(
+                    "Kafka topic %s had %d partitions: grown to %d (new records of a key "
+                    "may go to another partition than its earlier ones)",
+                    grown.topic,
+                    len(metadata.topics[grown.topic].partitions),
+                    grown.new_total_count,
+                )
         _await_leaders(admin, topics, deadline=time.monotonic() + timeout_s)
     except KafkaException as exc:
         raise BackendUnavailableError(

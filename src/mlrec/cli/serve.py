@@ -7,19 +7,26 @@ import logging
 import os
 import signal
 import socket
+import sys
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from mlrec.cli.common import console, describe_os_error, fail, settings
+from mlrec.cli.common import console, describe_os_error, err_console, fail, settings
 from mlrec.core.urls import redact_url
 
 if TYPE_CHECKING:
     from mlrec.services.api.config import ApiSettings
 
 serve_app = typer.Typer(help="Run mlrec services.")
+
+log = logging.getLogger(__name__)
 
 PortOption = Annotated[
     int | None,
@@ -127,6 +134,115 @@ def serve_api(
         )
 
 
+SHUTDOWN_TIMEOUT_S = 10.0
+"""Default of ``serve stream --shutdown-timeout``."""
+
+
+class GracefulShutdown:
+    """SIGTERM and SIGINT handling of ``serve stream``: stop cleanly, within a deadline.
+
+    The service runs in a worker thread while the main thread waits in :meth:`wait`,
+    so a signal is handled at once even while the worker is blocked in a client
+    library (a Kafka commit waits for as long as the broker is down, and Python runs
+    a handler only when the main thread returns to the interpreter).
+
+    The first signal asks ``stop`` (the processor finishes, applies and commits the
+    batch in flight, then leaves its group) and starts a deadline of ``timeout_s``;
+    :meth:`wait` returns False when the worker is still running then. A second signal
+    ends the process at once (the default disposition is restored and the signal
+    raised again).
+
+    SIGINT is handled like SIGTERM, not as ``KeyboardInterrupt``: an interrupt raised
+    anywhere in the loop left the batch in flight applied but uncommitted (delivered
+    again at the next start), and a process started with SIGINT ignored (in the
+    background of a script) did not stop on Ctrl-C at all.
+
+    Args:
+        stop: asks the service to return after the current batch.
+        timeout_s: seconds the service may take to stop after the first signal.
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(
+        self,
+        stop: Callable[[], None],
+        timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stop = stop
+        self.timeout_s = timeout_s
+        self._clock = clock
+        self._previous: dict[signal.Signals, Any] = {}
+        self.deadline: float | None = None
+        """When the service must have stopped; None until a signal came."""
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT (call from the main thread) until :meth:`done`."""
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self.handle)
+
+    def handle(self, signum: int, _frame: FrameType | None = None) -> None:
+        """The signal handler."""
+        name = signal.Signals(signum).name
+        if self.deadline is not None:
+            log.warning("%s again: exiting at once", name)
+            for other in self.SIGNALS:
+                signal.signal(other, signal.SIG_DFL)
+            signal.raise_signal(signum)
+            return
+        self.deadline = self._clock() + self.timeout_s
+        log.info(
+            "%s: stopping once the batch in flight is applied and committed "
+            "(at most %g s; %s again to exit at once)",
+            name,
+            self.timeout_s,
+            name,
+        )
+        self.stop()
+
+    def wait(self, worker: threading.Thread, poll_s: float = 0.2) -> bool:
+        """Wait for ``worker`` to end; False if it still runs past the deadline."""
+        while worker.is_alive():
+            worker.join(poll_s)  # signals are handled while the main thread waits here
+            if self.deadline is not None and self._clock() >= self.deadline:
+                return not worker.is_alive()
+        return True
+
+    def done(self) -> None:
+        """Restore the handlers there were before :meth:`install`."""
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+
+def _check_metrics_port(port: int) -> None:
+    """End ``serve stream`` at once if ``/metrics`` could not be served on ``port``
+    (all interfaces, as ``prometheus_client.start_http_server`` binds): checked before
+    connecting to Kafka, which may take its whole timeout to be found unreachable."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as exc:
+            fail(f"cannot serve metrics on port {port} (--metrics-port): {exc.strerror or exc}")
+
+
+def _stop_timed_out(timeout_s: float) -> NoReturn:
+    """``serve stream``'s shutdown deadline passed: say so and end the process (status 1)."""
+    err_console.print(
+        f"[bold red]error:[/] the stream processor did not stop within {timeout_s:g} s "
+        "(--shutdown-timeout; is Kafka or the feature store unreachable?): exiting without "
+        "committing the batch in flight; its records are delivered again at the next "
+        "start and skipped by event id",
+        soft_wrap=True,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
+
+
 @serve_app.command("stream")
 def serve_stream(
     group: Annotated[str, typer.Option(help="Consumer group id.")] = "mlrec-stream",
@@ -137,31 +253,55 @@ def serve_stream(
         int | None,
         typer.Option(
             min=1,
-            help="Partitions of mlrec.interactions when it is created "
-            "(default MLREC_KAFKA_PARTITIONS, 6).",
+            help="Partitions of mlrec.interactions when it is created, or grown to if it "
+            "has fewer (default MLREC_KAFKA_PARTITIONS, 6).",
         ),
     ] = None,
     max_batch: Annotated[
         int,
-        typer.Option(min=1, help="Most records per poll (a backlog is read in batches this big)."),
+        typer.Option(
+            min=1,
+            help="Most records per poll (a backlog is read in batches this big); at most "
+            "half the feature store's dedup window (5000).",
+        ),
     ] = 5000,
+    shutdown_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds SIGTERM/SIGINT wait for the batch in flight to be applied and "
+            "committed; past them the process exits anyway (status 1; the batch is "
+            "delivered again at the next start and skipped by event id).",
+        ),
+    ] = SHUTDOWN_TIMEOUT_S,
 ) -> None:
     """The stream processor: consume mlrec.interactions, update real-time features.
 
     Run one per partition at most to scale out; they share the consumer group.
+    SIGTERM or SIGINT stops it after the batch in flight is applied and committed.
     """
     from prometheus_client import start_http_server
 
     from mlrec.backends.factory import open_event_log, open_online_store
+    from mlrec.core.errors import BackendUnavailableError
     from mlrec.events.log import INTERACTIONS_TOPIC
-    from mlrec.events.processor import StreamProcessor
-    from mlrec.features.realtime import RealtimeFeatures
+    from mlrec.events.processor import StreamProcessor, max_redelivery
+    from mlrec.features.realtime import RealtimeConfig, RealtimeFeatures
     from mlrec.services.stream import realtime_sink
 
     if not group.strip():
         fail("--group must name a consumer group, e.g. mlrec-stream")
+    # Checked before connecting to anything (Kafka may take 30 s to be found absent).
+    window = RealtimeConfig().dedup_window
+    if max_redelivery(max_batch) > window:
+        fail(
+            f"--max-batch {max_batch} is too large: a redelivery re-sends up to two batches, "
+            f"and the feature store recognises only each user's latest {window} event ids; "
+            f"use at most {window // 2}"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     config = settings()
+    _check_metrics_port(metrics_port)
     online = open_online_store(config.resolved_online_store_url)
     if not online.ping():  # the processor's one job is writing there: fail now, named
         online.close()
@@ -173,12 +313,18 @@ def serve_stream(
         config.data_dir / "events.db",
         config.kafka_partitions if partitions is None else partitions,
     )
-    event_log.ensure_topics()
+    try:
+        event_log.ensure_topics()
+    except BackendUnavailableError as exc:
+        online.close()
+        setting = " (MLREC_KAFKA_BOOTSTRAP_SERVERS)" if event_log.is_kafka else ""
+        fail(f"{exc}{setting}")
 
+    dead_letters = event_log.producer("mlrec-dlq")
     processor = StreamProcessor(
         event_log.consumer(group, [INTERACTIONS_TOPIC]),
         realtime_sink(realtime),
-        event_log.producer("mlrec-dlq"),
+        dead_letters,
         max_batch=max_batch,
         pipeline=True,
     )
@@ -191,17 +337,29 @@ def serve_stream(
     # Everything allocated so far lives for the whole process: keep the collector from
     # rescanning it on every generation-2 pass (doubles throughput on big batches).
     gc.freeze()
-    signal.signal(signal.SIGTERM, lambda *_: processor.stop())
+    shutdown = GracefulShutdown(processor.stop, shutdown_timeout)
+    shutdown.install()
     where = config.kafka_bootstrap_servers or f"embedded log {config.data_dir / 'events.db'}"
     console.print(f"stream processor: group {group} on {where}; metrics on :{metrics_port}")
+
+    def process() -> None:
+        # the consumer is used by this thread only, from the first poll to its close
+        try:
+            processor.run()
+        finally:
+            processor.consumer.close()
+            dead_letters.close()
+            online.close()
+
+    worker = threading.Thread(target=process, name="stream-processor", daemon=True)
+    worker.start()
     try:
-        processor.run()
-    except KeyboardInterrupt:
-        processor.stop()
+        stopped = shutdown.wait(worker)
     finally:
-        processor.consumer.close()
-        online.close()
-        console.print(
-            f"applied {processor.stats.applied}, duplicates {processor.stats.duplicates}, "
-            f"dead letters {processor.stats.dead_letters}"
-        )
+        shutdown.done()
+    if not stopped:
+        _stop_timed_out(shutdown_timeout)
+    console.print(
+        f"applied {processor.stats.applied}, duplicates {processor.stats.duplicates}, "
+        f"dead letters {processor.stats.dead_letters}"
+    )

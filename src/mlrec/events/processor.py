@@ -82,6 +82,9 @@ BATCH_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 
+OUTCOMES = ("applied", "duplicate", "dead_letter")
+"""The ``outcome`` label values of ``mlrec_stream_events_total``."""
+
 Sink = Callable[[Sequence[InteractionEvent]], int]
 """Applies events (idempotently by event_id) and returns how many were new."""
 
@@ -237,6 +240,8 @@ class StreamProcessor:
             ThreadPoolExecutor(1, thread_name_prefix="stream-apply") if pipeline else None
         )
         self._in_flight: _Batch | None = None
+        for outcome in OUTCOMES:  # every series exists (at 0) before the first batch
+            EVENTS.labels(outcome)
 
     def run_once(self) -> int:
         """Poll one batch, apply it, commit; returns the number of records handled.
@@ -324,10 +329,23 @@ class StreamProcessor:
         last commit, so the batch is redelivered rather than skipped. Until a rewind
         succeeded (it is retried every ``retry_delay``), nothing more is polled: the
         consumer's position is past the failed batch and the one polled behind it.
-        The lag gauge is updated between polls (see :attr:`lag_interval`).
+        The lag gauge is updated between polls (see :attr:`lag_interval`). Each failed
+        attempt logs a line; once a batch is applied and committed again, one line
+        says the processor recovered and after how long.
         """
         rewind_needed = False
+        failures = 0
+        failing_since = 0.0
+        batches_before = 0
         while not self._stop.is_set():
+            if failures and self.stats.batches > batches_before:
+                log.info(
+                    "stream processor recovered: batches are applied and committed again "
+                    "(after %d failed attempts over %.1f s)",
+                    failures,
+                    time.monotonic() - failing_since,
+                )
+                failures = 0
             if rewind_needed:
                 try:
                     self.consumer.rewind()
@@ -344,6 +362,10 @@ class StreamProcessor:
                 self.run_once()
             except Exception as exc:
                 _log_failure(exc, "stream processor batch failed; retrying in %.1f s", retry_delay)
+                if not failures:
+                    failing_since = time.monotonic()
+                failures += 1
+                batches_before = self.stats.batches
                 self._drop_in_flight()
                 rewind_needed = True
                 self._stop.wait(retry_delay)
