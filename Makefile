@@ -10,6 +10,9 @@ UV_VERSION := 0.13.9
 install: $(VENV)/.installed ## Create .venv with mlrec and everything its services and tests need.
 
 $(VENV)/.installed: pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "make install: $(PYTHON) not found; install Python 3.11+ (Debian: apt-get install python3 python3-venv)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make install: needs Python 3.11+, $(PYTHON) is $$($(PYTHON) -V 2>&1)" >&2; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv; ensurepip.version()' >/dev/null 2>&1 || { echo "make install: $(PYTHON) cannot create a virtualenv (no ensurepip); on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock

@@ -64,8 +64,13 @@ trap 'exit 143' TERM
 
 if ((${#needed[@]})); then
   # Remember which ones are not running yet: only those are ours to stop.
+  # ("stopped" only: one that runs but is not answering yet, e.g. started a
+  # moment ago by someone else, is theirs; `up` waits for it.)
   for service in "${needed[@]}"; do
-    "$SERVICES_SH" status "$service" >/dev/null || started+=("$service")
+    state="$("$SERVICES_SH" status "$service" 2>/dev/null || true)"
+    if [[ $state =~ ^$service\ +stopped$ ]]; then
+      started+=("$service")
+    fi
   done
   env_lines="$("$SERVICES_SH" up "${needed[@]}")"
   while IFS='=' read -r key value; do
