@@ -393,7 +393,9 @@ class KafkaConsumer:
         topics: topics to subscribe to.
         auto_offset_reset: where a group without a committed offset starts,
             ``"earliest"`` or ``"latest"``.
-        timeout_s: bound on broker round trips of :meth:`commit`, :meth:`rewind`, :meth:`lag`.
+        timeout_s: bound on broker round trips of :meth:`rewind` and :meth:`lag`.
+            (:meth:`commit` is synchronous and waits for as long as no group
+            coordinator answers: ``mlrec serve stream`` bounds its shutdown itself.)
         stats_interval_s: how often librdkafka reports the partitions' offsets, which
             :meth:`cached_lag` reads (0 disables them, and ``cached_lag`` knows nothing).
         config: extra librdkafka settings (they win over the arguments).
