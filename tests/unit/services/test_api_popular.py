@@ -225,3 +225,58 @@ def test_no_model_answers_live_popular_items_degraded(harness: Harness) -> None:
         assert len(body["degraded_reasons"]) == 1
         assert "no production version" in body["degraded_reasons"][0]
     state.close()
+
+
+def test_popular_breaks_training_count_ties_by_item_id_at_every_k(
+    service: RecommendationService,
+) -> None:
+    # the k-th place often falls inside a run of equal training counts: the items
+    # kept must be the first by id, so each answer is a prefix of the longer ones
+    served = _served(service)
+    ranked = _by_training(served)
+    counts = dict(zip(served.item_ids, served.popularity.tolist(), strict=True))
+    tied = [k for k in range(1, len(ranked)) if counts[ranked[k - 1]] == counts[ranked[k]]]
+    assert tied, "the training data has no tied counts to test with"
+    for k in tied:
+        assert [i.item_id for i in service.popular(k).items] == ranked[:k], k
+
+
+def test_popular_ties_by_item_id_under_a_filter_and_exclusions(
+    service: RecommendationService,
+) -> None:
+    served = _served(service)
+    ranked = _by_training(served)
+    excluded = set(ranked[:3:2])
+    allowed = set(ranked[: len(ranked) // 2]) - {ranked[1]}
+    expected = [i for i in ranked if i in allowed and i not in excluded]
+    for k in range(1, len(expected) + 1):
+        answer = service.popular(k, ("items", allowed), exclude=excluded)
+        assert [i.item_id for i in answer.items] == expected[:k], k
+
+
+def test_an_items_filter_keeps_the_live_items_it_names_that_the_model_does_not_know(
+    service: RecommendationService,
+) -> None:
+    # items:<id> names items outright: a live item launched after training passes it
+    served = _served(service)
+    known = _by_training(served)[0]
+    _record(service, "launched-today", 5, _clock(service).now())
+    answer = service.popular(2, ("items", {"launched-today", known}))
+    assert {i.item_id for i in answer.items} == {"launched-today", known}
+    assert service.popular(2, ("items", {"launched-today"}), exclude={"launched-today"}).items == []
+    genre = next(iter(served.model.item_info.values())).categories[0]
+    by_genre = service.popular(50, ("category", {genre}))
+    assert "launched-today" not in {i.item_id for i in by_genre.items}
+
+
+def test_without_a_model_an_items_filter_ranks_the_live_items_it_names(
+    service: RecommendationService,
+) -> None:
+    now = _clock(service).now()
+    _record(service, "hit", 3, now)
+    _record(service, "other", 5, now)
+    service.models.current = None
+    answer = service.popular(5, ("items", {"hit", "absent"}))
+    assert [i.item_id for i in answer.items] == ["hit"]
+    assert answer.reasons  # no model: degraded
+    assert service.popular(5, ("category", {"Comedy"})).items == []

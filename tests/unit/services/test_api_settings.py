@@ -33,3 +33,14 @@ def test_event_retention_hours_must_be_finite_at_least_an_hour_and_bounded(
     monkeypatch.setenv("MLREC_EVENT_RETENTION_HOURS", value)
     with pytest.raises(ConfigurationError, match="MLREC_EVENT_RETENTION_HOURS: "):
         load_settings(ApiSettings)
+
+
+def test_a_history_limit_beyond_what_the_feature_store_keeps_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the stores keep a user's 50 most recent items: 60 would read no more than 50
+    monkeypatch.setenv("MLREC_HISTORY_LIMIT", "60")
+    with pytest.raises(ConfigurationError, match="MLREC_HISTORY_LIMIT: "):
+        load_settings(ApiSettings)
+    monkeypatch.setenv("MLREC_HISTORY_LIMIT", "50")
+    assert load_settings(ApiSettings).history_limit == 50

@@ -8,8 +8,11 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from mlrec.core.settings import CommonSettings, load_settings
+from mlrec.features.realtime import RealtimeConfig
 
 __all__ = ["ApiSettings", "get_settings"]
+
+_KEPT_PER_USER = RealtimeConfig().recent_items
 
 
 class ApiSettings(CommonSettings):
@@ -37,8 +40,10 @@ class ApiSettings(CommonSettings):
     score_cache_mb: int = Field(default=256, ge=0, le=1_000_000)
     """Memory for known users' training-history scores (additive models such as EASE
     then score only a request's live items); 0 disables the cache."""
-    history_limit: int = Field(default=50, ge=1, le=1000)
-    """How many recent interactions personalise a request."""
+    history_limit: int = Field(default=50, ge=1, le=_KEPT_PER_USER)
+    """How many recent interactions personalise a request: at most the number the
+    feature store keeps per user (``RealtimeConfig.recent_items``, 50), so a larger
+    value, which would read no more, is refused by name."""
     max_k: int = Field(default=100, ge=1, le=1000)
     admin_token: str | None = None
     """Bearer token required by admin endpoints (feature writes); unset = admin disabled."""

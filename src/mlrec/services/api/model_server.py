@@ -54,6 +54,8 @@ class ServedModel:
     """External id of each item index."""
     titles: list[str | None]
     """Title of each item index, if known."""
+    popular_order: npt.NDArray[np.int64]
+    """Item indices by training popularity: the larger count first, ties by item id."""
     user_scores: UserScoreCache | None = None
     """Known users' training-history scores, when the model's scores are additive."""
 
@@ -69,7 +71,15 @@ class ServedModel:
         item_ids = list(model.items.ids())
         info = model.item_info
         titles = [info[i].title if i in info else None for i in item_ids]
-        return cls(model, version, counts, item_ids, titles, cache)
+        return cls(model, version, counts, item_ids, titles, popular_order(counts, item_ids), cache)
+
+
+def popular_order(counts: npt.NDArray[np.float32], item_ids: list[str]) -> npt.NDArray[np.int64]:
+    """Item indices by ``counts``, largest first, equal counts by item id (ascending)."""
+    by_id = np.empty(len(item_ids), dtype=np.int64)
+    by_id[sorted(range(len(item_ids)), key=item_ids.__getitem__)] = np.arange(len(item_ids))
+    order: npt.NDArray[np.int64] = np.lexsort((by_id, -counts.astype(np.float64)))
+    return order.astype(np.int64, copy=False)
 
 
 class ModelServer:

@@ -22,7 +22,6 @@ from prometheus_client import Counter
 
 from mlrec.core.errors import BackendError, NotFoundError, ValidationError
 from mlrec.features.realtime import RealtimeConfig, RealtimeFeatures
-from mlrec.models.base import top_k
 from mlrec.services.api.answers import ItemScore, Recommendations, items_public
 from mlrec.services.api.batching import MicroBatcher, ScoringBatcher
 from mlrec.services.api.breaker import CircuitBreaker
@@ -310,9 +309,10 @@ class RecommendationService:
         Cheap enough for traffic: at most ``max(4k, 100)`` live items are read (the
         others count as 0 live) and the training side is one top-k over the item
         vector. Items failing ``parsed`` or listed in ``exclude`` are left out.
-        Without a model, only live items are ranked (none under a filter, which needs
-        the model's catalogue) and the answer is degraded; so is an answer without
-        live popularity while the feature store is unavailable.
+        An ``items`` filter passes the live items it names even if the model does not
+        know them. Without a model, only live items are ranked (none under a category
+        filter, which needs the model's catalogue) and the answer is degraded; so is an
+        answer without live popularity while the feature store is unavailable.
         """
         return self._popular(self.models.current, k, parsed, exclude)
 
@@ -363,30 +363,40 @@ class RecommendationService:
             weight = self._training_weight(served)
             allowed = self._allowed(served, parsed)
             lookup = model.items.get
+            named = parsed[1] if parsed is not None and parsed[0] == "items" else None
             for item_id, score in live:
                 if item_id in exclude:
                     continue
                 index = lookup(item_id)
-                if allowed is not None and (index is None or not allowed[index]):
+                if named is not None:
+                    # items:<id> names items outright, known to the model or not
+                    if item_id not in named:
+                        continue
+                elif allowed is not None and (index is None or not allowed[index]):
                     continue
                 count = float(counts[index]) if index is not None else 0.0
                 candidates[item_id] = (score + count * weight, count, index)
             # The best training counts complete the candidates: any other item has no
-            # live score read and a count no larger, so it cannot rank above them.
-            scores = counts[None, :].copy()
+            # live score read and a count no larger (if equal, an id after theirs, as
+            # popular_order breaks ties), so it cannot rank above them.
+            order = served.popular_order
             if allowed is not None:
-                scores[0, ~allowed] = -np.inf
-            for index in (lookup(item_id) for item_id in exclude):
-                if index is not None:
-                    scores[0, index] = -np.inf
-            indices, best = top_k(scores, k)
+                order = order[allowed[order]]
+            excluded = np.fromiter(
+                (i for i in map(lookup, exclude) if i is not None), dtype=np.int64
+            )
+            head = order[: k + len(excluded)]
+            if len(excluded):
+                head = head[~np.isin(head, excluded)]
             ids = served.item_ids
-            for index, count in zip(indices[0].tolist(), best[0].tolist(), strict=True):
-                if count > _NO_SCORE and ids[index] not in candidates:
+            for index in head[:k].tolist():
+                if ids[index] not in candidates:
+                    count = float(counts[index])
                     candidates[ids[index]] = (count * weight, count, index)
-        elif parsed is None:
+        elif parsed is None or parsed[0] == "items":
+            # a category needs the model's catalogue; items:<id> names items outright
             for item_id, score in live:
-                if item_id not in exclude:
+                if item_id not in exclude and (parsed is None or item_id in parsed[1]):
                     candidates[item_id] = (score, 0.0, None)
         ranked = sorted(candidates.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
         titles = served.titles if served is not None else None
