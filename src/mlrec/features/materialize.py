@@ -192,11 +192,16 @@ class FileSource:
                 import pyarrow.parquet as pq
             except ImportError:
                 raise DataError("reading Parquet needs pyarrow: pip install pyarrow") from None
-            try:
-                table = pq.read_table(self.path)
-            except pyarrow.ArrowException as exc:
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise DataError(f"{self.path}: not a readable Parquet file ({reason})") from None
+            # opened here: pyarrow's own "file not found" names the path but not the
+            # reason, where Python's OSError says both, as for a CSV
+            with self.path.open("rb") as handle:
+                try:
+                    table = pq.read_table(handle)
+                except pyarrow.ArrowException as exc:
+                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise DataError(
+                        f"{self.path}: not a readable Parquet file ({reason})"
+                    ) from None
             for index, record in enumerate(table.to_pylist(), start=2):
                 yield index, record
             return

@@ -232,3 +232,15 @@ def test_materialize_names_the_view_features_when_the_source_has_none_of_them() 
 
     with pytest.raises(ValidationError, match=r"none of the 2 rows read has a value for .*age"):
         materialize(store, "user_profile", InteractionAggregates(interactions(), "user"))
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_a_missing_source_file_says_so_whatever_its_format(tmp_path: Path, suffix: str) -> None:
+    # pyarrow's own error named only the path: `mlrec features materialize` printed
+    # "error: items.parquet", where a missing CSV said "No such file or directory"
+    view = FeatureView("item_stats", "item", (Feature("ctr", ValueType.FLOAT),), ttl_seconds=60)
+    missing = tmp_path / f"items{suffix}"
+    with pytest.raises(FileNotFoundError) as raised:
+        list(FileSource(missing, view).rows(None, 10))
+    assert raised.value.strerror == "No such file or directory"
+    assert raised.value.filename == str(missing)
