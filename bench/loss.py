@@ -4,7 +4,7 @@ One thread produces N events (unique event ids) in batches through
 :class:`~mlrec.backends.spool.DurableProducer` wrapping
 :class:`~mlrec.backends.kafka.KafkaProducer`, counting an event as *accepted* when
 ``produce`` returned (what the API answers 202 for). Another thread restarts the
-real broker once, mid-way: SIGTERM to the pid in ``$MLREC_SERVICES_DIR/kafka/kafka.pid``,
+real broker once, mid-way: ``scripts/services.sh down kafka`` (SIGTERM),
 wait for it to exit, then ``scripts/services.sh up kafka`` (same command line, same
 data directory). Meanwhile one :class:`~mlrec.events.processor.StreamProcessor`
 applies the topic to real-time features (Redis, or the in-memory store) and keeps
@@ -19,8 +19,6 @@ The last line is the summary: ``loss: accepted=<n> applied=<n>``.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,35 +39,28 @@ from mlrec.events import DLQ_TOPIC
 from mlrec.events.processor import StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
 
-SERVICES_DIR = Path(os.environ.get("MLREC_SERVICES_DIR", "/tmp/mlrec-services"))
-
 
 def restart_broker(console: Console) -> float:
-    """Stop the broker (SIGTERM, as ``services.sh down`` does) and start it again.
+    """Stop the broker (``services.sh down kafka``: SIGTERM, and only a broker of this
+    ``MLREC_SERVICES_DIR``) and start it again.
 
     Returns the seconds the broker was unavailable.
     """
-    pid = int((SERVICES_DIR / "kafka" / "kafka.pid").read_text().split()[0])
+
+    def services(command: str) -> None:
+        subprocess.run(
+            [str(ROOT / "scripts" / "services.sh"), command, "kafka"],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     started = time.monotonic()
-    console.print(f"[bold]restart: stopping the broker (pid {pid})")
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(pid, signal.SIGKILL)
+    console.print("[bold]restart: stopping the broker")
+    services("down")
     console.print(f"restart: broker down after {time.monotonic() - started:.1f} s; starting it")
-    subprocess.run(
-        [str(ROOT / "scripts" / "services.sh"), "up", "kafka"],
-        check=True,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    services("up")
     down = time.monotonic() - started
     console.print(f"[bold]restart: broker back after {down:.1f} s")
     return down
