@@ -102,9 +102,9 @@ def open_online_store(
     Args:
         url: where the features live.
         clock: time source for TTLs (tests).
-        redis_timeout_s: Redis only: the longest a call waits for the server (socket,
-            connect and pool timeouts) before failing as unavailable; the store's
-            default when None.
+        redis_timeout_s: Redis only: the timeout of each wait for the server (a
+            pooled connection, connecting, each reply) before a call fails as
+            unavailable; the store's default when None.
     """
     if url.startswith("memory://"):
         from mlrec.backends.memory_features import InMemoryOnlineStore
@@ -136,7 +136,9 @@ class EventLog:
         kafka_bootstrap: ``host:port`` of the Kafka brokers, or None for the
             embedded SQLite log (``embedded_path``).
         embedded_path: the SQLite file of the embedded log.
-        partitions: partition count of the topics :meth:`ensure_topics` creates.
+        partitions: partition count of ``mlrec.interactions`` when
+            :meth:`ensure_topics` creates it (the DLQ and promotion topics get 1) and,
+            on the embedded log, of any topic first written without it.
     """
 
     def __init__(self, kafka_bootstrap: str | None, embedded_path: Path, partitions: int = 6):
@@ -222,7 +224,7 @@ def open_event_log(
 
     Example::
 
-        log = open_event_log(settings.kafka_bootstrap, Path("var/events.db"))
+        log = open_event_log(settings.kafka_bootstrap_servers, Path("var/events.db"))
         log.ensure_topics()
         log.producer().produce(INTERACTIONS_TOPIC, [(key, value)])
     """

@@ -2,10 +2,11 @@
 
 * :class:`KafkaProducer`: idempotent producer, ``acks=all``; :meth:`~KafkaProducer.produce`
   returns only after the broker acknowledged every record of the call, otherwise it
-  raises (within ``delivery_timeout_s``), so a caller never reports an event accepted
-  that Kafka did not store: :class:`~mlrec.core.errors.BackendUnavailableError` when
-  Kafka may take the records later (unreachable, timed out), and otherwise an error
-  that retrying cannot fix, :class:`~mlrec.core.errors.ValidationError` for records
+  raises (within ``delivery_timeout_s`` plus a second of grace), so a caller never
+  reports an event accepted that Kafka did not store:
+  :class:`~mlrec.core.errors.BackendUnavailableError` when Kafka may take the
+  records later (unreachable, timed out), and otherwise an error that retrying
+  cannot fix, :class:`~mlrec.core.errors.ValidationError` for records
   refused for what they are (too large, malformed) and
   :class:`~mlrec.core.errors.BackendError` for a topic refused to us (authorization,
   invalid topic or producer settings); a spool must not hold those for a retry.
@@ -102,9 +103,6 @@ class RepeatFilter(logging.Filter):
 rdkafka_log = logging.getLogger(f"{__name__}.librdkafka")
 rdkafka_log.addFilter(RepeatFilter())
 
-# librdkafka answers a negative offset for "no offset" (OFFSET_INVALID, -1001).
-_NO_OFFSET = 0
-
 # Refusals no retry changes. A record refused for what it is (too large for the
 # broker or the topic, malformed) is refused again every time: the caller must drop
 # or divert it, not queue everything else behind it.
@@ -182,8 +180,9 @@ class KafkaProducer:
         client_id: shows up in broker logs and metrics.
         acks: ``"all"`` (the default) waits for every in-sync replica.
         enable_idempotence: broker-side dedup of producer retries, in-order delivery.
-        delivery_timeout_s: how long a call may wait for acknowledgements before it
-            raises :class:`BackendUnavailableError` (librdkafka ``message.timeout.ms``).
+        delivery_timeout_s: librdkafka's ``message.timeout.ms``; a call waits for
+            acknowledgements (or room in the local queue) at most this long plus one
+            second before it raises :class:`BackendUnavailableError`.
         linger_ms: how long librdkafka waits to fill a batch; a call flushes anyway.
         config: extra librdkafka settings (they win over the arguments).
 
@@ -516,7 +515,8 @@ class KafkaConsumer:
                 self._pending.pop(partition, None)
 
     def rewind(self) -> None:
-        """Seek every assigned partition back to its committed offset (or its start).
+        """Seek every assigned partition back to its committed offset (where the group
+        committed nothing: its start, or its end with ``auto_offset_reset="latest"``).
 
         Raises:
             BackendUnavailableError: the committed offsets could not be read, for all

@@ -27,8 +27,10 @@ clock and the server's: a skew between the two clocks does not matter.
 
 Failures: connection errors and timeouts (``socket_timeout``, 0.25 s by default, also
 used to connect and to wait for a pooled connection) raise
-:class:`~mlrec.core.errors.BackendUnavailableError`; nothing is retried, so a caller
-never waits longer than about two timeouts. The pool is bounded
+:class:`~mlrec.core.errors.BackendUnavailableError`; nothing is retried, so a round trip
+waits at most one timeout per step (a pooled connection, connecting, the reply), and
+a method that makes several round trips in a row (:meth:`~RedisOnlineStore.view_stats`,
+:meth:`~RedisOnlineStore.apply_ttl`) that long for each. The pool is bounded
 (``max_connections``), so an outage cannot pile up threads or sockets; broken
 connections are replaced on the next call, which is how the store reconnects.
 """

@@ -1,4 +1,5 @@
-"""A producer that never refuses an event: the log, or else a durable local spool.
+"""A producer that never refuses an event for an outage: the log, or else a durable
+local spool.
 
 :class:`DurableProducer` wraps a primary :class:`~mlrec.events.log.EventProducer`
 (Kafka). When the primary cannot acknowledge a batch, the batch is appended to a
@@ -162,7 +163,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 class DurableProducer:
-    """An :class:`EventProducer` that accepts every batch: into ``primary``, or a spool.
+    """An :class:`EventProducer` that accepts every batch: into ``primary``, or a spool
+    while ``primary`` is unavailable (see :meth:`produce`).
 
     Args:
         primary: the event log (e.g. :class:`~mlrec.backends.kafka.KafkaProducer`).
@@ -280,8 +282,17 @@ class DurableProducer:
     def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Accept ``records``: acknowledged by the primary, or fsync'ed to the spool.
 
+        While nothing is spooled and the last probe found the primary up, they go to
+        the primary first: only its :class:`BackendUnavailableError` sends them to the
+        spool, a refusal for good is raised as it is (nothing is spooled). Otherwise
+        they are spooled without asking the primary (not to overtake spooled events).
+
         Raises:
             BackendUnavailableError: neither the primary nor the local disk took them.
+            ValidationError: the primary refused a record for good (too large,
+                malformed; see :meth:`KafkaProducer.produce
+                <mlrec.backends.kafka.KafkaProducer.produce>`).
+            BackendError: the primary refused the topic for good (authorization).
         """
         if not records:
             return
@@ -371,7 +382,9 @@ class DurableProducer:
     def replay(self) -> int:
         """Send the spool to the primary, oldest first; returns how many were replayed.
 
-        Stops at the first failure (the rest stays spooled, nothing is skipped).
+        Stops at the first failure (the rest stays spooled, nothing is skipped), but
+        a record the primary refuses for good is set aside in ``rejected.jsonl`` and
+        replay goes on (see the module docstring).
         """
         with self._replay_lock:
             self._seal()

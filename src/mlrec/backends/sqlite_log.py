@@ -11,7 +11,8 @@ Model (Kafka's, simplified):
   one key's records stay in order in one partition.
 * Offsets are dense per partition, starting at 0.
 * Each consumer group's committed offsets live in a table, per (group, topic,
-  partition); a consumer resumes there (or at the start of the partition).
+  partition); a consumer resumes there (or, where its group committed nothing, at
+  the start of the partition, or its end with ``auto_offset_reset="latest"``).
 
 Durability: WAL journal with ``synchronous=FULL``, so :meth:`~SqliteLogProducer.produce`
 returns only after the commit reached the disk (fsync). Several processes may share
@@ -22,9 +23,10 @@ partition (there is no partition assignment). The reader holds a lease on the gr
 renewed as it polls; the other consumers of the group (e.g. the stream processor of
 each uvicorn worker) poll nothing, like Kafka consumers left without a partition,
 until the lease is released (:meth:`SqliteLogConsumer.close`) or lapses
-(``lease_seconds`` without a poll); the next reader resumes at the committed offsets,
-and a consumer that lost its lease cannot commit. Kafka is the answer for reading in
-parallel.
+(``lease_seconds`` after it was last renewed, at half-life by a poll: between half
+of that and all of it after the reader's last poll); the next reader resumes at the
+committed offsets, and a consumer that lost its lease cannot commit. Kafka is the
+answer for reading in parallel.
 
 Retention, as Kafka's ``retention.ms``: :meth:`SqliteEventLog.delete_older_than`
 deletes records appended before a cut-off, whether consumed or not (the API runs it
@@ -200,7 +202,7 @@ class SqliteEventLog:
         """Create ``topics`` (name -> partitions) unless they exist; idempotent.
 
         An existing topic keeps its partition count (records are already placed
-        by it); growing it is refused with :class:`ConfigurationError`.
+        by it); asking for another count is refused with :class:`ConfigurationError`.
         """
         db = self._db()
         try:

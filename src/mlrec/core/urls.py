@@ -35,8 +35,10 @@ def normalise_database_url(url: str) -> str:
     (``postgresql+DRIVER://``) and ``postgres://...``.
 
     Raises:
-        ConfigurationError: any other scheme (``postgresqlx://``, ``mysql://``, no
-            scheme at all), naming the accepted forms.
+        ConfigurationError: any other scheme (``postgresqlx://``, ``mysql://``,
+            ``postgres+DRIVER://``, no scheme at all), naming the accepted forms; a
+            server URL whose host and port SQLAlchemy cannot read (a port that is not
+            a number); or text that is not UTF-8.
     """
     _check_encodable(url, "database URL")
     match = _SCHEME.match(url)
@@ -157,10 +159,12 @@ _KAFKA_PROTOCOLS = ("plaintext://", "ssl://", "sasl_plaintext://", "sasl_ssl://"
 
 
 def normalise_kafka_bootstrap(value: str | None) -> str | None:
-    """The Kafka bootstrap list as ``host:port,host:port``, or None (embedded log).
+    """The Kafka bootstrap list as ``entry,entry``, each entry as given but for the
+    spaces around it, or None (embedded log).
 
     Accepts what the client library does: entries separated by commas (spaces
-    around them are dropped), each ``HOST[:PORT]`` (port 9092 when omitted), a host
+    around them are dropped), each ``HOST[:PORT]`` (the client uses port 9092 when
+    it is omitted: none is added here), a host
     name, IPv4 address or ``[IPv6]`` address, optionally after a listener protocol
     (``PLAINTEXT://``, ``SSL://``, ``SASL_PLAINTEXT://``, ``SASL_SSL://``). A
     ``kafka://`` prefix on the whole value is dropped; blank means unset.

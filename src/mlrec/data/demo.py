@@ -28,7 +28,7 @@ from mlrec.core.interactions import Interactions, ItemInfo
 __all__ = ["DEMO_END", "DEMO_GENRES", "make_demo"]
 
 DEMO_END = 1_704_067_200
-"""The demo's last possible timestamp: 2024-01-01T00:00:00Z."""
+"""The end of the demo's time span, exclusive (timestamps are below it): 2024-01-01T00:00:00Z."""
 
 DEMO_GENRES: tuple[str, ...] = (
     "Sci-Fi",

@@ -167,7 +167,8 @@ class InteractionEvent(BaseModel):
 
     @property
     def weight(self) -> float:
-        """Implicit-feedback strength: the type's weight, or the rating value (at least 0.1)."""
+        """Implicit-feedback strength: the type's weight, times ``value`` when that is
+        positive (a quantity); for a rating, its value (at least 0.1)."""
         if self.type is EventType.RATING:
             return max(float(self.value or 0.0), 0.1)
         return EVENT_WEIGHTS[self.type] * (self.value if self.value and self.value > 0 else 1.0)

@@ -104,7 +104,8 @@ class FeatureView:
         features: the typed features.
         ttl_seconds: values older than this are never served (and keys expire).
         online: served from the online store.
-        offline: kept in the offline store for training.
+        offline: meant for offline (training) use; recorded with the definition (and
+            its fingerprint) only: mlrec has no offline store and nothing reads it.
         description, owner, tags: catalogue metadata.
         max_entities: bound on how many entities the online store keeps for this
             view; the least recently written are evicted beyond it.

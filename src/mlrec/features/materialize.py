@@ -55,7 +55,9 @@ class MaterializeReport:
     view: str
     rows_read: int
     rows_written: int
-    """Distinct entities written (an entity with rows in several batches counts once)."""
+    """Distinct entities given to the store to write (an entity with rows in several
+    batches counts once; one whose rows are all older than its stored row, which the
+    store skips, is counted too)."""
     watermark: float | None
     seconds: float
     already_stale: int = 0

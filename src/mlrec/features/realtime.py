@@ -284,8 +284,9 @@ class RealtimeFeatures:
     def activity(self, user_id: str) -> dict[str, int]:
         """Interaction counts of the user over the last 1 h, 24 h and 7 d.
 
-        Hour and day windows are bucket-aligned: a window covers the buckets that
-        started within it, so counts may include up to one bucket more than exact.
+        Hour and day windows are bucket-aligned: a window covers every bucket that
+        overlaps it (ends after the window's start), so counts may include up to one
+        bucket more than exact.
         """
         check_entity_id(user_id)
         counters = self.online.read_counters(self.activity_view, [user_id])[0]

@@ -147,8 +147,11 @@ def load_model(directory: str | Path, expected_sha256: str | None = None) -> Rec
     """Load any saved model, choosing the class from its manifest.
 
     Raises:
-        ModelError: not an artifact, or an unknown algorithm.
-        ArtifactIntegrityError: the arrays do not match their checksum.
+        ModelError: not an artifact, an unknown algorithm, or a manifest or arrays
+            this mlrec cannot read (see :meth:`Recommender.from_artifact`).
+        ArtifactIntegrityError: the arrays or the manifest do not match their
+            recorded checksums, or the content sha256 is not ``expected_sha256``.
+        ValidationError: hyper-parameters this mlrec does not know or refuses.
     """
     artifact = read_artifact(Path(directory), expected_sha256)
     algorithm = artifact.manifest.get("algorithm")

@@ -101,6 +101,7 @@ def fetch_cached(store: ArtifactStore, sha256: str, cache_dir: Path) -> Path:
     Raises:
         ArtifactIntegrityError: ``sha256`` is not a sha256 (64 lowercase hex digits):
             nothing is touched on disk.
+        NotFoundError: it is not cached and ``store`` has no artifact with it.
     """
     _check_sha256(sha256)
     local = cache_dir / sha256

@@ -199,7 +199,8 @@ def evaluate(
 ) -> dict[str, float]:
     """Score a fitted model on held-out interactions with full ranking.
 
-    Every user with at least one test interaction gets a top-``k`` list over the
+    Every user with at least one test interaction who is known to the model (matched
+    by external id; unknown test users are skipped) gets a top-``k`` list over the
     whole catalogue, with the items they had in ``train`` removed (the model must
     have been fitted on ``train``). Test items unknown to the model still count as
     relevant (they can never be hit).
@@ -212,6 +213,9 @@ def evaluate(
 
     Returns:
         :func:`ranking_metrics` of the test users (``coverage`` included).
+
+    Raises:
+        ValidationError: ``k < 1``, or the model was not fitted on ``train``.
 
     Example:
         >>> evaluate(EASE().fit(train), train, test, k=10)["ndcg"]   # doctest: +SKIP

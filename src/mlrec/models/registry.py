@@ -121,7 +121,8 @@ class NewModelVersion:
     Attributes:
         name: the model's name (``"default"``, ``"movies-ease"``); versions count per name.
         algorithm: registry name of the algorithm (``"ease"``).
-        artifact_sha256: checksum of the artifact's arrays (from ``Recommender.save``).
+        artifact_sha256: the artifact's content sha256 (manifest and arrays, as
+            ``Recommender.save`` returns it; see :mod:`mlrec.models.artifacts`).
         artifact_path: where the artifact directory is, relative to the models dir.
         params: hyper-parameters used.
         dataset: what it was trained on.

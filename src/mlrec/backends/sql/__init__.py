@@ -1,7 +1,8 @@
 """SQL metadata store (SQLite locally, PostgreSQL in production) via SQLAlchemy 2.
 
 The schema is owned by Alembic migrations in ``migrations/``; call
-:func:`upgrade_database` (or ``mlrec db upgrade``) before use.
+:func:`upgrade_database` before use (the ``open_*`` functions of
+:mod:`mlrec.backends.factory` do, unless given ``migrate=False``).
 """
 
 from mlrec.backends.sql.engine import create_sql_engine, normalise_url

@@ -27,7 +27,8 @@ def normalise_url(url: str) -> str:
     :func:`mlrec.core.urls.normalise_database_url`.
 
     Raises:
-        ConfigurationError: an unsupported scheme.
+        ConfigurationError: an unsupported scheme, a host:port SQLAlchemy cannot
+            read, or text that is not UTF-8.
     """
     return normalise_database_url(url)
 

@@ -27,7 +27,8 @@ class SqlTableSource:
     by timestamp), streamed in batches with a server-side cursor.
 
     Args:
-        url_or_engine: the database (any SQLAlchemy URL).
+        url_or_engine: the database: a SQLite or PostgreSQL URL (see
+            :func:`~mlrec.backends.sql.engine.create_sql_engine`), or an engine.
         table: ``name`` or ``schema.name``.
         view: the view whose features are read (columns named like the features).
         entity_column: defaults to the view's entity name.

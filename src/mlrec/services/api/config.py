@@ -53,7 +53,9 @@ class ApiSettings(CommonSettings):
     """Embedded log only: events older than this are deleted (Kafka: the topic's
     ``retention.ms``; 7 days is Kafka's default too)."""
     feature_timeout_seconds: float = Field(default=0.25, gt=0, le=10, allow_inf_nan=False)
-    """Longest a request waits for Redis (the online store) before degrading."""
+    """Redis online store only: the timeout of each wait for the server (a pooled
+    connection, connecting, the reply) before a feature-store call fails and the
+    request degrades; a call that must also connect can wait up to three of them."""
     max_request_bytes: int = Field(default=4 << 20, ge=1024)
     """Largest request body accepted; a larger one gets 413 before it is read."""
 

@@ -2,6 +2,8 @@
 
 They are ``async`` on purpose: FastAPI runs a plain ``def`` dependency in a thread
 pool, and three thread hops per request cost more than the recommendation itself.
+The exception is :func:`require_admin` (:data:`AdminDep`), a plain ``def`` used only by
+the admin feature writes, which take that hop.
 """
 
 from __future__ import annotations

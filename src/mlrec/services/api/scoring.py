@@ -158,7 +158,9 @@ def _history_matrix(jobs: list[ScoringJob], n_items: int) -> sp.csr_matrix:
         (np.concatenate(weights), np.concatenate([job.items for job in jobs]), indptr),
         shape=(len(jobs), n_items),
     )
-    histories.sum_duplicates()  # an item both in training and live history counts once
+    # an item both in training and live history becomes one entry with the weights
+    # summed (models that score 0/1 histories then count it once)
+    histories.sum_duplicates()
     return histories
 
 
