@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, func, select
+from sqlalchemy import Engine, MetaData, Table, and_, func, or_, select
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from mlrec.backends.sql.engine import create_sql_engine
@@ -76,7 +76,10 @@ class SqlTableSource:
 
     def _where(self, since: float | None) -> Any:
         ts = self.table.c[self.timestamp_column]
-        return ts > since if since is not None else ts.is_not(None)
+        newer = ts > since if since is not None else ts.is_not(None)
+        # a row with no value for any of the view's features is not a row of the view
+        # (and count() must agree with what rows() yields)
+        return and_(newer, or_(*(self.table.c[name].is_not(None) for name in self.features)))
 
     def count(self, since: float | None) -> int | None:
         with self.engine.connect() as conn:
