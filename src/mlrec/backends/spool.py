@@ -524,8 +524,9 @@ class DurableProducer:
                 continue  # a live process owns it
             try:
                 if orphan.spooled() or orphan._segments_waiting():
-                    replayed += orphan.replay()
-                    log.info("adopted the spool %s: %d events replayed", directory, replayed)
+                    these = orphan.replay()
+                    replayed += these
+                    log.info("adopted the spool %s: %d events replayed", directory, these)
             except Exception:  # one broken spool must not keep the others waiting
                 log.exception("replaying the orphaned spool %s failed; retrying later", directory)
             finally:
