@@ -6,19 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from mlrec.core import ConfigurationError
 from mlrec.core.settings import CommonSettings, load_settings
 from mlrec.services.api.config import ApiSettings
 from mlrec.services.api.deps import require_admin
+from tests.settings_errors import refused as refused_by
 
 
 def refused(variable: str, value: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigurationError) as info:
-        load_settings(ApiSettings)
-    message = str(info.value)
-    assert f"{variable}: " in message
-    return message
+    return refused_by(variable, value, monkeypatch, ApiSettings)
 
 
 @pytest.mark.parametrize("name", ["movies ", "bad:name", "\udcff"])

@@ -10,17 +10,7 @@ from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.core import ConfigurationError
 from mlrec.core.settings import CommonSettings, load_settings
 from mlrec.core.urls import redact_url
-
-
-def refused(variable: str, value: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigurationError) as info:
-        load_settings(CommonSettings)
-    message = str(info.value)
-    assert f"{variable}: " in message
-    assert "Value error" not in message  # pydantic's prefix says nothing to a user
-    assert "s3cret" not in message
-    return message
+from tests.settings_errors import refused
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
