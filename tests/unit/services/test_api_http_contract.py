@@ -7,6 +7,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from mlrec.services.api.app import create_app
+from tests.unit.services.conftest import Harness
+
 
 def _error(response: Any) -> dict[str, Any]:
     """The one field-level error of a 422."""
@@ -141,6 +144,31 @@ def test_head_is_timed_as_head(client: TestClient) -> None:
     client.head("/health")
     metrics = client.get("/metrics").text
     assert 'mlrec_api_request_duration_seconds_count{method="HEAD",route="/health"' in metrics
+
+
+def test_an_unexpected_error_is_a_plain_500_and_is_timed(harness: Harness) -> None:
+    # the edge sees requests before FastAPI's error middleware: a route that raises
+    # must still get FastAPI's 500, with CORS-free headers, and be timed as a 500
+    harness.publish("ease")
+    state = harness.state()
+    app = create_app(state=state)
+
+    async def broken() -> None:
+        raise RuntimeError("a defect")
+
+    app.add_api_route("/broken", broken)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            response = client.get("/broken")
+            assert response.status_code == 500
+            assert response.text == "Internal Server Error"
+            metrics = client.get("/metrics").text
+    finally:
+        state.close()
+    assert (
+        'mlrec_api_request_duration_seconds_count{method="GET",route="/broken",status="500"}'
+        in metrics
+    )
 
 
 # --- ids: the message says what is wrong ---------------------------------------------

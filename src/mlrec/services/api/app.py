@@ -10,9 +10,11 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from mlrec.backends.factory import (
     open_artifact_store,
@@ -132,6 +134,26 @@ def build_state(settings: ApiSettings) -> ApiState:
     return state
 
 
+class _EdgeFirstApp(FastAPI):
+    """FastAPI behind its HTTP edge (:class:`HttpEdge`), which sees each request first.
+
+    The edge answers the hottest route itself, so it sits in front of FastAPI's own
+    per-request layers (telemetry check, error and body-limit middleware: ~10% of
+    the hot route's event-loop time in a profile) rather than inside them. Every
+    other request goes through the edge to the whole FastAPI stack, as a middleware
+    would pass it on; an error there is still answered by FastAPI's 500 handler.
+    """
+
+    edge: HttpEdge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["app"] = self  # as Starlette sets it: the hot route finds the state there
+            await self.edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(settings: ApiSettings | None = None, state: ApiState | None = None) -> FastAPI:
     """The FastAPI application.
 
@@ -159,15 +181,15 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
                 built.close()
 
     config = settings or (state.settings if state else get_settings())
-    app = FastAPI(
+    app = _EdgeFirstApp(
         title="mlrec recommendation API",
         version="0.1.0",
         description="Real-time recommendations, similar items, event ingestion, online features.",
         lifespan=lifespan,
         debug=config.debug,
     )
-    app.add_middleware(
-        HttpEdge, cors_origins=config.cors_origins, max_body_bytes=config.max_request_bytes
+    app.edge = HttpEdge(
+        partial(FastAPI.__call__, app), config.cors_origins, config.max_request_bytes
     )
 
     install_error_handlers(app)
