@@ -171,6 +171,29 @@ def test_an_unexpected_error_is_a_plain_500_and_is_timed(harness: Harness) -> No
     )
 
 
+def test_an_unexpected_error_on_the_hot_route_is_a_500_and_is_timed(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the edge answers this route itself, outside FastAPI's error middleware
+    harness.publish("ease")
+    state = harness.state()
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(state.service, "recommend", broken)
+    try:
+        with TestClient(create_app(state=state), raise_server_exceptions=False) as client:
+            assert client.get("/v1/recommendations/u0001").status_code == 500
+            metrics = client.get("/metrics").text
+    finally:
+        state.close()
+    assert (
+        'mlrec_api_request_duration_seconds_count{method="GET",'
+        'route="/v1/recommendations/{user_id}",status="500"}' in metrics
+    )
+
+
 # --- ids: the message says what is wrong ---------------------------------------------
 
 

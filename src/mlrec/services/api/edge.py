@@ -79,7 +79,7 @@ class HttpEdge:
                     message = {**message, "headers": [*message.get("headers", ()), _VARY_ORIGIN]}
             await send(message)
 
-        route = None
+        route = user_id = None
         try:
             if "\ufffd" in scope["path"] and not _utf8_path(scope):
                 answer = self.cors_bad_path if cross_origin else self._bad_path
@@ -102,7 +102,10 @@ class HttpEdge:
                 await (self.cors if cross_origin else self.app)(scope, receive, send_and_record)
         finally:
             if route is None:
-                route = getattr(scope.get("route"), "path", "unmatched")
+                # a hot-route request that failed before the app routed it is still
+                # that route's (a 500 from answer_directly, say)
+                fallback = "unmatched" if user_id is None else recommendations.USER_ROUTE
+                route = getattr(scope.get("route"), "path", fallback)
             key = (method, route, status)
             timer = self._timers.get(key)
             if timer is None:  # label lookups cost more than the observation: cache them
