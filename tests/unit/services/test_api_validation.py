@@ -320,7 +320,10 @@ def test_a_body_over_the_size_limit_gets_413_before_it_is_read(harness: Harness)
         assert streamed.status_code == 413
         small = client.post("/v1/events", json={"events": events[:3]})
         assert small.status_code == 202
+        metrics = client.get("/metrics").text
     state.close()
+    # refused before routing, and still timed under its route
+    assert 'method="POST",route="/v1/events",status="413"' in metrics
 
 
 def test_every_error_of_a_large_batch_is_an_error_object(client: TestClient) -> None:

@@ -188,19 +188,23 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
         lifespan=lifespan,
         debug=config.debug,
     )
-    app.edge = HttpEdge(
-        partial(FastAPI.__call__, app), config.cors_origins, config.max_request_bytes
-    )
 
     install_error_handlers(app)
 
     recommendations.add_user_route(app)
-    for router in (
+    routers = (
         recommendations.router,
         items.router,
         events.router,
         features.router,
         health.router,
-    ):
+    )
+    for router in routers:
         app.include_router(router)
+    # the routes as declared (FastAPI keeps included routers as opaque groups), so the
+    # edge can name the route of a request it refuses before routing
+    declared = [*app.router.routes, *(r for router in routers for r in router.routes)]
+    app.edge = HttpEdge(
+        partial(FastAPI.__call__, app), config.cors_origins, config.max_request_bytes, declared
+    )
     return app

@@ -4,12 +4,14 @@ HEAD."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import Histogram
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlrec.services.api.routes import recommendations
@@ -31,7 +33,8 @@ class HttpEdge:
 
     A body larger than ``max_body_bytes`` is answered 413 before the app reads it
     (by its ``Content-Length``, or while it streams in when it has none), so one huge
-    request cannot hold the event loop while it is parsed and validated.
+    request cannot hold the event loop while it is parsed and validated. Such a 413
+    is timed under the template of the first of ``routes`` the request matches.
 
     Only requests that carry an ``Origin`` header (browsers, cross-origin) go through
     Starlette's ``CORSMiddleware``; the others, the bulk of service-to-service
@@ -41,9 +44,16 @@ class HttpEdge:
     cost far more.
     """
 
-    def __init__(self, app: ASGIApp, cors_origins: list[str], max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        cors_origins: list[str],
+        max_body_bytes: int,
+        routes: Sequence[BaseRoute] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.routes = routes
         self.cors = CORSMiddleware(
             app, allow_origins=cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
@@ -106,11 +116,20 @@ class HttpEdge:
                 # that route's (a 500 from answer_directly, say)
                 fallback = "unmatched" if user_id is None else recommendations.USER_ROUTE
                 route = getattr(scope.get("route"), "path", fallback)
+                if status == 413 and route == "unmatched":  # refused before routing
+                    route = self._template(scope)
             key = (method, route, status)
             timer = self._timers.get(key)
             if timer is None:  # label lookups cost more than the observation: cache them
                 timer = self._timers[key] = REQUEST_SECONDS.labels(key[0], key[1], str(status))
             timer.observe(time.perf_counter() - started)
+
+    def _template(self, scope: Scope) -> str:
+        """The template of the first route ``scope``'s path and method match, if any."""
+        for candidate in self.routes:
+            if isinstance(candidate, Route) and candidate.matches(scope)[0] is Match.FULL:
+                return candidate.path
+        return "unmatched"
 
     async def _bounded_body(self, scope: Scope, receive: Receive) -> Receive | None:
         """``receive`` if the body is within the limit (None if not). A body without a
