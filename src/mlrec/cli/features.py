@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlrec.backends.factory import open_feature_registry, open_online_store
@@ -50,9 +51,13 @@ def apply(
     from mlrec.features import BUILTIN_ENTITIES, BUILTIN_VIEWS, apply_definitions, load_definitions
 
     config = settings()
+    if definitions is not None:
+        definitions = definitions.expanduser()
     entities, views = (
         load_definitions(definitions) if definitions else (BUILTIN_ENTITIES, BUILTIN_VIEWS)
     )
+    if not entities and not views:  # e.g. a misspelt top-level key: nothing would be applied
+        fail(f"{definitions}: defines no entities and no feature_views (the top-level keys)")
     registry = open_feature_registry(config.resolved_database_url)
     online = open_online_store(config.resolved_online_store_url)
     for result in apply_definitions(registry, online, list(entities), list(views)):
@@ -61,6 +66,12 @@ def apply(
         console.print(
             f"{registered.view.name}: v{registered.version} {state} "
             f"(ttl {registered.view.ttl_seconds:.15g} s)"  # :g wrote 30 days as 2.592e+06
+        )
+    if not views:
+        names = ", ".join(entity.name for entity in entities)
+        console.print(
+            f"entities applied: {escape(names)}; "
+            f"{escape(str(definitions))} defines no feature views"
         )
 
 
@@ -85,6 +96,21 @@ def materialize_command(
     """Load feature values into the online store, incrementally by timestamp."""
     from mlrec.features import FeatureStore, FileSource, InteractionAggregates, materialize
 
+    given = [
+        option
+        for option, value in (
+            ("--dataset", dataset),
+            ("--source", source),
+            ("--sql-table", sql_table),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        fail(f"give one of --dataset, --source and --sql-table, not {', '.join(given)}")
+    if sql_url is not None and sql_table is None:
+        fail("--sql-url is the database of --sql-table; give --sql-table too")
+    if download and dataset is None:
+        fail("--download fetches a --dataset by name; it does not apply to --source or --sql-table")
     config = settings()
     registry = open_feature_registry(config.resolved_database_url)
     registered = registry.get_view(view)
@@ -97,7 +123,7 @@ def materialize_command(
             sql_url or config.resolved_database_url, sql_table, registered.view
         )
     elif source is not None:
-        offline = FileSource(source, registered.view)
+        offline = FileSource(source.expanduser(), registered.view)
     elif dataset is not None:
         offline = InteractionAggregates(
             load_named_dataset(dataset, download), registered.view.entity

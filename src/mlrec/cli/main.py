@@ -273,12 +273,17 @@ def train(
     download: DownloadOption = False,
 ) -> None:
     """Train a model and save it as an artifact directory."""
+    output = output.expanduser()  # as --interactions is: `--output=~/m` is not a "~" folder
     if algorithm not in ALGORITHMS:
         fail(f"unknown algorithm {algorithm!r}; choose from {', '.join(sorted(ALGORITHMS))}")
     if register is not None:
         _check_model_name("--register", register)
+    keys = [item.partition("=")[0].strip() for item in param or []]
+    repeated = sorted({key for key in keys if key and keys.count(key) > 1})
+    if repeated:  # the last would silently win
+        fail(f"--param {repeated[0]} is given more than once")
+    params = parse_params(ALGORITHMS[algorithm], param or [])  # before a long load
     data = _load(interactions, data_format, dataset, download)
-    params = parse_params(ALGORITHMS[algorithm], param or [])
     model = create_model(algorithm, **params)
     try:  # an unusable --output fails before training, not after
         output.mkdir(parents=True, exist_ok=True)
@@ -311,6 +316,7 @@ def recommend(
 ) -> None:
     """Write top-k recommendations for every training user as user_id,item_id,rank,score."""
     started = time.perf_counter()
+    model, output = model.expanduser(), output.expanduser()
     recommender = load_model(model)
     users = np.arange(len(recommender.users), dtype=np.int64)
     indices, scores = recommender.recommend_batch(users, k, exclude_seen=not include_seen)
@@ -320,6 +326,7 @@ def recommend(
         handle = output.open("w", newline="")
     except OSError as exc:
         fail(f"cannot write --output: {describe_os_error(exc)}")
+    written = 0
     with handle:
         writer = csv.writer(handle)
         writer.writerow(["user_id", "item_id", "rank", "score"])
@@ -327,8 +334,15 @@ def recommend(
             for rank, (item, score) in enumerate(zip(indices[row], scores[row], strict=True)):
                 if np.isfinite(score):
                     writer.writerow([user_id, item_ids[item], rank + 1, f"{score:.6g}"])
+                    written += 1
     elapsed = time.perf_counter() - started
-    console.print(f"wrote {escape(str(output))}: {len(user_ids)} users x {k} in {elapsed:.2f} s")
+    # a user gets fewer than k when fewer items are left to recommend (seen ones excluded)
+    shortfall = "" if written == len(user_ids) * k else f" (fewer than {k} for some users)"
+    console.print(
+        f"wrote {escape(str(output))}: {written} recommendations for {len(user_ids)} users, "
+        f"top {k}{shortfall}, in {elapsed:.2f} s",
+        soft_wrap=True,
+    )
 
 
 def _training_log(model: Recommender) -> Interactions:
@@ -351,11 +365,20 @@ class _TestCoverage:
     test_users: int
     known_users: int
     skipped_events: int
+    evaluated_events: int
     unseen_item_events: int
+    training_events: int
+    """Test events of evaluated users that are in the model's training data: ranking
+    excludes items a user had in training, so these can never be hit."""
 
 
 def _known(ids: list[str], id_map: IdMap) -> npt.NDArray[np.bool_]:
     return np.fromiter((external in id_map for external in ids), bool, len(ids))
+
+
+def _model_index(ids: list[str], id_map: IdMap) -> npt.NDArray[np.int64]:
+    """Each external id's index in ``id_map``, -1 where it is absent."""
+    return np.fromiter((-1 if (i := id_map.get(e)) is None else i for e in ids), np.int64, len(ids))
 
 
 def _test_coverage(model: Recommender, test: Interactions) -> _TestCoverage:
@@ -365,11 +388,21 @@ def _test_coverage(model: Recommender, test: Interactions) -> _TestCoverage:
     known_user = _known(test.users.ids(), model.users)
     known_row = known_user[test.user_idx]
     known_item_row = _known(test.items.ids(), model.items)[test.item_idx]
+    both = known_row & known_item_row
+    rows = _model_index(test.users.ids(), model.users)[test.user_idx[both]]
+    cols = _model_index(test.items.ids(), model.items)[test.item_idx[both]]
+    trained = model.user_items.tocoo()
+    n_items = np.int64(trained.shape[1])
+    stored = trained.row.astype(np.int64)[trained.data != 0] * n_items
+    stored += trained.col.astype(np.int64)[trained.data != 0]
+    seen = np.isin(rows * n_items + cols, stored)
     return _TestCoverage(
         test_users=int(in_test.sum()),
         known_users=int((in_test & known_user).sum()),
         skipped_events=int((~known_row).sum()),
+        evaluated_events=int(known_row.sum()),
         unseen_item_events=int((known_row & ~known_item_row).sum()),
+        training_events=int(seen.sum()),
     )
 
 
@@ -412,6 +445,7 @@ def evaluate(
     Test users the model never saw (absent from its training data) cannot be ranked
     for: they are skipped and counted. If no test user is known, the command fails.
     """
+    model = model.expanduser()
     recommender = load_model(model)
     held_out = load_interactions(test, data_format.value)
     coverage = _test_coverage(recommender, held_out)
@@ -421,6 +455,16 @@ def evaluate(
             f"(trained on {len(recommender.users)} users): nothing to evaluate. Evaluate on "
             "held-out events of the training users, e.g. the --test-output of `mlrec split` "
             "after training on its --train-output."
+        )
+    if coverage.training_events:
+        # printed first, on stderr: the metrics below are lowered by these events
+        every = coverage.training_events == coverage.evaluated_events
+        err_console.print(
+            f"[yellow]warning:[/] {'all ' if every else ''}{coverage.training_events} of the "
+            f"{coverage.evaluated_events} test events of evaluated users are in the model's "
+            "training data: those items are excluded from the rankings, so they count as "
+            "misses" + (": none can be hit (is --test the training file?)" if every else ""),
+            soft_wrap=True,
         )
     metrics = evaluate_model(recommender, _training_log(recommender), held_out, k=k)
     evaluated = int(metrics.pop("users", coverage.known_users))
@@ -460,6 +504,15 @@ def _write_csv(path: Path, data: Interactions) -> None:
         writer.writerows(
             zip(users, items, _weight_strings(data.weights), data.timestamps.tolist(), strict=True)
         )
+
+
+def _check_output_file(option: str, path: Path) -> None:
+    """End the command, before any work, if ``path`` cannot be a file to write."""
+    target = path.expanduser()
+    if target.is_dir():
+        fail(f"cannot write {option}: {target} is a directory")
+    if not target.parent.is_dir():
+        fail(f"cannot write {option} {target}: {target.parent} is not an existing directory")
 
 
 def _n_users(data: Interactions) -> int:
@@ -504,6 +557,7 @@ def split(
     Ids are written as they are in the data, so `mlrec train --interactions TRAIN
     --format csv` and `mlrec evaluate --test TEST --format csv` line up.
     """
+    train_output, test_output = train_output.expanduser(), test_output.expanduser()
     if ratio is not None and method is SplitMethod.LEAVE_LAST_OUT:
         fail("--ratio does not apply to --method leave-last-out; use --last N")
     if ratio is not None and not 0.0 < ratio < 1.0:
@@ -520,7 +574,9 @@ def split(
         inputs = _dataset_files(dataset)
     else:
         inputs = set()  # the demo, or options _load refuses
-    for option, output in (("--train-output", train_output), ("--test-output", test_output)):
+    outputs = (("--train-output", train_output), ("--test-output", test_output))
+    for option, output in outputs:
+        _check_output_file(option, output)
         overwritten = _same_file(output, inputs)
         if overwritten is not None:
             fail(
@@ -539,8 +595,11 @@ def split(
     else:
         train_part, test_part = time_split(data, share)
         how = f"time, the latest {share * 100:g}% of all events"
-    _write_csv(train_output, train_part)
-    _write_csv(test_output, test_part)
+    for (option, output), part in zip(outputs, (train_part, test_part), strict=True):
+        try:
+            _write_csv(output, part)
+        except OSError as exc:
+            fail(f"cannot write {option}: {describe_os_error(exc)}")
     console.print(f"split {escape(data.name)} ({how}): {len(data)} events, {_n_users(data)} users")
     console.print(
         f"  train: {len(train_part)} events, {_n_users(train_part)} users "
