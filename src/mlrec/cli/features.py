@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 # The feature-store modules are imported inside the commands, so other commands
 # (`mlrec recommend`) do not pay for them at start-up.
 
-features_app = typer.Typer(help="Feature store: definitions, materialization, stats, reads.")
+features_app = typer.Typer(
+    help="Feature store: definitions, materialization, stats, reads.", no_args_is_help=True
+)
 
 
 def _open() -> tuple[FeatureStore, object]:

@@ -78,7 +78,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-models_app = typer.Typer(help="List, inspect and promote registered model versions.")
+models_app = typer.Typer(
+    help="List, inspect and promote registered model versions.", no_args_is_help=True
+)
 app.add_typer(models_app, name="models")
 app.add_typer(features_app, name="features")
 app.add_typer(serve_app, name="serve")
@@ -257,7 +259,9 @@ def train(
     interactions: InteractionsOption = None,
     data_format: FormatOption = None,
     dataset: DatasetOption = None,
-    algorithm: Annotated[str, typer.Option(help="Algorithm name.")] = DEFAULT_ALGORITHM,
+    algorithm: Annotated[
+        str, typer.Option(help=f"Algorithm: {', '.join(sorted(ALGORITHMS))}.")
+    ] = DEFAULT_ALGORITHM,
     param: Annotated[
         list[str] | None, typer.Option("--param", help="Hyper-parameter as key=value (repeat).")
     ] = None,
@@ -437,8 +441,10 @@ def _metrics_table(title: str, rows: list[tuple[str, dict[str, float]]], k: int)
 def evaluate(
     model: Annotated[Path, typer.Option(help="Model artifact directory.")],
     test: Annotated[Path, typer.Option(help="Held-out interactions (same id space).")],
-    data_format: Annotated[DataFormat, typer.Option("--format")] = DataFormat.CSV,
-    k: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    data_format: Annotated[
+        DataFormat, typer.Option("--format", help="Format of --test.")
+    ] = DataFormat.CSV,
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Cut-off of the metrics (@k).")] = 10,
 ) -> None:
     """Print ranking metrics of a model on held-out interactions.
 
@@ -621,7 +627,7 @@ def split(
 @app.command()
 def run(
     dataset: Annotated[str, typer.Option(help="Dataset to train on.")] = "demo",
-    k: Annotated[int, typer.Option(min=1, max=100)] = 10,
+    k: Annotated[int, typer.Option(min=1, max=100, help="Cut-off of the metrics (@k).")] = 10,
     name: Annotated[str, typer.Option(help="Registry name to publish the best model as.")] = (
         "default"
     ),
@@ -773,7 +779,7 @@ def up(
 
     With no MLREC_REDIS_URL / MLREC_KAFKA_BOOTSTRAP_SERVERS the API uses the embedded
     SQLite feature store and event log, and runs the stream processor in-process.
-    The API's settings apply as with ``serve api`` (MLREC_HOST, MLREC_PORT,
+    The API's settings apply as with `mlrec serve api` (MLREC_HOST, MLREC_PORT,
     MLREC_WORKERS, and MLREC_MODEL_NAME: the model trained if none is in production).
     """
     from mlrec.cli.serve import api_address, check_api_storage, serve_api

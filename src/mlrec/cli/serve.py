@@ -24,7 +24,7 @@ from mlrec.core.urls import redact_url
 if TYPE_CHECKING:
     from mlrec.services.api.config import ApiSettings
 
-serve_app = typer.Typer(help="Run mlrec services.")
+serve_app = typer.Typer(help="Run mlrec services.", no_args_is_help=True)
 
 log = logging.getLogger(__name__)
 

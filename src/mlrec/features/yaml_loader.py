@@ -27,7 +27,10 @@ import yaml
 from mlrec.core.errors import ValidationError
 from mlrec.features.definitions import Entity, FeatureView
 
-__all__ = ["load_definitions", "parse_definitions"]
+__all__ = ["TOP_LEVEL_KEYS", "load_definitions", "parse_definitions"]
+
+TOP_LEVEL_KEYS = ("entities", "feature_views")
+"""The keys a definitions file may have at its top level."""
 
 
 def parse_definitions(
@@ -36,6 +39,12 @@ def parse_definitions(
     """Entities and views from parsed YAML/JSON; errors name ``source`` and the view."""
     if not isinstance(data, dict):
         raise ValidationError(f"{source}: expected a mapping with entities and feature_views")
+    unknown = sorted(str(key) for key in data if key not in TOP_LEVEL_KEYS)
+    if unknown:  # a misspelt key would silently declare nothing
+        raise ValidationError(
+            f"{source}: unknown top-level key {unknown[0]!r}; the keys are "
+            f"{' and '.join(TOP_LEVEL_KEYS)}"
+        )
     try:
         entities = [
             Entity(name=str(e["name"]), description=str(e.get("description", "")))
@@ -76,6 +85,17 @@ def load_definitions(path: Path) -> tuple[list[Entity], list[FeatureView]]:
         raise ValidationError(
             f"{path}: cannot read feature definitions (not UTF-8 text: byte {exc.start})"
         ) from None
+    except yaml.MarkedYAMLError as exc:
+        raise ValidationError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     except (OSError, yaml.YAMLError) as exc:
         raise ValidationError(f"{path}: cannot read feature definitions ({exc})") from None
     return parse_definitions(data, str(path))
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """PyYAML's error on one line: where (1-based) and what, without its source excerpt."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    what = exc.problem or exc.context or "unreadable"
+    context = f" ({exc.context})" if exc.problem and exc.context else ""
+    return f"{where}{what}{context}"

@@ -171,6 +171,28 @@ def test_a_definitions_file_declaring_a_view_twice_is_rejected(tmp_path: Path) -
         load_definitions(path)
 
 
+def test_a_misspelt_top_level_key_is_rejected_naming_the_known_ones(tmp_path: Path) -> None:
+    # `views:` used to be ignored: the file applied its entities and no view, silently
+    path = tmp_path / "features.yaml"
+    path.write_text(YAML.replace("feature_views:", "views:"))
+    with pytest.raises(
+        ValidationError,
+        match=r"features\.yaml: unknown top-level key 'views'; the keys are entities and "
+        r"feature_views",
+    ):
+        load_definitions(path)
+
+
+def test_malformed_yaml_is_one_line_saying_where(tmp_path: Path) -> None:
+    path = tmp_path / "features.yaml"
+    path.write_text("entities:\n  - name: [user\n")
+    with pytest.raises(ValidationError) as caught:
+        load_definitions(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: not valid YAML: line 3, column 1: ")
+
+
 def test_file_source_reads_a_csv_that_starts_with_a_byte_order_mark(tmp_path: Path) -> None:
     # Excel's "CSV UTF-8": the mark used to be read into the first header, "missing column"
     view = FeatureView("item_stats", "item", (Feature("ctr", ValueType.FLOAT),), ttl_seconds=100)
