@@ -1,21 +1,25 @@
 """Download a dataset zip, verify it, and extract it safely.
 
-Verification, in order: the zip's MD5 and/or SHA-256 when pinned, the CRC of
-every member, member names (no absolute paths, no ``..``, all under the expected
-folder, bounded total size), the required files, then the SHA-256 of pinned
-extracted files. Extraction goes to a temporary folder inside ``data_dir`` that is
-renamed into place only when everything passed, so an interrupted or failed
-download never leaves a half-extracted dataset behind.
+Verification, in order: the zip's MD5 and/or SHA-256 when pinned, member names
+(no absolute paths, no ``..``, all under the expected folder) and their bounded
+total size, the CRC of every member, the required files, then the SHA-256 of
+pinned extracted files. A damaged zip of any kind is a ``DataError``. Extraction
+goes to a temporary folder inside ``data_dir`` that is renamed into place only when
+everything passed, so an interrupted or failed download never leaves a
+half-extracted dataset behind. A download shorter than the server's
+``Content-Length`` is reported as cut off; one larger than 2 GiB is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,6 +31,21 @@ __all__ = ["Opener", "ZipSource", "download_zip", "sha256_file"]
 
 _CHUNK = 1 << 20
 _MAX_EXTRACTED_BYTES = 2 << 30
+_MAX_DOWNLOAD_BYTES = 2 << 30
+
+# What zipfile raises on a damaged archive besides BadZipFile: a corrupt deflate
+# stream (zlib.error), compressed data ending early (EOFError), an unknown
+# compression method (NotImplementedError), an encrypted member (RuntimeError), a
+# header offset pointing before the file start (OSError EINVAL, ValueError).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    OSError,
+)
 
 
 class Opener(Protocol):
@@ -73,18 +92,60 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _content_length(response: IO[bytes]) -> int | None:
+    headers = getattr(response, "headers", None)
+    value = headers.get("Content-Length") if headers is not None else None
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
 def _fetch(source: ZipSource, target: Path, opener: Opener, timeout: float) -> tuple[str, str]:
     md5 = hashlib.md5(usedforsecurity=False)
     sha256 = hashlib.sha256()
+    received = 0
+    expected: int | None = None
+    failed = f"could not download {source.url}"
     try:
         with opener(source.url, timeout=timeout) as response, target.open("wb") as out:
+            expected = _content_length(response)
+            if expected is not None and expected > _MAX_DOWNLOAD_BYTES:
+                raise DataError(
+                    f"{failed}: it is {expected} bytes, "
+                    f"more than the {_MAX_DOWNLOAD_BYTES} bytes allowed"
+                )
             while chunk := response.read(_CHUNK):
+                received += len(chunk)
+                if received > _MAX_DOWNLOAD_BYTES:
+                    raise DataError(
+                        f"{failed}: it is more than the {_MAX_DOWNLOAD_BYTES} bytes allowed"
+                    )
                 md5.update(chunk)
                 sha256.update(chunk)
                 out.write(chunk)
+    except urllib.error.HTTPError as exc:
+        raise DataError(f"{failed}: HTTP {exc.code} {_one_line(exc.reason)}") from None
+    except http.client.IncompleteRead:
+        raise DataError(
+            f"{failed}: the connection closed before the end of the file; try again"
+        ) from None
+    except http.client.HTTPException as exc:
+        raise DataError(
+            f"{failed}: the server's answer is not valid HTTP "
+            f"({type(exc).__name__}: {_one_line(exc)})"
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise DataError(f"could not download {source.url}: {reason}") from None
+        raise DataError(f"{failed}: {_one_line(reason)}") from None
+    if expected is not None and received != expected:
+        raise DataError(
+            f"{failed}: the connection closed after {received} of {expected} bytes; try again"
+        )
     return md5.hexdigest(), sha256.hexdigest()
 
 
@@ -97,9 +158,6 @@ def _check_digest(kind: str, expected: str | None, actual: str, what: str) -> No
 
 
 def _check_members(archive: zipfile.ZipFile, source: ZipSource) -> None:
-    bad = archive.testzip()
-    if bad is not None:
-        raise DataError(f"{source.url}: member {bad!r} is corrupt (CRC mismatch)")
     total = 0
     names = set()
     for info in archive.infolist():
@@ -115,10 +173,33 @@ def _check_members(archive: zipfile.ZipFile, source: ZipSource) -> None:
         names.add(info.filename)
     if total > _MAX_EXTRACTED_BYTES:
         raise DataError(f"{source.url}: refusing to extract {total} bytes")
+    # Only now, with the declared sizes bounded, is every member decompressed: a zip
+    # declaring terabytes is refused without spending hours inflating it.
+    bad = archive.testzip()
+    if bad is not None:
+        raise DataError(f"{source.url}: member {bad!r} is corrupt (CRC mismatch)")
     prefix = f"{source.folder}/" if source.folder else ""
     missing = [f for f in source.required if f"{prefix}{f}" not in names]
     if missing:
         raise DataError(f"{source.url}: the zip lacks {', '.join(missing)}")
+
+
+def _open_zip(path: Path, source: ZipSource) -> zipfile.ZipFile:
+    """The downloaded zip, once every member has been read and checked (see module doc)."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except _ZIP_ERRORS as exc:
+        raise DataError(f"{source.url} is not a valid zip file: {_one_line(exc)}") from None
+    try:
+        _check_members(archive, source)
+    except _ZIP_ERRORS as exc:
+        archive.close()
+        detail = _one_line(exc) or type(exc).__name__
+        raise DataError(f"{source.url} is not a valid zip file: {detail}") from None
+    except BaseException:
+        archive.close()
+        raise
+    return archive
 
 
 def download_zip(
@@ -162,16 +243,19 @@ def download_zip(
         md5, sha256 = _fetch(source, archive_path, opener or _urlopen, timeout)
         _check_digest("MD5", source.md5, md5, source.url)
         _check_digest("SHA-256", source.sha256, sha256, source.url)
-        try:
-            with zipfile.ZipFile(archive_path) as archive:
-                _check_members(archive, source)
-                archive.extractall(work / "extracted")
-        except zipfile.BadZipFile as exc:
-            raise DataError(f"{source.url} is not a valid zip file: {exc}") from None
+        with _open_zip(archive_path, source) as archive:
+            archive.extractall(work / "extracted")
         extracted = work / "extracted" / source.folder if source.folder else work / "extracted"
         for name, expected in source.member_sha256.items():
             _check_digest("SHA-256", expected, sha256_file(extracted / name), name)
-        extracted.rename(destination)
+        try:
+            extracted.rename(destination)
+        except OSError:
+            # Another download of the same dataset (a second process) got there first.
+            if not all((destination / f).is_file() for f in source.required):
+                raise
+            echo(f"{destination} was completed by another download meanwhile; using it")
+            return destination
     finally:
         shutil.rmtree(work, ignore_errors=True)
     echo(f"Extracted to {destination}")
