@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 
 if TYPE_CHECKING:
     from mlrec.core.interactions import Interactions
@@ -21,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DownloadOption",
+    "byte_progress",
     "console",
     "counting_progress",
     "describe_os_error",
@@ -117,7 +126,24 @@ def load_named_dataset(name: str, download: bool = False) -> Interactions:
         spec = next(s for s in DATASETS.values() if name == s.name or name in s.folders)
         if not download or spec.source is None:
             fail(_missing_dataset_message(spec, data_dir, download))
+        with byte_progress(f"download {spec.name}") as progress:
+            return load_dataset(name, data_dir, download=download, progress=progress)
     return load_dataset(name, data_dir, download=download)
+
+
+@contextmanager
+def byte_progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar of bytes (size, speed) driven by ``(received, total or None)``."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @contextmanager

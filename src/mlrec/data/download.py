@@ -27,7 +27,7 @@ from typing import IO, Protocol
 
 from mlrec.core.errors import DataError
 
-__all__ = ["Opener", "ZipSource", "download_zip", "sha256_file"]
+__all__ = ["Opener", "Progress", "ZipSource", "download_zip", "sha256_file"]
 
 _CHUNK = 1 << 20
 _MAX_EXTRACTED_BYTES = 2 << 30
@@ -92,6 +92,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _no_progress(_received: int, _total: int | None) -> None:
+    pass
+
+
 def _content_length(response: IO[bytes]) -> int | None:
     headers = getattr(response, "headers", None)
     value = headers.get("Content-Length") if headers is not None else None
@@ -105,7 +109,13 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _fetch(source: ZipSource, target: Path, opener: Opener, timeout: float) -> tuple[str, str]:
+Progress = Callable[[int, int | None], None]
+"""Called as bytes arrive: ``(received so far, the server's Content-Length or None)``."""
+
+
+def _fetch(
+    source: ZipSource, target: Path, opener: Opener, timeout: float, progress: Progress
+) -> tuple[str, str]:
     md5 = hashlib.md5(usedforsecurity=False)
     sha256 = hashlib.sha256()
     received = 0
@@ -128,6 +138,7 @@ def _fetch(source: ZipSource, target: Path, opener: Opener, timeout: float) -> t
                 md5.update(chunk)
                 sha256.update(chunk)
                 out.write(chunk)
+                progress(received, expected)
     except urllib.error.HTTPError as exc:
         raise DataError(f"{failed}: HTTP {exc.code} {_one_line(exc.reason)}") from None
     except http.client.IncompleteRead:
@@ -210,6 +221,7 @@ def download_zip(
     opener: Opener | None = None,
     echo: Callable[[str], None] = print,
     timeout: float = 60.0,
+    progress: Progress | None = None,
 ) -> Path:
     """Download ``source``, verify it and extract its folder to ``destination``.
 
@@ -221,6 +233,7 @@ def download_zip(
         opener: replaces :func:`urllib.request.urlopen` (tests; proxies).
         echo: where progress and the licence go.
         timeout: socket timeout in seconds.
+        progress: told the bytes received as the download goes (a progress bar).
 
     Returns:
         ``destination``, now holding the dataset's files.
@@ -240,7 +253,9 @@ def download_zip(
     work = Path(tempfile.mkdtemp(prefix=".mlrec-download-", dir=parent))
     try:
         archive_path = work / "download.zip"
-        md5, sha256 = _fetch(source, archive_path, opener or _urlopen, timeout)
+        md5, sha256 = _fetch(
+            source, archive_path, opener or _urlopen, timeout, progress or _no_progress
+        )
         _check_digest("MD5", source.md5, md5, source.url)
         _check_digest("SHA-256", source.sha256, sha256, source.url)
         with _open_zip(archive_path, source) as archive:

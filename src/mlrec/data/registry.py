@@ -22,7 +22,7 @@ from mlrec.core.errors import DataError, NotFoundError, ValidationError
 from mlrec.core.interactions import Interactions
 from mlrec.data.csv_loader import load_csv
 from mlrec.data.demo import make_demo
-from mlrec.data.download import Opener, ZipSource, download_zip
+from mlrec.data.download import Opener, Progress, ZipSource, download_zip
 from mlrec.data.lastfm import load_lastfm
 from mlrec.data.movielens import load_movielens_100k, load_movielens_csv
 
@@ -219,6 +219,7 @@ def load_dataset(
     download: bool = False,
     *,
     opener: Opener | None = None,
+    progress: Progress | None = None,
 ) -> Interactions:
     """Load a dataset by name, downloading it first if allowed.
 
@@ -229,6 +230,8 @@ def load_dataset(
         download: fetch a missing MovieLens dataset from GroupLens (the licence is
             printed first), verify it and extract it into ``data_dir``.
         opener: replaces :func:`urllib.request.urlopen` for the download.
+        progress: told the bytes received while downloading (see
+            :data:`~mlrec.data.download.Progress`).
 
     Returns:
         The interactions, named after the dataset.
@@ -253,7 +256,11 @@ def load_dataset(
         if not download or spec.source is None:
             raise DataError(_missing_message(spec, root))
         folder = download_zip(
-            spec.source, root / spec.folders[0], licence=spec.licence, opener=opener
+            spec.source,
+            root / spec.folders[0],
+            licence=spec.licence,
+            opener=opener,
+            progress=progress,
         )
     data = spec.loader(folder)
     return data if data.name == spec.name else _renamed(data, spec.name)

@@ -104,6 +104,21 @@ def test_download_over_http_extracts_the_dataset(server: Server, tmp_path: Path)
     assert [p.name for p in tmp_path.iterdir()] == ["ml-100k"]
 
 
+def test_download_reports_its_progress_in_bytes(server: Server, tmp_path: Path) -> None:
+    calls: list[tuple[int, int | None]] = []
+    source = server.source("ml-100k.zip", lambda h: _send(h, GOOD))
+    download_zip(
+        source,
+        tmp_path / "ml-100k",
+        echo=lambda _: None,
+        timeout=5.0,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls and calls[-1] == (len(GOOD), len(GOOD))
+    received = [done for done, _ in calls]
+    assert received == sorted(received)
+
+
 def test_download_cut_off_before_its_content_length_says_so(server: Server, tmp_path: Path) -> None:
     half = GOOD[: len(GOOD) // 2]
     source = server.source("cut.zip", lambda h: _send(h, half, length=len(GOOD)))
