@@ -17,6 +17,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -131,17 +132,21 @@ def load_named_dataset(name: str, download: bool = False) -> Interactions:
     return load_dataset(name, data_dir, download=download)
 
 
+def _bar(*counts: ProgressColumn) -> Progress:
+    """A progress bar on stderr: description, bar, then ``counts``, then time elapsed."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        *counts,
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+
+
 @contextmanager
 def byte_progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
     """A progress bar of bytes (size, speed) driven by ``(received, total or None)``."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-    ) as bar:
+    with _bar(DownloadColumn(), TransferSpeedColumn()) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -149,13 +154,7 @@ def byte_progress(description: str) -> Iterator[Callable[[int, int | None], None
 @contextmanager
 def fraction_progress(description: str) -> Iterator[Callable[[float], None]]:
     """A progress bar driven by a fraction-done callback (model training)."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=err_console,
-    ) as bar:
+    with _bar(TextColumn("{task.percentage:>3.0f}%")) as bar:
         task = bar.add_task(description, total=1.0)
         yield lambda fraction: bar.update(task, completed=min(max(fraction, 0.0), 1.0))
         bar.update(task, completed=1.0)
@@ -164,12 +163,6 @@ def fraction_progress(description: str) -> Iterator[Callable[[float], None]]:
 @contextmanager
 def counting_progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
     """A progress bar driven by ``(done, total or None)`` (loading, materializing)."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-    ) as bar:
+    with _bar(MofNCompleteColumn()) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
