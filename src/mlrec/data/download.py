@@ -6,15 +6,19 @@ total size, the CRC of every member, the required files, then the SHA-256 of
 pinned extracted files. A damaged zip of any kind is a ``DataError``. Extraction
 goes to a temporary folder inside ``data_dir`` that is renamed into place only when
 everything passed, so an interrupted or failed download never leaves a
-half-extracted dataset behind. A download shorter than the server's
+half-extracted dataset behind; the work folder of a download killed before it could
+clean up is removed by the next download on the same host. A download shorter than the server's
 ``Content-Length`` is reported as cut off; one larger than 2 GiB is refused.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import http.client
+import os
 import shutil
+import socket
 import tempfile
 import urllib.error
 import urllib.request
@@ -213,6 +217,37 @@ def _open_zip(path: Path, source: ZipSource) -> zipfile.ZipFile:
     return archive
 
 
+_WORK_PREFIX = ".mlrec-download-"
+
+
+def _work_prefix() -> str:
+    """A download's work folder names its host and process, so that a later download
+    can tell a killed one's leftovers from a download still running."""
+    return f"{_WORK_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _remove_abandoned(parent: Path, echo: Callable[[str], None]) -> None:
+    """Delete the work folders of downloads on this host whose process is gone (killed
+    before their cleanup ran). Other hosts' folders are left alone: ``parent`` may be
+    a volume shared by several machines."""
+    host_prefix = f"{_WORK_PREFIX}{socket.gethostname()}-"
+    for path in parent.glob(f"{glob.escape(host_prefix)}*"):
+        pid = path.name[len(host_prefix) :].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            echo(f"Removed {path}, left by an interrupted download")
+
+
 def download_zip(
     source: ZipSource,
     destination: Path,
@@ -250,7 +285,8 @@ def download_zip(
     if licence:
         echo(licence)
     echo(f"Downloading {source.url} ...")
-    work = Path(tempfile.mkdtemp(prefix=".mlrec-download-", dir=parent))
+    _remove_abandoned(parent, echo)
+    work = Path(tempfile.mkdtemp(prefix=_work_prefix(), dir=parent))
     try:
         archive_path = work / "download.zip"
         md5, sha256 = _fetch(

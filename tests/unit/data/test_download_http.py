@@ -7,7 +7,11 @@ The server runs in a thread on 127.0.0.1 (port 0); nothing leaves the machine.
 from __future__ import annotations
 
 import io
+import os
+import socket
 import struct
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -117,6 +121,28 @@ def test_download_reports_its_progress_in_bytes(server: Server, tmp_path: Path) 
     assert calls and calls[-1] == (len(GOOD), len(GOOD))
     received = [done for done, _ in calls]
     assert received == sorted(received)
+
+
+def test_a_download_removes_what_killed_downloads_on_this_host_left(
+    server: Server, tmp_path: Path
+) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    host = socket.gethostname()
+    killed = tmp_path / f".mlrec-download-{host}-{finished.stdout.strip()}-abc123"
+    running = tmp_path / f".mlrec-download-{host}-{os.getpid()}-def456"
+    elsewhere = tmp_path / ".mlrec-download-another-host-1-ghi789"
+    for leftover in (killed, running, elsewhere):
+        leftover.mkdir()
+        (leftover / "download.zip").write_bytes(b"partial")
+    source = server.source("ml-100k.zip", lambda h: _send(h, GOOD))
+    _download(source, tmp_path)
+    assert not killed.exists()
+    assert running.exists() and elsewhere.exists()  # alive here, or not ours to judge
 
 
 def test_download_cut_off_before_its_content_length_says_so(server: Server, tmp_path: Path) -> None:
