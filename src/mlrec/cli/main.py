@@ -601,6 +601,9 @@ def split(
     else:
         train_part, test_part = time_split(data, share)
         how = f"time, the latest {share * 100:g}% of all events"
+    for part, side in ((train_part, "training"), (test_part, "test")):
+        if not len(part):  # nothing written yet: an empty file is useless downstream
+            fail(f"the {how} split of {len(data)} events leaves no {side} events; change it")
     for (option, output), part in zip(outputs, (train_part, test_part), strict=True):
         try:
             _write_csv(output, part)

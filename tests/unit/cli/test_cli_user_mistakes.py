@@ -69,6 +69,17 @@ def test_split_into_a_missing_directory_fails_before_writing_either_file(
     assert not train_out.exists()
 
 
+def test_split_that_leaves_no_test_events_fails_before_writing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --ratio 0.0001 of the demo's users' few events rounds to nothing held out
+    train_out, test_out = tmp_path / "a.csv", tmp_path / "b.csv"
+    argv = ["split", "--ratio", "0.0001", "--train-output", str(train_out)]
+    err = run_failing([*argv, "--test-output", str(test_out)], capsys)
+    assert "leaves no test events" in err
+    assert not train_out.exists() and not test_out.exists()
+
+
 def test_split_to_a_directory_names_the_option(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
