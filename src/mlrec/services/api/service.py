@@ -134,13 +134,17 @@ class RecommendationService:
         self.user_batcher: MicroBatcher[_UserRequest, _Outcome] = MicroBatcher(
             self._answer_batch, batcher.max_batch, batcher.max_wait
         )
+        # Filter masks of the served model that computed them, held by a weak
+        # reference: a model swapped out must be freed (with its score cache) even if
+        # no filtered request comes after the swap to replace them.
         self._masks: tuple[
-            ServedModel | None, dict[tuple[str, frozenset[str]], npt.NDArray[np.bool_]]
+            weakref.ref[ServedModel] | None,
+            dict[tuple[str, frozenset[str]], npt.NDArray[np.bool_]],
         ] = (None, {})
         # the mask of the last filter too large to cache, while its request holds it
         # (a batch request shares one parsed filter among its users)
         self._large_mask: (
-            tuple[ServedModel, weakref.ref[set[str]], npt.NDArray[np.bool_]] | None
+            tuple[weakref.ref[ServedModel], weakref.ref[set[str]], npt.NDArray[np.bool_]] | None
         ) = None
 
     async def close(self) -> None:
@@ -200,20 +204,20 @@ class RecommendationService:
             return None
         kind, values = parsed
         owner, masks = self._masks
-        if owner is not served:
+        if owner is None or owner() is not served:
             # masks belong to one served model (not to its id(), which a later model
             # can reuse once this one is freed); each request keeps the pair it took
             masks = {}
-            self._masks = (served, masks)
+            self._masks = (weakref.ref(served), masks)
         if len(values) > _MAX_CACHED_FILTER_VALUES:
             # not cached: a key holds the filter's values, and a request may name
             # hundreds of thousands (its body's size), which 257 cached keys would
             # keep in memory for good; only the users of one request share its mask
             large = self._large_mask
-            if large is not None and large[0] is served and large[1]() is values:
+            if large is not None and large[0]() is served and large[1]() is values:
                 return large[2]
             computed = self._mask(served, kind, values)
-            self._large_mask = (served, weakref.ref(values), computed)
+            self._large_mask = (weakref.ref(served), weakref.ref(values), computed)
             return computed
         key = (kind, frozenset(values))
         mask = masks.get(key)
