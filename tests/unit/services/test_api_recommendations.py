@@ -234,3 +234,28 @@ def test_an_artifact_that_cannot_be_loaded_is_not_downloaded_again_at_every_poll
 
     assert server.current is None and "future-algo" in (server.last_error or "")
     assert len(fetched) <= 2  # the first fetch, and one more in case the copy was damaged
+
+
+def test_a_missing_artifact_is_not_looked_for_again_at_every_poll(harness: Harness) -> None:
+    # a version whose artifact was deleted from the store: each poll (every 5 s, in
+    # every worker) used to look for it again and log a warning
+    from mlrec.services.api.model_server import ModelServer
+
+    version = harness.registry.register(
+        NewModelVersion("default", "ease", "0" * 64, "nowhere", {}, "demo", {})
+    )
+    harness.registry.promote("default", version.version)
+    lookups: list[str] = []
+    fetch = harness.store.fetch
+    harness.store.fetch = lambda sha256, destination: (  # type: ignore[method-assign]
+        lookups.append(sha256),
+        fetch(sha256, destination),
+    )[-1]
+    server = ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default")
+
+    for _ in range(3):
+        assert not server.refresh()
+    assert lookups == ["0" * 64]
+    assert "no artifact" in (server.last_error or "")
+    assert not server.refresh(announced=True)  # a re-promotion looks again at once
+    assert len(lookups) == 2

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from mlrec.core.errors import MlrecError, ModelError
+from mlrec.core.errors import MlrecError, ModelError, NotFoundError
 from mlrec.models.artifact_store import ArtifactStore, load_version
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelRegistry, ModelVersion
@@ -28,8 +28,9 @@ __all__ = ["ModelServer", "ServedModel"]
 log = logging.getLogger(__name__)
 
 UNLOADABLE_RETRY_S = 600.0
-"""How long an artifact that could not be loaded (its store copy included) is left
-alone before another attempt; a promotion of another version is loaded at once."""
+"""How long an artifact that could not be loaded (its store copy included), or that
+the store does not have, is left alone before another attempt; a promotion of another
+version is loaded at once."""
 
 REGISTRY_TIMEOUT_S = 10.0
 """Longest :meth:`ModelServer.refresh` waits for the registry's answer. A connection
@@ -175,7 +176,7 @@ class ModelServer:
                     return False  # last_error still says why
                 try:
                     model = load_version(wanted, self.store, self.cache_dir)
-                except ModelError:
+                except (ModelError, NotFoundError):  # unreadable, or gone from the store
                     self._unloadable_until[sha] = time.monotonic() + UNLOADABLE_RETRY_S
                     raise
                 self.current = ServedModel.build(model, wanted, self.score_cache_bytes)
