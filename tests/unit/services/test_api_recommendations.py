@@ -9,6 +9,7 @@ from mlrec.backends.redis_features import RedisOnlineStore
 from mlrec.backends.spool import DurableProducer
 from mlrec.models.registry import NewModelVersion
 from mlrec.services.api.app import create_app
+from mlrec.services.api.model_server import ModelServer
 from tests.unit.services.conftest import Harness, wait_for
 
 
@@ -206,11 +207,23 @@ def test_a_promotion_message_swaps_the_model_within_a_second(harness: Harness) -
         state.close()
 
 
+def _serving_production(harness: Harness, version: int) -> tuple[ModelServer, list[str]]:
+    """``version`` of ``default`` promoted, a model server for it (not refreshed yet),
+    and the list of sha256s the server fetches from the store, in order."""
+    harness.registry.promote("default", version)
+    fetched: list[str] = []
+    fetch = harness.store.fetch
+    harness.store.fetch = lambda sha256, destination: (  # type: ignore[method-assign]
+        fetched.append(sha256),
+        fetch(sha256, destination),
+    )[-1]
+    return ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default"), fetched
+
+
 def test_an_artifact_that_cannot_be_loaded_is_not_downloaded_again_at_every_poll(
     harness: Harness,
 ) -> None:
     from mlrec.models.artifacts import Artifact, write_artifact
-    from mlrec.services.api.model_server import ModelServer
 
     unknown = harness.tmp / "from-a-newer-trainer"
     write_artifact(
@@ -220,14 +233,7 @@ def test_an_artifact_that_cannot_be_loaded_is_not_downloaded_again_at_every_poll
     version = harness.registry.register(
         NewModelVersion("default", "future-algo", sha, str(unknown), {}, "demo", {})
     )
-    harness.registry.promote("default", version.version)
-    fetched: list[str] = []
-    fetch = harness.store.fetch
-    harness.store.fetch = lambda sha256, destination: (  # type: ignore[method-assign]
-        fetched.append(sha256),
-        fetch(sha256, destination),
-    )[-1]
-    server = ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default")
+    server, fetched = _serving_production(harness, version.version)
 
     for _ in range(3):
         assert not server.refresh()
@@ -239,19 +245,10 @@ def test_an_artifact_that_cannot_be_loaded_is_not_downloaded_again_at_every_poll
 def test_a_missing_artifact_is_not_looked_for_again_at_every_poll(harness: Harness) -> None:
     # a version whose artifact was deleted from the store: each poll (every 5 s, in
     # every worker) used to look for it again and log a warning
-    from mlrec.services.api.model_server import ModelServer
-
     version = harness.registry.register(
         NewModelVersion("default", "ease", "0" * 64, "nowhere", {}, "demo", {})
     )
-    harness.registry.promote("default", version.version)
-    lookups: list[str] = []
-    fetch = harness.store.fetch
-    harness.store.fetch = lambda sha256, destination: (  # type: ignore[method-assign]
-        lookups.append(sha256),
-        fetch(sha256, destination),
-    )[-1]
-    server = ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default")
+    server, lookups = _serving_production(harness, version.version)
 
     for _ in range(3):
         assert not server.refresh()
