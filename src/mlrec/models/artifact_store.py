@@ -20,7 +20,13 @@ from mlrec.models.artifacts import ARRAYS, MANIFEST, sha256_problem, verify_arti
 from mlrec.models.base import Recommender
 from mlrec.models.registry import ModelVersion
 
-__all__ = ["ArtifactStore", "LocalArtifactStore", "fetch_cached", "load_version"]
+__all__ = [
+    "CACHED_ARTIFACTS_KEPT",
+    "ArtifactStore",
+    "LocalArtifactStore",
+    "fetch_cached",
+    "load_version",
+]
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +142,42 @@ def load_version(version: ModelVersion, store: ArtifactStore, cache_dir: Path) -
     cache_dir.mkdir(parents=True, exist_ok=True)
     local = fetch_cached(store, version.artifact_sha256, cache_dir)
     try:
-        return load_model(local, expected_sha256=version.artifact_sha256)
+        model = load_model(local, expected_sha256=version.artifact_sha256)
     except Exception as exc:
         # a crash mid-write, a disk error, a file deleted or edited by hand: whatever
         # is wrong with the local copy, the store's copy is the reference
         log.warning("cached artifact %s cannot be loaded (%s); fetching it again", local, exc)
-    _discard(local)
-    local = fetch_cached(store, version.artifact_sha256, cache_dir)
-    return load_model(local, expected_sha256=version.artifact_sha256)
+        _discard(local)
+        local = fetch_cached(store, version.artifact_sha256, cache_dir)
+        model = load_model(local, expected_sha256=version.artifact_sha256)
+    _prune_cache(cache_dir, local)
+    return model
+
+
+CACHED_ARTIFACTS_KEPT = 3
+"""Artifacts a model cache keeps: the one just loaded and the most recently loaded
+others (a rollback is then a local load); older ones are fetched again if needed."""
+
+
+def _prune_cache(cache_dir: Path, loaded: Path) -> None:
+    """Mark ``loaded`` as just used and discard all but the latest-used artifacts.
+
+    Another process sharing the cache may be loading one of those discarded: its load
+    then fails on the missing copy and fetches it again (see :func:`load_version`).
+    """
+    try:
+        os.utime(loaded)
+        cached = [
+            (entry.stat().st_mtime, entry)
+            for entry in cache_dir.iterdir()
+            if entry != loaded and sha256_problem(entry.name) is None and entry.is_dir()
+        ]
+    except OSError as exc:  # pruning is housekeeping: never fail a load for it
+        log.debug("model cache %s not pruned: %s", cache_dir, exc)
+        return
+    cached.sort(reverse=True)
+    for _, stale in cached[CACHED_ARTIFACTS_KEPT - 1 :]:
+        _discard(stale)
 
 
 def _discard(directory: Path) -> None:

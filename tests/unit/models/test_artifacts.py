@@ -14,7 +14,12 @@ import pytest
 from mlrec.core.errors import ArtifactIntegrityError
 from mlrec.data import make_demo
 from mlrec.models import create_model, load_model
-from mlrec.models.artifact_store import LocalArtifactStore, fetch_cached, load_version
+from mlrec.models.artifact_store import (
+    CACHED_ARTIFACTS_KEPT,
+    LocalArtifactStore,
+    fetch_cached,
+    load_version,
+)
 from mlrec.models.artifacts import Artifact, file_sha256, read_artifact, write_artifact
 from mlrec.models.registry import ModelVersion, Stage
 
@@ -197,3 +202,28 @@ def test_a_store_copy_that_does_not_match_the_registry_is_refused_after_one_refe
     with pytest.raises(ArtifactIntegrityError):
         load_version(registered(sha, directory), store, cache)
     assert store.fetches == 2  # the cached copy, then the store's once more: no loop
+
+
+def test_the_model_cache_keeps_only_the_latest_loaded_artifacts(tmp_path: Path) -> None:
+    # a long-running replica used to keep every version it ever served on disk
+    store = CountingStore(tmp_path / "store")
+    versions = []
+    for seed in range(CACHED_ARTIFACTS_KEPT + 2):
+        model = create_model("most_popular").fit(make_demo(n_users=20, n_items=15, seed=seed))
+        directory = tmp_path / f"m{seed}"
+        sha = model.save(directory)
+        store.put(directory)
+        versions.append(registered(sha, directory))
+    cache = tmp_path / "cache"
+    for version in versions:
+        load_version(version, store, cache)
+    kept = {v.artifact_sha256 for v in versions[-CACHED_ARTIFACTS_KEPT:]}
+    assert {p.name for p in cache.iterdir()} == kept
+
+    fetches = store.fetches
+    load_version(versions[-1], store, cache)  # still cached: no fetch, nothing dropped
+    assert store.fetches == fetches and {p.name for p in cache.iterdir()} == kept
+    load_version(versions[0], store, cache)  # dropped earlier: fetched again
+    assert store.fetches == fetches + 1
+    assert versions[0].artifact_sha256 in {p.name for p in cache.iterdir()}
+    assert len(list(cache.iterdir())) == CACHED_ARTIFACTS_KEPT
