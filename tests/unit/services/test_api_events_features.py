@@ -1,9 +1,13 @@
 import json
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.unit.services.conftest import ADMIN
+from mlrec.backends.memory_features import InMemoryOnlineStore
+from mlrec.core.errors import BackendUnavailableError
+from mlrec.services.api.app import create_app
+from tests.unit.services.conftest import ADMIN, Harness
 
 
 def test_event_batch_is_accepted_with_ids(client: TestClient) -> None:
@@ -126,3 +130,32 @@ def test_bad_feature_reads_get_422(client: TestClient, body: str) -> None:
 
 def test_a_view_name_that_is_no_view_name_gets_422(client: TestClient) -> None:
     assert client.get("/v1/features/user_stats:weight_sum/u1").status_code == 422
+
+
+class _UnreachableRows(InMemoryOnlineStore):
+    """An online store whose feature reads fail as a frozen or dead Redis's do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def read_rows(self, *args: Any, **kwargs: Any) -> Any:
+        self.reads += 1
+        raise BackendUnavailableError("Timeout reading from socket")
+
+
+def test_feature_reads_answer_503_at_once_for_a_second_after_the_store_failed(
+    harness: Harness,
+) -> None:
+    # each read used to wait out the store's timeout on a worker-pool thread, so a
+    # frozen Redis queued the API's other thread-pool work (events) behind them
+    online = _UnreachableRows()
+    state = harness.state(online)
+    with TestClient(create_app(state=state)) as client:
+        first = client.get("/v1/features/user_stats/u1")
+        batch = client.post("/v1/features/user_stats/batch", json={"entity_ids": ["u1"]})
+        again = client.get("/v1/features/user_stats/u2")
+    state.close()
+    assert [first.status_code, batch.status_code, again.status_code] == [503, 503, 503]
+    assert online.reads == 1  # the two later reads did not wait for the store
+    assert "Timeout reading from socket" in again.json()["detail"]

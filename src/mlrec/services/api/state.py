@@ -11,6 +11,7 @@ from mlrec.events.log import EventProducer
 from mlrec.events.processor import StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.features.store import FeatureStore
+from mlrec.services.api.breaker import CircuitBreaker
 from mlrec.services.api.config import ApiSettings
 from mlrec.services.api.model_server import ModelServer
 from mlrec.services.api.service import RecommendationService
@@ -34,6 +35,9 @@ class ApiState:
     processor: StreamProcessor | None = None
     topics: TopicSetup | None = None
     closers: list[Any] = field(default_factory=list)
+    feature_reads: CircuitBreaker = field(default_factory=CircuitBreaker)
+    """Open for a second after a feature read found the online store unavailable, so
+    reads answer 503 at once instead of each holding a thread for the store's timeout."""
     _processor_thread: threading.Thread | None = None
 
     def start_processor(self) -> None:

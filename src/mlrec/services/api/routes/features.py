@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, status
 from fastapi.concurrency import run_in_threadpool
 
+from mlrec.core.errors import BackendUnavailableError
 from mlrec.features.definitions import NAME
 from mlrec.features.store import OnlineFeatures
-from mlrec.services.api.deps import AdminDep, FeatureStoreDep
+from mlrec.services.api.deps import AdminDep, FeatureStoreDep, StateDep
 from mlrec.services.api.errors import JsonBodyRoute
 from mlrec.services.api.schemas import (
     FeatureBatchRequest,
@@ -17,6 +18,7 @@ from mlrec.services.api.schemas import (
     FeatureWriteRequest,
     error_responses,
 )
+from mlrec.services.api.state import ApiState
 
 router = APIRouter(prefix="/v1/features", tags=["features"], route_class=JsonBodyRoute)
 
@@ -46,18 +48,31 @@ def _public(view: str, result: OnlineFeatures) -> FeatureValuesPublic:
     return FeatureValuesPublic(view=view, entities=entities)
 
 
+async def _read(state: ApiState, refs: str | list[str], entity_ids: list[str]) -> OnlineFeatures:
+    """Online values, or a 503 at once while the store was just found unavailable."""
+    breaker = state.feature_reads
+    if breaker.open:
+        raise BackendUnavailableError(f"{breaker.last_error} (not retried for a second)")
+    try:
+        result = await run_in_threadpool(state.features.get_online_features, refs, entity_ids)
+    except BackendUnavailableError as exc:
+        breaker.failure(str(exc))
+        raise
+    breaker.success()
+    return result
+
+
 @router.get(
     "/{view}/{entity_id}", response_model=FeatureValuesPublic, responses=error_responses(404, 503)
 )
 async def get_features(
     view: ViewName,
     entity_id: Annotated[str, Path(min_length=1, max_length=256)],
-    store: FeatureStoreDep,
+    state: StateDep,
 ) -> FeatureValuesPublic:
     """Latest values of every feature of ``view`` for one entity; values older than the
     view's TTL are reported ``stale`` and replaced by the feature default."""
-    result = await run_in_threadpool(store.get_online_features, view, [entity_id])
-    return _public(view, result)
+    return _public(view, await _read(state, view, [entity_id]))
 
 
 @router.post(
@@ -66,12 +81,11 @@ async def get_features(
     responses=error_responses(404, 413, 415, 503),
 )
 async def get_features_batch(
-    view: ViewName, body: FeatureBatchRequest, store: FeatureStoreDep
+    view: ViewName, body: FeatureBatchRequest, state: StateDep
 ) -> FeatureValuesPublic:
     """Values for up to 1000 entities, optionally only some features."""
     refs: str | list[str] = [f"{view}:{name}" for name in body.features] if body.features else view
-    result = await run_in_threadpool(store.get_online_features, refs, body.entity_ids)
-    return _public(view, result)
+    return _public(view, await _read(state, refs, body.entity_ids))
 
 
 @router.put(
