@@ -9,29 +9,25 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.serving import closed_port
+from tests.polling import wait_for
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Api:
@@ -79,16 +75,9 @@ class Api:
         }
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    port = free_port()
+    port = closed_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -112,7 +101,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
             except OSError:
                 return False
 
-        wait_until(healthy)
+        wait_for(healthy, 60.0, "the API to answer", interval_s=0.2)
         yield server
     finally:
         process.send_signal(signal.SIGTERM)
@@ -130,8 +119,11 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 def caught_up(api: Api, applied: int) -> Samples:
     """The samples once the embedded processors applied ``applied`` events and the lag
     was measured since (it is, about every second)."""
-    wait_until(
-        lambda: value(api.scrape(), "mlrec_stream_events_total", outcome="applied") == applied
+    wait_for(
+        lambda: value(api.scrape(), "mlrec_stream_events_total", outcome="applied") == applied,
+        60.0,
+        f"{applied} events applied",
+        interval_s=0.2,
     )
     time.sleep(2.5)
     return api.scrape()
@@ -167,7 +159,12 @@ def test_two_workers_report_one_series_per_gauge_and_exact_totals_across_a_resta
 
     before = api.workers()
     os.kill(min(before), signal.SIGKILL)
-    wait_until(lambda: len(api.workers()) == 2 and api.workers() != before)
+    wait_for(
+        lambda: len(api.workers()) == 2 and api.workers() != before,
+        60.0,
+        "a new worker",
+        interval_s=0.2,
+    )
     api.post_events(10)
     samples = caught_up(api, 50)
     assert value(samples, "mlrec_api_events_accepted_total", type="view") == 50

@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from mlrec.events.processor import StreamProcessor
 from mlrec.events.schemas import EventType
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.services.stream import RealtimeSink, realtime_sink
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +51,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 # -- helpers ----------------------------------------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def make_events(tag: str, n: int) -> list[InteractionEvent]:

@@ -6,17 +6,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mlrec.backends.kafka import ensure_topics
+from tests.integration.serving import closed_port
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,21 +69,6 @@ log.producer().produce(INTERACTIONS_TOPIC, [(event_key(e), encode_event(e)) for 
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_sigterm_while_a_commit_hangs_exits_after_the_shutdown_timeout_saying_so(
     tmp_path: Path,
 ) -> None:
@@ -101,7 +85,7 @@ def test_sigterm_while_a_commit_hangs_exits_after_the_shutdown_timeout_saying_so
         [sys.executable, "-c", _PRODUCE, str(tmp_path / "data" / "events.db")], env=env, check=True
     )
     marker = tmp_path / "commit-blocked"
-    port = free_port()
+    port = closed_port()
     process = subprocess.Popen(
         [
             sys.executable,

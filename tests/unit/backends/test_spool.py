@@ -20,6 +20,7 @@ from mlrec.core.errors import (
     ConfigurationError,
     ValidationError,
 )
+from tests.polling import wait_for
 
 TOPIC = "mlrec.interactions"
 
@@ -55,13 +56,6 @@ def batch(start: int, n: int) -> list[tuple[bytes | None, bytes]]:
     return [
         (f"u{i % 3}".encode() if i % 4 else None, f"e{i}".encode()) for i in range(start, start + n)
     ]
-
-
-def wait_for(condition: object, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -112,7 +106,7 @@ def test_spool_is_replayed_in_order_exactly_once_when_primary_returns(
     assert primary.records == []
 
     primary.down = False
-    wait_for(lambda: producer.spooled() == 0)
+    wait_for(lambda: producer.spooled() == 0, 5.0, interval_s=0.01)
     producer.produce(TOPIC, batch(10, 2))
 
     assert primary.values() == [f"e{i}".encode() for i in range(12)]
@@ -131,7 +125,7 @@ def test_events_accepted_during_replay_follow_the_spooled_ones(
     primary.down = False
     for start in range(50, 100, 10):
         producer.produce(TOPIC, batch(start, 10))
-    wait_for(lambda: producer.spooled() == 0)
+    wait_for(lambda: producer.spooled() == 0, 5.0, interval_s=0.01)
 
     assert primary.values() == [f"e{i}".encode() for i in range(100)]
 
@@ -148,7 +142,7 @@ def test_spool_is_replayed_when_a_new_process_starts_on_it(
     second = DurableProducer(primary, tmp_path / "spool", retry_interval_s=0.02)
     assert second.spooled() == 4
     second.start()
-    wait_for(lambda: second.spooled() == 0)
+    wait_for(lambda: second.spooled() == 0, 5.0, interval_s=0.01)
     second.close()
 
     assert primary.values() == [b"e0", b"e1", b"e2", b"e3"]
@@ -369,14 +363,14 @@ def test_events_go_straight_to_the_spool_once_the_replay_thread_found_the_primar
     primary.down = True
     assert not producer.reachable() and not producer.degraded  # a probe changes nothing
     producer.start()
-    wait_for(lambda: producer.degraded)
+    wait_for(lambda: producer.degraded, 5.0, interval_s=0.01)
     calls = primary.calls
 
     producer.produce(TOPIC, batch(0, 2))  # no wait for the primary's delivery timeout
 
     assert primary.calls == calls and producer.spooled() == 2
     primary.down = False
-    wait_for(lambda: producer.spooled() == 0 and not producer.degraded)
+    wait_for(lambda: producer.spooled() == 0 and not producer.degraded, 5.0, interval_s=0.01)
     producer.produce(TOPIC, batch(2, 1))
     assert primary.values() == [b"e0", b"e1", b"e2"]
 
@@ -387,9 +381,9 @@ def test_the_replay_thread_notices_an_outage_with_nothing_spooled(
     monkeypatch.setattr(spool, "_PROBE_INTERVAL_S", 0.01)
     producer.start()
     primary.down = True
-    wait_for(lambda: producer.degraded)
+    wait_for(lambda: producer.degraded, 5.0, interval_s=0.01)
     primary.down = False
-    wait_for(lambda: not producer.degraded)
+    wait_for(lambda: not producer.degraded, 5.0, interval_s=0.01)
 
 
 def test_under_steady_traffic_the_spool_drains_and_events_go_directly_again(
@@ -411,12 +405,14 @@ def test_under_steady_traffic_the_spool_drains_and_events_go_directly_again(
     for sender in senders:
         sender.start()
     try:
-        wait_for(lambda: producer.spooled() > 50)
+        wait_for(lambda: producer.spooled() > 50, 5.0, interval_s=0.01)
         primary.down = False
 
-        wait_for(lambda: producer.spooled() == 0 and not producer.degraded)
+        wait_for(lambda: producer.spooled() == 0 and not producer.degraded, 5.0, interval_s=0.01)
         calls = primary.calls
-        wait_for(lambda: primary.calls > calls + 20)  # direct sends, one per event
+        wait_for(
+            lambda: primary.calls > calls + 20, 5.0, interval_s=0.01
+        )  # direct sends, one per event
         assert producer.spooled() == 0
     finally:
         stop.set()
