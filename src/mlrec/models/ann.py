@@ -14,7 +14,9 @@ Items are dense ``int`` indices ``0..n-1`` (the rows of the matrix given to
 
 Persistence follows the no-pickle artifact rule: :meth:`AnnIndex.to_arrays` returns
 plain numpy arrays (hnswlib's native index bytes as ``uint8``) for the artifact's
-``.npz``, whose sha256 the manifest records; :meth:`AnnIndex.from_arrays` reverses it.
+``.npz``, whose sha256 the manifest records; :meth:`AnnIndex.from_arrays` reverses it,
+after checking every header field, neighbour id and level of those bytes (hnswlib's
+own loader trusts them).
 
 Example:
     >>> index = AnnIndex.build(item_factors, metric="ip")          # doctest: +SKIP
@@ -36,6 +38,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from mlrec.core.errors import ModelError, ValidationError
+from mlrec.models._hnsw_format import check_index_bytes
 
 __all__ = ["DEFAULT_PARAMS", "AnnIndex", "Exclude", "Metric", "exact_search", "insertion_order"]
 
@@ -436,7 +439,9 @@ class AnnIndex:
             An index answering exactly like the one saved.
 
         Raises:
-            ModelError: the arrays are missing or of an unknown format.
+            ModelError: the arrays are missing, of an unknown format, or not a
+                well-formed index of the size the metadata says (checked before
+                hnswlib's loader, which trusts the file, reads them).
         """
         try:
             meta = [int(x) for x in arrays[f"{prefix}.meta"]]
@@ -450,6 +455,7 @@ class AnnIndex:
         params = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
         if n == 0:
             return cls(None, 0, dim, metric, params, threads)
+        check_index_bytes(blob, n, dim, M)
         index = _hnswlib().Index(space=_SPACES[metric], dim=dim)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "index.bin"
