@@ -215,6 +215,9 @@ class DurableProducer:
         self._replay_lock = threading.Lock()  # one replayer at a time
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # ends a replay in progress between two primary calls: this producer's close,
+        # or, for an orphan being adopted, its adopter's
+        self._interrupt = self._stop
         self._thread: threading.Thread | None = None
         self._active: io.FileIO | None = None
         self._active_path: Path | None = None
@@ -384,7 +387,8 @@ class DurableProducer:
 
         Stops at the first failure (the rest stays spooled, nothing is skipped), but
         a record the primary refuses for good is set aside in ``rejected.jsonl`` and
-        replay goes on (see the module docstring).
+        replay goes on (see the module docstring). Also stops after the primary call in
+        flight once :meth:`close` was called: the rest is replayed at the next start.
         """
         with self._replay_lock:
             self._seal()
@@ -394,7 +398,13 @@ class DurableProducer:
                     with self._lock:
                         if segment == self._active_path:
                             break
-                    self._replay_segment(segment, done)
+                    if not self._replay_segment(segment, done):
+                        log.info(
+                            "spool replay stopped by close(): %d events left in %s",
+                            self._pending,
+                            self.spool_dir,
+                        )
+                        return done[0]
                 # Events kept arriving (spooled, so as not to overtake): send the few
                 # spooled meanwhile with appends held, so the spool ends empty and new
                 # events go directly again. Otherwise, under steady traffic, every
@@ -413,8 +423,9 @@ class DurableProducer:
                 self._primary_down = False  # the primary took records: it is back
             return done[0]
 
-    def _replay_segment(self, segment: Path, done: list[int]) -> None:
-        """Replay one sealed segment, counting records acknowledged in ``done[0]``."""
+    def _replay_segment(self, segment: Path, done: list[int]) -> bool:
+        """Replay one sealed segment, counting records acknowledged in ``done[0]``;
+        False if :meth:`close` interrupted it (its position is saved)."""
         acked = self._acked(segment)
         batch: list[_Spooled] = []
 
@@ -440,6 +451,10 @@ class DurableProducer:
             batch.clear()
 
         for record in read_segment(segment, acked):
+            # Between primary calls: a backlog of an outage's worth would otherwise keep
+            # close(), and so the process's shutdown, waiting until all of it is sent.
+            if self._interrupt.is_set():
+                return False
             batch.append(record)
             if len(batch) >= _REPLAY_BATCH:
                 send()
@@ -456,6 +471,7 @@ class DurableProducer:
         _fsync_dir(self.spool_dir)
         if done[0]:
             log.info("replayed %d spooled events from %s", done[0], segment.name)
+        return True
 
     def _send_one_by_one(self, segment: Path, run: list[_Spooled], done: list[int]) -> None:
         for record in run:
@@ -522,6 +538,7 @@ class DurableProducer:
                 orphan = DurableProducer(self.primary, directory, close_primary=False)
             except ConfigurationError:
                 continue  # a live process owns it
+            orphan._interrupt = self._stop
             try:
                 if orphan.spooled() or orphan._segments_waiting():
                     these = orphan.replay()

@@ -97,6 +97,17 @@ def check_api_storage(config: ApiSettings) -> None:
     open_model_registry(config.resolved_database_url)  # MlrecError: one line from main
 
 
+REQUEST_DRAIN_S = 10
+"""Seconds ``serve api`` waits, once SIGTERM or SIGINT came, for requests in progress
+before it cancels them (the edge answers those 503) and shuts the application down.
+
+Unbounded, one client that never finished sending its body kept the process up until
+Kubernetes killed it 30 s later, without the shutdown that commits the embedded
+processor's batch and releases its lease. 10 s leaves that shutdown the rest of the
+grace period, and exceeds what an event post can take (Kafka's delivery timeout, then
+the spool)."""
+
+
 @serve_app.command("api")
 def serve_api(
     host: Annotated[str | None, typer.Option(help="Interface (default MLREC_HOST).")] = None,
@@ -131,6 +142,7 @@ def serve_api(
             workers=n_workers,
             log_level="debug" if config.debug else "info",
             access_log=config.debug,
+            timeout_graceful_shutdown=REQUEST_DRAIN_S,
         )
 
 

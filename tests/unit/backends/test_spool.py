@@ -422,3 +422,66 @@ def test_under_steady_traffic_the_spool_drains_and_events_go_directly_again(
     for sender in range(3):  # nothing lost, each sender's events in order
         mine = [v for v in primary.values() if v.startswith(f"{sender}:".encode())]
         assert [int(v.split(b":")[1]) for v in mine] == list(range(produced[sender]))
+
+
+class GatedLog(FlakyLog):
+    """A primary whose calls wait until the test releases them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        self.entered.set()
+        self.release.wait()
+        super().produce(topic, records)
+
+
+def spool_of(directory: Path, n: int) -> None:
+    """Leave ``n`` events in the spool ``directory``, as a process during an outage."""
+    down = FlakyLog()
+    down.down = True
+    filler = DurableProducer(down, directory)
+    for start in range(0, n, 10):
+        filler.produce(TOPIC, batch(start, 10))
+    filler.close()
+
+
+def close_during_first_call(producer: DurableProducer, primary: GatedLog) -> None:
+    """Start ``producer``, and close it while its first call to ``primary`` is in flight."""
+    producer.start()
+    assert primary.entered.wait(10)
+    closer = threading.Thread(target=producer.close)
+    closer.start()
+    wait_for(producer._stop.is_set, 10, "close() to ask the replay thread to stop")
+    primary.release.set()
+    closer.join(10)
+    assert not closer.is_alive()
+
+
+@pytest.mark.parametrize("adopted", [False, True])
+def test_close_ends_a_long_replay_after_the_call_in_flight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, adopted: bool
+) -> None:
+    # Regression (shutdown audit): a replay, of its own spool or of an adopted one, ran
+    # to the end of the backlog before close() returned: with an outage's worth of
+    # events, the API's shutdown outlasted Kubernetes' grace period and was killed.
+    monkeypatch.setattr(spool, "_REPLAY_BATCH", 10)
+    backlog = tmp_path / ("orphan" if adopted else "spool")
+    spool_of(backlog, 100)
+    primary = GatedLog()
+    if adopted:
+        producer = DurableProducer(primary, tmp_path / "spool", orphans=lambda: [backlog])
+    else:
+        producer = DurableProducer(primary, backlog)
+
+    close_during_first_call(producer, primary)
+
+    assert primary.calls == 1  # the batch in flight, and no more
+    later = FlakyLog()
+    reopened = DurableProducer(later, backlog)
+    assert reopened.spooled() == 90  # the rest waits for the next start, in order
+    reopened.replay()
+    assert later.values() == [v for _, v in batch(10, 90)]
+    reopened.close()

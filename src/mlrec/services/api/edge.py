@@ -3,6 +3,7 @@ HEAD."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -73,6 +74,7 @@ class HttpEdge:
             return
         started = time.perf_counter()
         status = 500
+        responded = False
         cross_origin = any(name == b"origin" for name, _ in scope["headers"])
         method = scope["method"]
         if method == "HEAD":
@@ -80,9 +82,9 @@ class HttpEdge:
             send = _without_body(send)
 
         async def send_and_record(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 if status == 405:
                     message = _allowing_head(message)
                 if not cross_origin:  # a copy: the response may reuse its header list
@@ -90,6 +92,7 @@ class HttpEdge:
             await send(message)
 
         route = user_id = None
+        direct = False
         try:
             if "\ufffd" in scope["path"] and not _utf8_path(scope):
                 answer = self.cors_bad_path if cross_origin else self._bad_path
@@ -104,12 +107,26 @@ class HttpEdge:
                     return
                 receive = bounded
             user_id = None if cross_origin else recommendations.direct_user_id(scope)
+            direct = user_id is not None  # sends unrecorded while it answers
             if user_id is not None and await recommendations.answer_directly(
                 scope, send, user_id, [_VARY_ORIGIN]
             ):
                 route, status = recommendations.USER_ROUTE, 200
             else:
+                direct = False
                 await (self.cors if cross_origin else self.app)(scope, receive, send_and_record)
+        except asyncio.CancelledError:
+            # The server is shutting down and gave up waiting for this request (a
+            # client that never sent its whole body, say): refuse it, and end the task
+            # normally, which uvicorn would otherwise log as an error with a traceback.
+            if not responded and not direct:
+                status = 503
+                await _send_error(
+                    send,
+                    503,
+                    "the server is shutting down: retry the request",
+                    [(b"connection", b"close")],
+                )
         finally:
             if route is None:
                 # a hot-route request that failed before the app routed it is still
