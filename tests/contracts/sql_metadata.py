@@ -30,6 +30,7 @@ from mlrec.backends.sql.artifact_store import SqlArtifactStore
 from mlrec.backends.sql.engine import begin_write, create_sql_engine
 from mlrec.backends.sql.migrate import upgrade_database
 from mlrec.backends.sql.registry import SqlModelRegistry
+from mlrec.core.errors import BackendError
 from mlrec.models.artifacts import Artifact, write_artifact
 from mlrec.models.registry import Stage
 from tests.contracts.model_registry import new
@@ -368,3 +369,32 @@ class SqlMetadataContract:
             engine.dispose()
         assert not waited, "upgrade_database waited for a lock on a database at head"
         assert outcome == [None], outcome
+
+    def test_a_database_migrated_by_a_newer_mlrec_is_refused_in_words(self, url: str) -> None:
+        # Alembic's "Can't locate revision" was a traceback from every command
+        upgrade_database(url)
+        engine = create_sql_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+        engine.dispose()
+
+        with pytest.raises(BackendError) as info:
+            upgrade_database(url)
+        message = str(info.value)
+        assert "'0099_future'" in message and f"'{HEAD}'" in message and "newer mlrec" in message
+
+    def test_a_statement_refused_during_a_migration_is_one_line(self, url: str) -> None:
+        # e.g. a user without the right to create tables: was SQLAlchemy's traceback
+        def refuse(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "CREATE TABLE" in statement:
+                raise conn.dialect.loaded_dbapi.ProgrammingError("permission denied for schema x")
+
+        event.listen(Engine, "before_cursor_execute", refuse)
+        try:
+            with pytest.raises(BackendError) as info:
+                upgrade_database(url)
+        finally:
+            event.remove(Engine, "before_cursor_execute", refuse)
+        message = str(info.value)
+        assert message.startswith("cannot bring the schema of the database ")
+        assert message.endswith(" up to date: permission denied for schema x")

@@ -35,6 +35,7 @@ __all__ = [
     "open_feature_registry",
     "open_model_registry",
     "open_online_store",
+    "upgrade_metadata",
 ]
 
 
@@ -46,6 +47,17 @@ def _sql(url: str, migrate: bool) -> bool:
             upgrade_database(url)
         return True
     return False
+
+
+def upgrade_metadata(url: str) -> None:
+    """Bring the schema of the metadata database at ``url`` up to date (idempotent;
+    nothing to do for ``memory://``).
+
+    Raises:
+        BackendUnavailableError: the database cannot be reached.
+        BackendError: its schema cannot be brought up to date.
+    """
+    _sql(url, migrate=True)
 
 
 def open_model_registry(url: str, migrate: bool = True) -> ModelRegistry:

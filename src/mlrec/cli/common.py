@@ -76,6 +76,11 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+def warn(message: str) -> None:
+    """Print a warning on stderr (one line, not wrapped by rich; no markup)."""
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
 def describe_os_error(exc: OSError) -> str:
     """One line for a failed file operation: the path(s), the reason, the setting behind it."""
     if exc.filename is None:

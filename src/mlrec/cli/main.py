@@ -33,6 +33,7 @@ from mlrec.cli.common import (
     fraction_progress,
     load_named_dataset,
     settings,
+    warn,
 )
 from mlrec.cli.features import features_app
 from mlrec.cli.serve import PortOption, serve_app
@@ -133,9 +134,7 @@ def _announce_promotion(config: CommonSettings, version: ModelVersion) -> None:
         producer.produce(MODELS_PROMOTED_TOPIC, [(version.name.encode(), payload)])
         producer.close()
     except MlrecError as exc:
-        err_console.print(
-            f"[yellow]warning:[/] promotion not announced ({escape(str(exc))}); replicas poll"
-        )
+        warn(f"promotion not announced ({exc}); replicas poll")
 
 
 def _artifact_stores(config: CommonSettings) -> list[ArtifactStore]:
@@ -465,12 +464,11 @@ def evaluate(
     if coverage.training_events:
         # printed first, on stderr: the metrics below are lowered by these events
         every = coverage.training_events == coverage.evaluated_events
-        err_console.print(
-            f"[yellow]warning:[/] {'all ' if every else ''}{coverage.training_events} of the "
+        warn(
+            f"{'all ' if every else ''}{coverage.training_events} of the "
             f"{coverage.evaluated_events} test events of evaluated users are in the model's "
             "training data: those items are excluded from the rankings, so they count as "
-            "misses" + (": none can be hit (is --test the training file?)" if every else ""),
-            soft_wrap=True,
+            "misses" + (": none can be hit (is --test the training file?)" if every else "")
         )
     metrics = evaluate_model(recommender, _training_log(recommender), held_out, k=k)
     evaluated = int(metrics.pop("users", coverage.known_users))

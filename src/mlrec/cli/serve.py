@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from mlrec.cli.common import console, describe_os_error, err_console, fail, settings
+from mlrec.cli.common import console, describe_os_error, err_console, fail, settings, warn
+from mlrec.core.errors import BackendUnavailableError
 from mlrec.core.urls import redact_url
 
 if TYPE_CHECKING:
@@ -82,10 +83,13 @@ def api_address(host: str | None, port: int | None) -> tuple[str, int]:
 
 def check_api_storage(config: ApiSettings) -> None:
     """End the command if the API could not start on this storage: its directories
-    cannot be created, or the metadata database cannot be opened (and migrated).
+    cannot be created, or the metadata database is misconfigured (a bad URL or
+    credentials' refusal reads as unreachable too, so a database *server* that does
+    not answer is only warned about: the API starts degraded, like a worker restarted
+    during an outage, and loads its model once the database answers).
 
-    The API needs both at start-up; failing there, uvicorn logs a traceback and
-    exits 3. Here it is one line, before the server starts.
+    Failing inside uvicorn, it would log a traceback and exit 3. Here it is one line,
+    before the server starts.
     """
     from mlrec.backends.factory import open_model_registry
 
@@ -94,7 +98,13 @@ def check_api_storage(config: ApiSettings) -> None:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             fail(f"cannot create the API's directories: {describe_os_error(exc)}")
-    open_model_registry(config.resolved_database_url)  # MlrecError: one line from main
+    database = config.resolved_database_url
+    try:
+        open_model_registry(database)  # other MlrecErrors: one line from main
+    except BackendUnavailableError as exc:
+        if database.startswith("sqlite"):
+            raise  # a local file that cannot be opened is not an outage
+        warn(f"{exc}; starting without a model (popular items) until it answers")
 
 
 REQUEST_DRAIN_S = 10

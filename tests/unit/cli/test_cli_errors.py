@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,33 @@ def test_unreachable_postgres_is_one_line(
     err = run_failing(["models", "list"], capsys)
     assert "cannot connect to the database" in err
     assert "127.0.0.1" in err and "s3cret" not in err
+
+
+def test_a_database_lost_after_the_start_check_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the database answered when the command opened the registry (its schema check is
+    # skipped here), then went away while the model trained: was a traceback
+    monkeypatch.setattr("mlrec.backends.sql.migrate.upgrade_database", lambda _url: None)
+    monkeypatch.setenv("MLREC_DATABASE_URL", UNREACHABLE_POSTGRES)
+    argv = ["train", "--dataset", "demo", "--algorithm", "most_popular", "--register", "m"]
+    err = run_failing([*argv, "--output", str(tmp_path / "m")], capsys)
+    assert "cannot connect to the database" in err
+    assert "127.0.0.1" in err and "s3cret" not in err
+
+
+def test_a_database_migrated_by_a_newer_mlrec_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    upgrade_database(url)
+    conn = sqlite3.connect(tmp_path / "newer.db")
+    with conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099_future'")
+    conn.close()
+    monkeypatch.setenv("MLREC_DATABASE_URL", url)
+    err = run_failing(["models", "list"], capsys)
+    assert "'0099_future'" in err and "newer mlrec" in err
 
 
 def test_unopenable_sqlite_file_is_one_line(

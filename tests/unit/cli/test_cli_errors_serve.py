@@ -214,14 +214,34 @@ def test_serve_api_on_a_directory_that_is_a_file_is_one_line_before_starting(
     assert uvicorn_calls == []
 
 
-def test_serve_api_with_an_unreachable_database_is_one_line_before_starting(
+def test_serve_api_with_an_unreachable_database_server_warns_and_starts_degraded(
     uvicorn_calls: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # an outage degrades the API (popular items until the database answers), as it
+    # does for a worker restarted during one, rather than stopping it
     monkeypatch.setenv("MLREC_DATABASE_URL", "postgresql://nobody:s3cret@127.0.0.1:1/x")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "api"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 0
+    assert "warning: cannot connect to the database" in err and "s3cret" not in err
+    assert "starting without a model" in err
+    assert len(uvicorn_calls) == 1
+
+
+def test_serve_api_on_a_sqlite_file_that_cannot_be_opened_is_one_line_before_starting(
+    tmp_path: Path,
+    uvicorn_calls: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    a_dir = tmp_path / "db"
+    a_dir.mkdir()
+    monkeypatch.setenv("MLREC_DATABASE_URL", f"sqlite:///{a_dir}")
     err = run_failing(["serve", "api"], capsys)
-    assert "cannot connect to the database" in err and "s3cret" not in err
+    assert "cannot connect to the database" in err
     assert uvicorn_calls == []
 
 

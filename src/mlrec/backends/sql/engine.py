@@ -6,7 +6,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 
 from mlrec.backends._sqlite import enable_wal
@@ -58,7 +59,12 @@ def _sqlite_begin(conn: Connection) -> None:
 
 
 def create_sql_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get their directory created and WAL mode."""
+    """An engine for ``url``; SQLite files get their directory created and WAL mode.
+
+    Failing to connect, or losing the connection during a statement, raises
+    :class:`BackendUnavailableError` (one line naming the database, its password
+    masked) from every use of the engine, as :func:`connect` does.
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = sqlite_file(url)
@@ -67,14 +73,38 @@ def create_sql_engine(url: str) -> Engine:
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=5,
-        max_overflow=5,
-        connect_args=_server_timeouts(url),
-    )
+    else:
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            connect_args=_server_timeouts(url),
+        )
+    event.listen(engine, "handle_error", _unavailable)
+    return engine
+
+
+def _unavailable_message(url: URL, what: str, error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    reason = lines[0] if lines else type(error).__name__
+    return f"{what} the database {url.render_as_string(hide_password=True)}: {reason}"
+
+
+def _unavailable(context: ExceptionContext) -> None:
+    # Callers (the CLI, the API's pollers) handle BackendUnavailableError; a raw
+    # OperationalError from a database that went away after the first connection
+    # was a traceback. A failed pre-ping is left alone: the pool reconnects.
+    if context.is_pre_ping or context.engine is None:
+        return
+    if context.connection is None:
+        what = "cannot connect to"
+    elif context.is_disconnect:
+        what = "lost the connection to"
+    else:
+        return
+    message = _unavailable_message(context.engine.url, what, context.original_exception)
+    raise BackendUnavailableError(message)
 
 
 # libpq connection parameters: a server that stops answering (a network partition, a
@@ -116,12 +146,12 @@ def connect(engine: Engine) -> Connection:
 
     Errors raised while connecting (refused, unknown host, bad credentials, a SQLite
     file that cannot be opened) become one readable line naming the database, its
-    password masked. Errors of the statements run afterwards are left alone.
+    password masked. Errors of the statements run afterwards are left alone here (an
+    engine of :func:`create_sql_engine` also reports a connection lost during a
+    statement as :class:`BackendUnavailableError`).
     """
     try:
         return engine.connect()
-    except DBAPIError as exc:
-        lines = str(exc.orig).strip().splitlines()
-        reason = lines[0] if lines else type(exc.orig).__name__
-        where = engine.url.render_as_string(hide_password=True)
-        raise BackendUnavailableError(f"cannot connect to the database {where}: {reason}") from exc
+    except DBAPIError as exc:  # an engine not made by create_sql_engine
+        message = _unavailable_message(engine.url, "cannot connect to", exc.orig or exc)
+        raise BackendUnavailableError(message) from exc

@@ -10,8 +10,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from mlrec.backends.sql.engine import IMMEDIATE, connect, create_sql_engine
+from mlrec.core.errors import BackendError
 
 __all__ = ["alembic_config", "upgrade_database"]
 
@@ -43,12 +45,16 @@ def upgrade_database(url: str, revision: str = "head") -> None:
 
     Raises:
         BackendUnavailableError: the database cannot be reached or opened.
+        BackendError: the schema cannot be brought up to date: the database is at a
+            revision this mlrec does not know (a newer mlrec migrated it), or a
+            statement failed (e.g. the user may not create tables).
     """
     config = alembic_config(url)
     engine = create_sql_engine(url)
     try:
         with connect(engine) as connection:
             with connection.begin():
+                _check_known_revision(connection, config)
                 if _at_revision(connection, config, revision):
                     return
             connection.execution_options(**{IMMEDIATE: True})
@@ -61,8 +67,33 @@ def upgrade_database(url: str, revision: str = "head") -> None:
                 _repair_half_applied_first_migration(connection)
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
+    except DBAPIError as exc:
+        lines = str(exc.orig or exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        where = engine.url.render_as_string(hide_password=True)
+        message = f"cannot bring the schema of the database {where} up to date: {reason}"
+        raise BackendError(message) from exc
     finally:
         engine.dispose()
+
+
+def _check_known_revision(connection: Connection, config: Config) -> None:
+    """Refuse a database at a revision this mlrec has no migration for.
+
+    A newer mlrec migrated it: Alembic cannot tell what to do (its error was a
+    traceback), and this version's queries may not match the schema.
+    """
+    script = ScriptDirectory.from_config(config)
+    for head in MigrationContext.configure(connection).get_current_heads():
+        try:
+            script.get_revision(head)
+        except CommandError:
+            where = connection.engine.url.render_as_string(hide_password=True)
+            raise BackendError(
+                f"the database {where} is at schema revision {head!r}, which this mlrec does "
+                f"not know (its latest is {script.get_current_head()!r}): a newer mlrec "
+                "migrated it; upgrade mlrec to use it"
+            ) from None
 
 
 def _at_revision(connection: Connection, config: Config, revision: str) -> bool:

@@ -24,13 +24,13 @@ from mlrec.backends.factory import (
     open_online_store,
 )
 from mlrec.backends.spool import DurableProducer
-from mlrec.core.errors import (
-    ConfigurationError,
-)
+from mlrec.core.errors import BackendUnavailableError, ConfigurationError
 from mlrec.events.log import INTERACTIONS_TOPIC, MODELS_PROMOTED_TOPIC, EventProducer
 from mlrec.events.processor import StreamProcessor
 from mlrec.features.builtin import BUILTIN_VIEWS
+from mlrec.features.definitions import FeatureView
 from mlrec.features.realtime import RealtimeFeatures
+from mlrec.features.registry import FeatureRegistry
 from mlrec.features.store import FeatureStore
 from mlrec.services.api.batching import ScoringBatcher
 from mlrec.services.api.config import ApiSettings, get_settings
@@ -42,8 +42,8 @@ from mlrec.services.api.promotions import PromotionListener
 from mlrec.services.api.retention import LogRetention
 from mlrec.services.api.routes import events, features, health, items, recommendations
 from mlrec.services.api.service import RecommendationService
+from mlrec.services.api.startup import schema_setup, topic_setup
 from mlrec.services.api.state import ApiState
-from mlrec.services.api.topics import TopicSetup
 from mlrec.services.stream import realtime_sink
 
 __all__ = ["build_state", "create_app"]
@@ -71,11 +71,28 @@ def _durable_producer(primary: EventProducer, settings: ApiSettings) -> DurableP
     raise ConfigurationError(f"no free spool slot under {settings.spool_dir}: {last}")
 
 
+def _registered_views(registry: FeatureRegistry) -> list[FeatureView]:
+    """The views of the feature registry; none while it cannot be reached (the
+    follower's poll picks them up when it answers)."""
+    try:
+        return [registered.view for registered in registry.list_views()]
+    except BackendUnavailableError as exc:
+        log.warning("cannot read the feature registry (%s); serving the built-in views", exc)
+        return []
+
+
 def build_state(settings: ApiSettings) -> ApiState:
-    """Connect to (or create) everything the API needs, from settings."""
+    """Connect to (or create) everything the API needs, from settings.
+
+    Everything but the metadata database must be usable; while that one cannot be
+    reached, the API starts without a model (popular items, degraded; ``/ready``
+    says why) and the registry poll loads it when the database answers.
+    """
     database = settings.resolved_database_url
+    schema = schema_setup(database)
+    schema.start()
     models = ModelServer(
-        open_model_registry(database),
+        open_model_registry(database, migrate=False),
         open_artifact_store(database, migrate=False),
         settings.resolved_model_cache_dir,
         settings.model_name,
@@ -86,9 +103,8 @@ def build_state(settings: ApiSettings) -> ApiState:
     online = open_online_store(
         settings.resolved_online_store_url, redis_timeout_s=settings.feature_timeout_seconds
     )
-    feature_registry = open_feature_registry(database)
-    views = [registered.view for registered in feature_registry.list_views()]
-    store = FeatureStore(online, views or BUILTIN_VIEWS)
+    feature_registry = open_feature_registry(database, migrate=False)  # the same database
+    store = FeatureStore(online, _registered_views(feature_registry) or BUILTIN_VIEWS)
     feature_views = FeatureViewFollower(feature_registry, store)
     feature_views.start(settings.model_poll_seconds)
     realtime = RealtimeFeatures(online)
@@ -97,7 +113,7 @@ def build_state(settings: ApiSettings) -> ApiState:
         settings.data_dir / "events.db",
         settings.kafka_partitions,
     )
-    topics = TopicSetup(event_log)
+    topics = topic_setup(event_log)
     topics.start()
     retention = LogRetention(event_log, settings.event_retention_hours * 3600)
     retention.start()
@@ -107,6 +123,7 @@ def build_state(settings: ApiSettings) -> ApiState:
     listener.start()
     processor = None
     closers: list[Callable[[], None]] = [
+        schema.stop,
         feature_views.stop,
         topics.stop,
         retention.stop,

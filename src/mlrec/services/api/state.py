@@ -15,7 +15,7 @@ from mlrec.services.api.breaker import CircuitBreaker
 from mlrec.services.api.config import ApiSettings
 from mlrec.services.api.model_server import ModelServer
 from mlrec.services.api.service import RecommendationService
-from mlrec.services.api.topics import TopicSetup
+from mlrec.services.api.startup import BackgroundSetup
 
 __all__ = ["ApiState"]
 
@@ -33,7 +33,7 @@ class ApiState:
     service: RecommendationService
     producer: EventProducer
     processor: StreamProcessor | None = None
-    topics: TopicSetup | None = None
+    topics: BackgroundSetup | None = None
     closers: list[Any] = field(default_factory=list)
     feature_reads: CircuitBreaker = field(default_factory=CircuitBreaker)
     """Open for a second after a feature read found the online store unavailable, so
