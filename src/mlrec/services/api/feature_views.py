@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from mlrec.core.errors import BackendUnavailableError
 from mlrec.features.registry import FeatureRegistry
 from mlrec.features.store import FeatureStore
 from mlrec.services.api.periodic import Periodic
@@ -37,6 +38,10 @@ class FeatureViewFollower:
         outage keeps the views served so far)."""
         try:
             views = [registered.view for registered in self.registry.list_views()]
+        except BackendUnavailableError as exc:
+            # an outage: one line per poll, not a traceback every few seconds
+            log.warning("cannot read the feature registry (%s); keeping the views served", exc)
+            return 0
         except Exception:
             log.warning("cannot read the feature registry; keeping the views served", exc_info=True)
             return 0
