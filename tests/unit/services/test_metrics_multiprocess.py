@@ -22,9 +22,11 @@ _WORKER = """
 import sys
 from mlrec.backends.spool import PENDING
 from mlrec.events.processor import EVENTS, LAG
-pending, lag, applied = map(int, sys.argv[1:4])
+from mlrec.services.api.model_server import MODEL_ERROR
+pending, lag, applied, model_error = map(int, sys.argv[1:5])
 PENDING.set(pending)
 LAG.set(lag)
+MODEL_ERROR.set(model_error)
 EVENTS.labels("applied").inc(applied)
 print("ready", flush=True)
 sys.stdin.read()
@@ -36,9 +38,11 @@ class Workers:
         self.directory = directory
         self.processes: list[subprocess.Popen[str]] = []
 
-    def start(self, pending: int, lag: int, applied: int) -> subprocess.Popen[str]:
+    def start(
+        self, pending: int, lag: int, applied: int, model_error: int = 0
+    ) -> subprocess.Popen[str]:
         process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(pending), str(lag), str(applied)],
+            [sys.executable, "-c", _WORKER, *map(str, (pending, lag, applied, model_error))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(self.directory)},
@@ -82,18 +86,19 @@ def test_spool_pending_and_consumer_lag_are_one_series_each_across_workers(
     # one worker's embedded consumer reads at a time (lag 0 here), the idle one's
     # stands where it last read and overstates the group's lag
     workers.start(pending=3, lag=40, applied=7)
-    workers.start(pending=4, lag=0, applied=5)
+    workers.start(pending=4, lag=0, applied=5, model_error=1)
 
     samples = scrape()
 
     assert samples["mlrec_events_spool_pending"] == [({}, 7.0)]
     assert samples["mlrec_stream_consumer_lag_records"] == [({}, 0.0)]
+    assert samples["mlrec_api_model_error"] == [({}, 1.0)]  # a worker is stuck
     assert samples["mlrec_stream_events_total"] == [({"outcome": "applied"}, 12.0)]
 
 
 def test_a_dead_workers_gauges_are_dropped_while_its_counts_remain(workers: Workers) -> None:
     workers.start(pending=3, lag=40, applied=7)
-    gone = workers.start(pending=4, lag=0, applied=5)
+    gone = workers.start(pending=4, lag=0, applied=5, model_error=1)
     gone.send_signal(signal.SIGKILL)
     gone.wait()
 
@@ -101,5 +106,6 @@ def test_a_dead_workers_gauges_are_dropped_while_its_counts_remain(workers: Work
 
     assert samples["mlrec_events_spool_pending"] == [({}, 3.0)]
     assert samples["mlrec_stream_consumer_lag_records"] == [({}, 40.0)]
+    assert samples["mlrec_api_model_error"] == [({}, 0.0)]
     assert samples["mlrec_stream_events_total"] == [({"outcome": "applied"}, 12.0)]
     assert scrape() == samples  # the next scrape (another worker's) agrees

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import Counter, Gauge
 
 from mlrec.core.errors import MlrecError, ModelError, NotFoundError
 from mlrec.models.artifact_store import ArtifactStore, load_version
@@ -26,6 +27,22 @@ from mlrec.services.api.scoring import UserScoreCache
 __all__ = ["ModelServer", "ServedModel"]
 
 log = logging.getLogger(__name__)
+
+MODEL_LOADS = Counter(
+    "mlrec_api_model_loads_total",
+    "Loads of the registry's production version, by result: loaded (the first version "
+    "served and each hot-swap) or failed (the previous version, if any, keeps serving).",
+    ["result"],
+)
+_LOADED, _LOAD_FAILED = MODEL_LOADS.labels("loaded"), MODEL_LOADS.labels("failed")
+MODEL_ERROR = Gauge(
+    "mlrec_api_model_error",
+    "1 while the registry's production version is not the one served (it cannot be "
+    "loaded, the registry does not answer, or no version is in production), as /ready "
+    "reports; 0 otherwise.",
+    # one series for the service: 1 if any live worker is stuck
+    multiprocess_mode="livemax",
+)
 
 UNLOADABLE_RETRY_S = 600.0
 """How long an artifact that could not be loaded (its store copy included), or that
@@ -176,11 +193,15 @@ class ModelServer:
                     return False  # last_error still says why
                 try:
                     model = load_version(wanted, self.store, self.cache_dir)
-                except (ModelError, NotFoundError):  # unreadable, or gone from the store
-                    self._unloadable_until[sha] = time.monotonic() + UNLOADABLE_RETRY_S
+                    loaded = ServedModel.build(model, wanted, self.score_cache_bytes)
+                except Exception as exc:
+                    _LOAD_FAILED.inc()
+                    if isinstance(exc, ModelError | NotFoundError):  # unreadable, or gone
+                        self._unloadable_until[sha] = time.monotonic() + UNLOADABLE_RETRY_S
                     raise
-                self.current = ServedModel.build(model, wanted, self.score_cache_bytes)
+                self.current = loaded
                 self.last_error = None
+                _LOADED.inc()
                 log.info("serving model %s (%s)", wanted.ref, wanted.algorithm)
                 return True
             except (MlrecError, OSError) as exc:
@@ -191,6 +212,8 @@ class ModelServer:
                 self.last_error = f"cannot reach the model registry: {exc}"
                 log.warning(self.last_error)
                 return False
+            finally:
+                MODEL_ERROR.set(1.0 if self.last_error else 0.0)
 
     def start(self, poll_seconds: float) -> None:
         """Poll the registry in a background thread (the fallback to promotion events)."""
