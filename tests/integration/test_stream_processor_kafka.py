@@ -84,6 +84,40 @@ def test_processor_applies_dedups_and_dead_letters_on_kafka_and_redis(
         producer.close()
 
 
+def test_a_record_with_a_key_near_the_record_limit_is_dead_lettered_on_kafka(
+    kafka_bootstrap: str, features: RealtimeFeatures, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Kafka takes the record (key and value under its 1 MB); a dead letter carrying the
+    # whole key beside the payload would not fit, be refused every time, and hold the
+    # partition (and the good event behind it) for good.
+    name = f"t.proc.{uuid.uuid4().hex[:10]}"
+    topic, dlq_topic = name, f"{name}.dlq"
+    ensure_topics(kafka_bootstrap, {topic: 1, dlq_topic: 1})
+    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    good = InteractionEvent(event_id="e1", user_id="u1", item_id="i1", timestamp=time.time())
+    key = b"k" * 700_000
+    producer.produce(topic, [(key, b"x" * 250_000), (event_key(good), encode_event(good))])
+
+    consumer = KafkaConsumer(kafka_bootstrap, f"{name}.g", [topic])
+    processor = StreamProcessor(consumer, realtime_sink(features), producer, max_batch=20)
+    monkeypatch.setattr("mlrec.events.processor.DLQ_TOPIC", dlq_topic)
+    dlq_consumer = KafkaConsumer(kafka_bootstrap, f"{name}.dlq-reader", [dlq_topic])
+    try:
+        deadline = time.monotonic() + 30
+        while processor.stats.records < 2 and time.monotonic() < deadline:
+            processor.run_once()
+        [letter] = poll_until(dlq_consumer, 1, 20)
+    finally:
+        dlq_consumer.close()
+        consumer.close()
+        producer.close()
+
+    assert letter.key and key.startswith(letter.key)
+    assert json.loads(letter.value)["payload_bytes"] == 250_000
+    assert processor.stats.dead_letters == 1
+    assert [item for item, _ in features.recent_items("u1")] == ["i1"]
+
+
 def test_failed_batch_is_redelivered_after_rewind_on_kafka(
     kafka_bootstrap: str, features: RealtimeFeatures
 ) -> None:

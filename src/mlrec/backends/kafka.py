@@ -422,6 +422,7 @@ class KafkaConsumer:
         # Partitions assigned to this member (kept by the rebalance callbacks), and
         # the offsets librdkafka last reported for each partition of ``topics``.
         self._assigned: set[tuple[str, int]] = set()
+        self._joined = False  # an assignment (perhaps empty) was received
         self._offsets: dict[tuple[str, int], _PartitionOffsets] = {}
         cfg: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
@@ -459,6 +460,7 @@ class KafkaConsumer:
     def _on_assign(self, _consumer: Any, partitions: list[Any]) -> None:
         # confluent-kafka assigns them after this returns (incrementally or not)
         self._assigned.update((tp.topic, tp.partition) for tp in partitions)
+        self._joined = True
 
     def _on_revoke(self, _consumer: Any, partitions: list[Any]) -> None:
         # Uncommitted records of a partition we lose are redelivered to its new owner.
@@ -559,11 +561,13 @@ class KafkaConsumer:
         thread that polls (:class:`KafkaConsumer` is not thread-safe).
 
         Returns:
-            the lag, or None while it is unknown (before the first report after an
-            assignment, or with statistics disabled).
+            the lag, or None while it is unknown (before the group gave this member
+            its first assignment, before the first report after an assignment, or
+            with statistics disabled). A member the group gave no partition has none.
         """
         if not self._assigned:
-            return 0
+            # before the first assignment, 0 would tell a lagging group it caught up
+            return 0 if self._joined else None
         total = 0
         for tp in self._assigned:
             offsets = self._offsets.get(tp)

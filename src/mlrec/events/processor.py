@@ -146,8 +146,8 @@ class _Batch:
     records: list[LogRecord]
     events: int
     dead_letters: int
-    future: Future[int] | None
-    started: float
+    future: Future[tuple[int, float]] | None
+    prepare_seconds: float
 
 
 @dataclass
@@ -165,11 +165,16 @@ class ProcessorStats:
 # limit (Kafka's 1 MB default), and a dead letter the log refuses would stop the
 # processor on that batch for good. The record's position says where the rest is.
 DEAD_LETTER_PAYLOAD_BYTES = 256 * 1024
+# Key bytes a dead letter keeps, for the same reason: the limit counts the key too, and
+# a record's key may take nearly all of it (a user id is at most 256 bytes).
+DEAD_LETTER_KEY_BYTES = 1024
 
 
-def _dead_letter(record: LogRecord, error: str) -> bytes:
+def _dead_letter(record: LogRecord, error: str) -> tuple[bytes | None, bytes]:
+    """The dead letter of ``record``: its key (cut) and a JSON body saying why."""
+    key = None if record.key is None else record.key[:DEAD_LETTER_KEY_BYTES]
     payload = record.value[:DEAD_LETTER_PAYLOAD_BYTES]
-    return json.dumps(
+    return key, json.dumps(
         {
             "error": error[:2000],
             "topic": record.topic,
@@ -260,7 +265,7 @@ class StreamProcessor:
         decoded = decode_events([record.value for record in records])
         for record, result in zip(records, decoded, strict=True):
             if isinstance(result, EventDecodeError):
-                bad.append((record.key, _dead_letter(record, str(result))))
+                bad.append(_dead_letter(record, str(result)))
             else:
                 events.append(result)
         if bad:
@@ -276,9 +281,10 @@ class StreamProcessor:
             job = partial(self.sink.apply, self.sink.prepare(events))  # overlaps the apply
         elif events:
             job = partial(self.sink, events)
+        prepared = time.perf_counter() - started
         self.finish()
-        future = self._applier.submit(job) if job is not None else None
-        self._in_flight = _Batch(records, len(events), len(bad), future, started)
+        future = self._applier.submit(_timed, job) if job is not None else None
+        self._in_flight = _Batch(records, len(events), len(bad), future, prepared)
         return len(records)
 
     def finish(self) -> None:
@@ -290,10 +296,14 @@ class StreamProcessor:
         batch, self._in_flight = self._in_flight, None
         if batch is None:
             return
-        applied = batch.future.result() if batch.future is not None else 0
+        applied, apply_seconds = batch.future.result() if batch.future is not None else (0, 0.0)
         self._account(batch.records, batch.events, applied, batch.dead_letters)
+        committing = time.perf_counter()
         self.consumer.commit(through=batch.records)
-        BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+        # its own work only: not the wait for the previous batch, nor the next poll
+        BATCH_SECONDS.observe(
+            batch.prepare_seconds + apply_seconds + time.perf_counter() - committing
+        )
 
     def _account(self, records: list[LogRecord], events: int, applied: int, bad: int) -> None:
         # counted as soon as applied: if the commit fails, the redelivered batch is
@@ -380,13 +390,23 @@ class StreamProcessor:
         batch, self._in_flight = self._in_flight, None
         if batch is not None and batch.future is not None:
             try:
-                batch.future.result()
+                applied, _ = batch.future.result()
             except Exception:
                 log.debug("in-flight batch failed too", exc_info=True)
+                return
+            # its events are in the store: redelivered, they count as duplicates
+            self.stats.applied += applied
+            EVENTS.labels("applied").inc(applied)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the current batch."""
         self._stop.set()
+
+
+def _timed(job: Callable[[], int]) -> tuple[int, float]:
+    """``job()`` and the seconds it took (run in the applier thread)."""
+    started = time.perf_counter()
+    return job(), time.perf_counter() - started
 
 
 def _log_failure(exc: Exception, message: str, *args: object) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "EVENT_WEIGHTS",
     "MAX_CONTEXT_BYTES",
     "MAX_CONTEXT_DEPTH",
+    "MAX_STORED_SKEW_SECONDS",
     "EntityId",
     "EventType",
     "InteractionEvent",
@@ -72,6 +73,13 @@ MAX_CONTEXT_BYTES = 8192
 bounds (``event_id`` 128 characters, user and item ids 256 each) an encoded event
 stays under 12 KiB, far below what the event log takes per record (Kafka's
 default is 1 MB): an event the API accepts is never refused by the log for its size."""
+
+MAX_STORED_SKEW_SECONDS = 86400.0
+"""How far ahead of the reader's clock a stored event's ``timestamp`` may be: a day,
+far more than clocks drift (the API refuses 5 minutes ahead of its own). Further
+ahead, the event is dead-lettered: its time-decayed popularity would outweigh every
+real event for years, and a few years ahead no longer fits in a float once decayed to
+now (reading the popularity ranking would fail)."""
 
 MAX_CONTEXT_DEPTH = 32
 """Deepest nesting of ``context``, counting the context object as level 1. The log's
@@ -159,10 +167,13 @@ class InteractionEvent(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _not_in_the_future(cls, value: float) -> float:
-        # checked at acceptance only: a stored event read back by a processor whose
-        # clock runs behind the API's must still be applied, not dead-lettered
-        if cls._acceptance_checks and value > time.time() + MAX_CLOCK_SKEW_SECONDS:
-            raise ValueError("timestamp is in the future (more than 5 minutes ahead)")
+        if cls._acceptance_checks:
+            if value > time.time() + MAX_CLOCK_SKEW_SECONDS:
+                raise ValueError("timestamp is in the future (more than 5 minutes ahead)")
+        # a stored event read back by a processor whose clock runs behind the API's
+        # must still be applied: only a timestamp no clock drift explains is refused
+        elif value > time.time() + MAX_STORED_SKEW_SECONDS:
+            raise ValueError("timestamp is more than a day ahead of this reader's clock")
         return value
 
     @property
@@ -179,11 +190,14 @@ class StoredInteractionEvent(InteractionEvent):
 
     It was checked when it was accepted, perhaps under older rules (a larger
     ``context``, ids with a non-breaking space), or by a host whose clock runs ahead:
-    only its meaning is checked again (ids only for length), so an accepted event is
-    still applied after an upgrade, never dead-lettered.
+    only its meaning is checked again (ids only for length, ``timestamp`` up to
+    :data:`MAX_STORED_SKEW_SECONDS` ahead), so an accepted event is still applied
+    after an upgrade, never dead-lettered. ``event_id`` is required: the API always
+    writes it, and an id made up at each read would apply a redelivered record again.
     """
 
     _acceptance_checks: ClassVar[bool] = False
 
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     item_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]

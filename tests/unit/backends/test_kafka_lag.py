@@ -126,3 +126,13 @@ def test_the_consumer_asks_librdkafka_for_statistics_every_stats_interval() -> N
         consumer = KafkaConsumer(NOWHERE, "g", ["t"], stats_interval_s=0.5)
     assert seen["statistics.interval.ms"] == 500
     assert seen["stats_cb"] == consumer._on_stats
+
+
+def test_cached_lag_is_unknown_before_the_first_assignment_and_zero_with_no_partitions() -> None:
+    # Regression (metrics audit): the lag gauge read 0 until the group assigned the
+    # partitions, while the group really lagged by thousands of records
+    kafka = make()
+    assert kafka.cached_lag() is None
+
+    kafka._on_assign(None, [])  # more members than partitions: none for this one
+    assert kafka.cached_lag() == 0

@@ -10,10 +10,11 @@ from pydantic import ValidationError
 from mlrec.events.schemas import (
     MAX_CONTEXT_BYTES,
     MAX_CONTEXT_DEPTH,
+    MAX_STORED_SKEW_SECONDS,
     EventType,
     InteractionEvent,
 )
-from mlrec.events.serde import decode_event, decode_events, encode_event
+from mlrec.events.serde import EventDecodeError, decode_event, decode_events, encode_event
 
 
 def test_a_rating_without_value_is_an_error_at_value() -> None:
@@ -134,3 +135,13 @@ def test_a_stored_event_with_an_id_a_newer_rule_refuses_still_decodes() -> None:
     assert decode_event(stored).user_id == "jos\u00e9\u00a0m"
     with pytest.raises(ValidationError, match="user_id"):  # refused at acceptance
         InteractionEvent(user_id="jos\u00e9\u00a0m", item_id="i")
+
+
+def test_a_stored_event_is_refused_only_when_no_clock_drift_explains_its_timestamp() -> None:
+    def stored(timestamp: float) -> bytes:
+        return b'{"event_id":"e","user_id":"u","item_id":"i","timestamp":%.3f}' % timestamp
+
+    now = time.time()
+    assert decode_event(stored(now + MAX_STORED_SKEW_SECONDS - 60)).timestamp > now
+    with pytest.raises(EventDecodeError, match="timestamp is more than a day ahead"):
+        decode_event(stored(now + MAX_STORED_SKEW_SECONDS + 60))

@@ -16,10 +16,20 @@ import pytest
 from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.backends.sqlite_log import SqliteEventLog
 from mlrec.core.errors import BackendUnavailableError
-from mlrec.events import DLQ_TOPIC, INTERACTIONS_TOPIC, InteractionEvent, encode_event, event_key
+from mlrec.events import (
+    DLQ_TOPIC,
+    INTERACTIONS_TOPIC,
+    EventProducer,
+    InteractionEvent,
+    LogRecord,
+    encode_event,
+    event_key,
+)
 from mlrec.events.processor import StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
 from mlrec.services.stream import realtime_sink
+from tests.polling import wait_for
+from tests.unit.events.consumers import DelegatingConsumer
 
 RECOVERED = "stream processor recovered"
 
@@ -150,3 +160,98 @@ def test_every_events_total_series_is_exposed_at_zero_before_the_first_batch(
     ).stdout
 
     assert out.split("\n")[:3] == ["applied 0.0", "duplicate 0.0", "dead_letter 0.0"]
+
+
+class FailingOnce:
+    """A dead-letter producer whose first call fails as an unreachable log does."""
+
+    def __init__(self, inner: EventProducer) -> None:
+        self.inner = inner
+        self.failures = 1
+
+    def produce(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise BackendUnavailableError("the dead-letter topic is unavailable")
+        self.inner.produce(topic, records)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_batch_applied_while_the_next_one_fails_counts_as_applied(tmp_path: Path) -> None:
+    # Regression (metrics audit): the pipelined processor dropped the in-flight batch
+    # when the next one failed (here, its dead letter), without counting what that
+    # batch had applied; redelivered, its events counted as duplicates only, so
+    # "applied" read 0 for 5 events that were in the store.
+    log = SqliteEventLog(tmp_path / "events.db", partitions=1)
+    log.ensure_topics({INTERACTIONS_TOPIC: 1, DLQ_TOPIC: 1})
+    producer = log.producer()
+    events = [
+        InteractionEvent(user_id="u1", item_id=f"i{i}", event_id=f"e{i}", timestamp=1e9)
+        for i in range(5)
+    ]
+    producer.produce(INTERACTIONS_TOPIC, [(event_key(e), encode_event(e)) for e in events])
+    producer.produce(INTERACTIONS_TOPIC, [(b"u1", b"{broken")])
+    sink = Outage(failures=0)
+    processor = StreamProcessor(
+        log.consumer("g", [INTERACTIONS_TOPIC]),
+        sink,
+        FailingOnce(producer),
+        max_batch=5,
+        pipeline=True,
+    )
+    thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.01})
+    thread.start()
+    try:
+        wait_for(lambda: processor.stats.dead_letters == 1, 30, "the dead letter")
+    finally:
+        processor.stop()
+        thread.join(timeout=30)
+        producer.close()
+
+    assert len(sink.features.recent_items("u1")) == 5
+    assert processor.stats.applied == 5
+    assert processor.stats.duplicates == 5  # the redelivered batch
+
+
+def test_batch_duration_counts_the_batchs_own_work_not_the_wait_for_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression (metrics audit): the pipelined clock ran from before the wait for the
+    # previous batch to after the next poll, so a quiet stream reported at least the
+    # poll timeout per batch. Here each poll takes 10 s of a fake clock; the batches'
+    # own work takes none of it.
+    import mlrec.events.processor as processor_module
+
+    clock = [0.0]
+    monkeypatch.setattr(processor_module.time, "perf_counter", lambda: clock[0])
+
+    class SlowPolls(DelegatingConsumer):
+        def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
+            clock[0] += 10.0
+            return self.inner.poll(max_records, timeout_seconds)
+
+    log = SqliteEventLog(tmp_path / "events.db", partitions=1)
+    log.ensure_topics({INTERACTIONS_TOPIC: 1, DLQ_TOPIC: 1})
+    producer = log.producer()
+    events = [
+        InteractionEvent(user_id="u1", item_id=f"i{i}", event_id=f"e{i}", timestamp=1e9)
+        for i in range(6)
+    ]
+    producer.produce(INTERACTIONS_TOPIC, [(event_key(e), encode_event(e)) for e in events])
+    observed: list[float] = []
+    monkeypatch.setattr(processor_module.BATCH_SECONDS, "observe", observed.append)
+    processor = StreamProcessor(
+        SlowPolls(log.consumer("g", [INTERACTIONS_TOPIC])),
+        Outage(failures=0),
+        producer,
+        max_batch=2,
+        pipeline=True,
+    )
+    while processor.run_once():
+        pass
+    processor.finish()
+    producer.close()
+
+    assert len(observed) == 3 and max(observed) < 10.0

@@ -111,3 +111,67 @@ def test_an_event_with_a_non_finite_timestamp_is_refused_when_decoded() -> None:
     assert isinstance(result, EventDecodeError)
     assert "timestamp" in str(result)
     assert decode_events([GOOD, INFINITE_TIME])[0] == decode_events([GOOD])[0]
+
+
+def test_two_invalid_records_that_would_parse_as_one_array_are_each_dead_lettered(
+    h: Harness,
+) -> None:
+    # Each is invalid alone; joined by a comma, they read as two events: the first
+    # record's context string closed by the second, then a second event.
+    opens = b'{"event_id":"e7","user_id":"u1","item_id":"a","context":{"s":"'
+    closes = b'"}},' + encode_event(event("u1", "b", "e8"))
+    h.send_raw(opens, closes)
+    h.step()
+
+    letters = h.dead_letters(2)
+    assert [base64.b64decode(str(letter["payload_b64"])) for letter in letters] == [opens, closes]
+    assert h.processor.stats.dead_letters == 2
+    assert h.processor.stats.applied == 0
+    assert h.features.recent_items("u1") == []
+
+
+def test_a_record_whose_key_fills_the_logs_record_limit_is_dead_lettered_within_it(
+    h: Harness,
+) -> None:
+    # A record Kafka took (key and value under its 1 MB): its dead letter must fit too,
+    # else the log refuses it every time and the processor never gets past it.
+    key = b"k" * 700_000
+    h.producer.produce(INTERACTIONS_TOPIC, [(key, b"x" * 250_000)])
+    h.step()
+    h.send_raw(encode_event(event("u1", "b", "e3")))
+    h.step()
+
+    (dead,) = poll_until(h.log.consumer("dlq-reader", [DLQ_TOPIC]), 1, 1.0)
+    assert dead.key and key.startswith(dead.key)
+    assert len(dead.key) + len(dead.value) < 1_000_000
+    assert [item for item, _ in h.features.recent_items("u1")] == ["b"]
+
+
+def test_a_record_without_an_event_id_is_dead_lettered_not_given_a_new_id_per_read(
+    h: Harness,
+) -> None:
+    # With an id made up at each read, a redelivery (a lost commit, a restart) would
+    # apply the record again: nothing could recognise it.
+    anonymous = b'{"user_id":"u1","item_id":"a","type":"click","timestamp":%.3f}' % time.time()
+    h.send_raw(anonymous)
+    h.step()
+
+    (letter,) = h.dead_letters(1)
+    assert "event_id" in str(letter["error"])
+    assert h.processor.stats.applied == 0
+
+
+def test_an_event_stamped_years_ahead_is_dead_lettered_and_popularity_still_reads(
+    h: Harness,
+) -> None:
+    ahead = time.time() + 3 * 365 * 86400
+    h.send_raw(
+        b'{"event_id":"e5","user_id":"u1","item_id":"z","timestamp":%.3f}' % ahead,
+        encode_event(event("u1", "b", "e6")),
+    )
+    h.step()
+
+    (letter,) = h.dead_letters(1)
+    assert "timestamp" in str(letter["error"])
+    assert [item for item, _ in h.features.popular_items(5)] == ["b"]
+    assert [item for item, _ in h.features.recent_items("u1")] == ["b"]
