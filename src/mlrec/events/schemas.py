@@ -194,8 +194,11 @@ class StoredInteractionEvent(InteractionEvent):
     :data:`MAX_STORED_SKEW_SECONDS` ahead), so an accepted event is still applied
     after an upgrade, never dead-lettered. ``event_id`` is required: the API always
     writes it, and an id made up at each read would apply a redelivered record again.
+    Fields it does not know are ignored (a tolerant reader): during a rolling upgrade
+    a newer API may write fields that processors of this version have never seen.
     """
 
+    model_config = ConfigDict(extra="ignore", frozen=True, use_enum_values=False)
     _acceptance_checks: ClassVar[bool] = False
 
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]

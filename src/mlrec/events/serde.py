@@ -34,6 +34,8 @@ def decode_event(payload: bytes) -> InteractionEvent:
     The acceptance-time limits (``context`` size) are not applied again: the record
     was accepted already.
     """
+    if not payload:  # named, rather than the JSON parser's "EOF while parsing"
+        raise EventDecodeError("invalid event: the record has no value (a tombstone or empty)")
     try:
         return StoredInteractionEvent.model_validate_json(payload)
     except pydantic.ValidationError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -145,3 +146,23 @@ def test_a_stored_event_is_refused_only_when_no_clock_drift_explains_its_timesta
     assert decode_event(stored(now + MAX_STORED_SKEW_SECONDS - 60)).timestamp > now
     with pytest.raises(EventDecodeError, match="timestamp is more than a day ahead"):
         decode_event(stored(now + MAX_STORED_SKEW_SECONDS + 60))
+
+
+def test_a_stored_event_with_a_field_this_version_does_not_know_still_decodes() -> None:
+    # a newer API (rolling upgrade) may write fields older processors have never seen:
+    # dead-lettering them would drop accepted events until every processor upgraded
+    event = InteractionEvent(user_id="u", item_id="i", event_id="e", timestamp=1e9)
+    record = orjson.loads(encode_event(event)) | {"session_id": "s-1"}
+
+    decoded = decode_event(orjson.dumps(record))
+
+    assert decoded.user_id == "u" and decoded.event_id == "e"
+    with pytest.raises(ValidationError, match="session_id"):
+        InteractionEvent.model_validate(record)  # the API still refuses it from a client
+
+
+def test_a_record_without_a_value_is_named_as_such() -> None:
+    # a Kafka tombstone reaches the decoder as b"": the dead letter said only
+    # "EOF while parsing a value"
+    with pytest.raises(EventDecodeError, match="no value"):
+        decode_event(b"")
