@@ -341,10 +341,12 @@ class StreamProcessor:
         consumer's position is past the failed batch and the one polled behind it.
         The lag gauge is updated between polls (see :attr:`lag_interval`). Each failed
         attempt logs a line; once a batch is applied and committed again, one line
-        says the processor recovered and after how long.
+        says the processor recovered and after how long. A failure that is not an
+        outage logs its traceback once per failing streak, then one line per attempt.
         """
         rewind_needed = False
         failures = 0
+        last_error: str | None = None  # of this failing streak
         failing_since = 0.0
         batches_before = 0
         while not self._stop.is_set():
@@ -355,23 +357,31 @@ class StreamProcessor:
                     failures,
                     time.monotonic() - failing_since,
                 )
-                failures = 0
+                failures, last_error = 0, None
             if rewind_needed:
                 try:
                     self.consumer.rewind()
                 except Exception as exc:
                     _log_failure(
                         exc,
+                        last_error,
                         "could not rewind the consumer; polling waits, retrying in %.1f s",
                         retry_delay,
                     )
+                    last_error = repr(exc)
                     self._stop.wait(retry_delay)
                     continue
                 rewind_needed = False
             try:
                 self.run_once()
             except Exception as exc:
-                _log_failure(exc, "stream processor batch failed; retrying in %.1f s", retry_delay)
+                _log_failure(
+                    exc,
+                    last_error,
+                    "stream processor batch failed; retrying in %.1f s",
+                    retry_delay,
+                )
+                last_error = repr(exc)
                 if not failures:
                     failing_since = time.monotonic()
                 failures += 1
@@ -409,10 +419,12 @@ def _timed(job: Callable[[], int]) -> tuple[int, float]:
     return job(), time.perf_counter() - started
 
 
-def _log_failure(exc: Exception, message: str, *args: object) -> None:
+def _log_failure(exc: Exception, previous: str | None, message: str, *args: object) -> None:
     """An outage (a broker restarting, Redis away) is expected and retried: one line
-    with its reason; anything else is a defect worth its traceback."""
-    if isinstance(exc, BackendUnavailableError):
+    with its reason; anything else is a defect worth its traceback, once (``previous``:
+    the failure before this one, as ``repr``): retried every second, a refusal that
+    lasts (say, a dead-letter topic we may not write) buried the log in tracebacks."""
+    if isinstance(exc, BackendUnavailableError) or repr(exc) == previous:
         log.warning(message + ": %s", *args, exc)
     else:
         log.exception(message, *args)

@@ -255,3 +255,44 @@ def test_batch_duration_counts_the_batchs_own_work_not_the_wait_for_records(
     producer.close()
 
     assert len(observed) == 3 and max(observed) < 10.0
+
+
+class Refusing:
+    """A sink that refuses ``failures`` times with the same non-outage error."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.features = RealtimeFeatures(InMemoryOnlineStore())
+
+    def __call__(self, events: Sequence[InteractionEvent]) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise PermissionError("topic authorization failed")
+        return realtime_sink(self.features)(events)
+
+
+def test_a_lasting_refusal_logs_its_traceback_once_then_one_line_per_attempt(
+    tmp_path: Path, handler: StopOnRecovery, caplog: pytest.LogCaptureFixture
+) -> None:
+    # retried every second, a refusal that lasts logged a whole traceback each time
+    log = SqliteEventLog(tmp_path / "events.db", partitions=1)
+    log.ensure_topics({INTERACTIONS_TOPIC: 1, DLQ_TOPIC: 1})
+    producer = log.producer()
+    event = InteractionEvent(user_id="u", item_id="i", event_id="e", timestamp=1e9)
+    producer.produce(INTERACTIONS_TOPIC, [(event_key(event), encode_event(event))])
+    processor = StreamProcessor(log.consumer("g", [INTERACTIONS_TOPIC]), Refusing(3), producer)
+    handler.processor = processor
+    thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.01})
+    with caplog.at_level(logging.INFO, logger="mlrec.events.processor"):
+        thread.start()
+        try:
+            handler.recovered.wait(timeout=30)
+        finally:
+            processor.stop()
+            thread.join(timeout=30)
+            producer.close()
+
+    failed = [r for r in caplog.records if "batch failed" in r.getMessage()]
+    assert len(failed) == 3
+    assert [r.exc_info is not None for r in failed] == [True, False, False]
+    assert "topic authorization failed" in failed[-1].getMessage()
