@@ -25,6 +25,7 @@ __all__ = [
     "EVENT_WEIGHTS",
     "MAX_CONTEXT_BYTES",
     "MAX_CONTEXT_DEPTH",
+    "MAX_EVENT_WEIGHT",
     "MAX_STORED_SKEW_SECONDS",
     "EntityId",
     "EventType",
@@ -67,6 +68,12 @@ EVENT_WEIGHTS: dict[EventType, float] = {
     EventType.PURCHASE: 5.0,
 }
 """Implicit-feedback strength of each type; a rating weighs its value."""
+
+MAX_EVENT_WEIGHT = 10.0
+"""Most one event weighs (two purchases, a rating of 10). Live item popularity, which
+every user's popular list and cold-start fallback share, sums event weights: with
+``value`` up to 1e6 multiplying them, one event from any client counted as millions
+of interactions and put any item id first for everyone for weeks."""
 
 MAX_CONTEXT_BYTES = 8192
 """Largest ``context`` of an event: 8 KiB of (compact, UTF-8) JSON. With the ids'
@@ -179,10 +186,15 @@ class InteractionEvent(BaseModel):
     @property
     def weight(self) -> float:
         """Implicit-feedback strength: the type's weight, times ``value`` when that is
-        positive (a quantity); for a rating, its value (at least 0.1)."""
+        positive (a quantity); for a rating, its value (at least 0.1); at most
+        :data:`MAX_EVENT_WEIGHT` either way."""
         if self.type is EventType.RATING:
-            return max(float(self.value or 0.0), 0.1)
-        return EVENT_WEIGHTS[self.type] * (self.value if self.value and self.value > 0 else 1.0)
+            weight = max(float(self.value or 0.0), 0.1)
+        else:
+            weight = EVENT_WEIGHTS[self.type] * (
+                self.value if self.value and self.value > 0 else 1.0
+            )
+        return min(weight, MAX_EVENT_WEIGHT)
 
 
 class StoredInteractionEvent(InteractionEvent):

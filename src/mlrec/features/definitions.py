@@ -45,7 +45,7 @@ class ValueType(StrEnum):
 
 
 def _check_name(kind: str, name: str) -> None:
-    if not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise ValidationError(
             f"{kind} name {name!r} is invalid: use 1-63 lowercase letters, digits or _,"
             " starting with a letter"

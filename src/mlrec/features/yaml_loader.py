@@ -27,10 +27,16 @@ import yaml
 from mlrec.core.errors import ValidationError
 from mlrec.features.definitions import Entity, FeatureView
 
-__all__ = ["TOP_LEVEL_KEYS", "load_definitions", "parse_definitions"]
+__all__ = ["MAX_EXPANDED_SIZE", "TOP_LEVEL_KEYS", "load_definitions", "parse_definitions"]
 
 TOP_LEVEL_KEYS = ("entities", "feature_views")
 """The keys a definitions file may have at its top level."""
+
+MAX_EXPANDED_SIZE = 10_000_000
+"""Largest size a definitions file may expand to: one per value plus the characters
+of each scalar, an alias (``*name``) counted in full wherever it is used. Far above
+any real file; a few nested aliases ("billion laughs") expand past it and are
+refused before anything is built from them."""
 
 
 def parse_definitions(
@@ -78,9 +84,14 @@ def parse_definitions(
 
 
 def load_definitions(path: Path) -> tuple[list[Entity], list[FeatureView]]:
-    """Read a YAML definitions file."""
+    """Read a YAML definitions file.
+
+    Raises:
+        ValidationError: not UTF-8, not valid YAML, larger than
+            :data:`MAX_EXPANDED_SIZE` with its aliases expanded, or not valid definitions.
+    """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _safe_load_bounded(path.read_text(encoding="utf-8"), path)
     except UnicodeDecodeError as exc:
         raise ValidationError(
             f"{path}: cannot read feature definitions (not UTF-8 text: byte {exc.start})"
@@ -90,6 +101,57 @@ def load_definitions(path: Path) -> tuple[list[Entity], list[FeatureView]]:
     except (OSError, yaml.YAMLError) as exc:
         raise ValidationError(f"{path}: cannot read feature definitions ({exc})") from None
     return parse_definitions(data, str(path))
+
+
+def _safe_load_bounded(text: str, path: Path) -> Any:
+    """``yaml.safe_load(text)``, refusing a document whose aliases expand it past
+    :data:`MAX_EXPANDED_SIZE` or into itself: PyYAML shares an aliased value rather
+    than copying it, but ``str()`` and ``dict()`` of the parsed data (as
+    :func:`parse_definitions` does) walk every use, so a small file could take hours
+    and all memory."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        _check_expanded_size(root, path)
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expanded_size(root: yaml.Node, path: Path) -> None:
+    """Each distinct node's expanded size is computed once (depth first, without
+    recursion), so the cost is that of the file, whatever it expands to."""
+    sizes: dict[int, int] = {}
+    ancestors: set[int] = set()  # the nodes whose size is being computed
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            ancestors.discard(key)
+            own = 1 + (len(node.value) if isinstance(node, yaml.ScalarNode) else 0)
+            sizes[key] = own + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_EXPANDED_SIZE:
+                raise ValidationError(
+                    f"{path}: the YAML expands to more than {MAX_EXPANDED_SIZE} values and "
+                    "characters (aliases are counted wherever they are used)"
+                )
+        elif key not in sizes:
+            if key in ancestors:
+                raise ValidationError(f"{path}: an alias refers to a value that contains it")
+            ancestors.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in _children(node))
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
