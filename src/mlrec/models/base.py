@@ -71,7 +71,8 @@ def top_k(
 
     Returns:
         ``(indices, scores)``, each ``(n, k)``; excluded items can only appear when a
-        row has fewer than ``k`` allowed items, with score ``-inf``.
+        row has fewer than ``k`` allowed items, with score ``-inf``. Equal scores are
+        ordered by column index, so the top ``k`` is the start of any longer top list.
     """
     if exclude is not None and exclude.nnz:
         coo = exclude.tocoo()
@@ -82,12 +83,35 @@ def top_k(
         return np.empty((scores.shape[0], 0), np.int64), np.empty((scores.shape[0], 0), np.float32)
     if k < n_items:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        if _keep_lowest_tied(scores, part, part_scores):
+            part_scores = np.take_along_axis(scores, part, axis=1)
     else:
         part = np.tile(np.arange(n_items), (scores.shape[0], 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
+        part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
     indices = np.take_along_axis(part, order, axis=1).astype(np.int64)
     return indices, np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+
+
+def _keep_lowest_tied(scores: FloatArray, part: IntArray, part_scores: FloatArray) -> bool:
+    """Make each row of ``part`` (argpartition's top k, scored ``part_scores``) keep the
+    lowest column indices among the columns tied at its smallest score, in place.
+
+    argpartition keeps any of them, and not the same ones for every ``k`` (the top 10
+    of a row with ties was not the start of its top 20). Returns whether it changed
+    ``part``.
+    """
+    boundary = part_scores.min(axis=1, keepdims=True)
+    tied, tied_in_part = scores == boundary, part_scores == boundary
+    if np.count_nonzero(tied) == np.count_nonzero(tied_in_part):  # the usual case
+        return False
+    straddling = np.count_nonzero(tied, axis=1) > np.count_nonzero(tied_in_part, axis=1)
+    for row in np.flatnonzero(straddling):
+        above = np.flatnonzero(scores[row] > boundary[row, 0])
+        at = np.flatnonzero(tied[row])
+        part[row] = np.concatenate([above, at[: part.shape[1] - len(above)]])
+    return True
 
 
 def known_params(fields: set[str]) -> str:

@@ -144,7 +144,19 @@ class EASE(Recommender):
         gram[np.diag_indices(n_items)] += self.params.l2 + dropout / (1.0 - dropout) * diagonal
         import scipy.linalg  # only fitting needs it: keep serving start-up light
 
-        precision = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False)
+        try:
+            # Not in place: scipy 1.17 inverts a symmetric matrix in place by Cholesky and,
+            # when that fails (a singular matrix), retries on the overwritten input and
+            # crashes the process (scipy issue 26045). Freeing the input before B is formed
+            # keeps the peak at two n_items² matrices, as before.
+            precision = scipy.linalg.inv(gram, check_finite=False)
+        except np.linalg.LinAlgError:
+            raise ModelError(
+                f"ease: cannot fit with l2={self.params.l2:g}: the item-item matrix is "
+                "singular (e.g. an item no training user saw, two items seen by the same "
+                "users, or more items than users without dropout); use l2 > 0"
+            ) from None
+        del gram
         progress(0.9)
         weights = precision / (-np.diag(precision))
         weights[np.diag_indices(n_items)] = 0.0

@@ -56,6 +56,11 @@ def _check_k(k: int) -> None:
         raise ValidationError(f"k must be at least 1, got {k}")
 
 
+def _distinct(relevant: Collection[Hashable]) -> Collection[Hashable]:
+    """``relevant`` as a set: a user's held-out items listed once per test event count once."""
+    return relevant if isinstance(relevant, set | frozenset) else set(relevant)
+
+
 def _hits(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int) -> list[bool]:
     seen: set[Hashable] = set()
     hits: list[bool] = []
@@ -85,6 +90,7 @@ def recall_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: i
         0.25
     """
     _check_k(k)
+    relevant = _distinct(relevant)
     if not relevant:
         return 0.0
     return sum(_hits(ranked, relevant, k)) / len(relevant)
@@ -98,6 +104,7 @@ def ndcg_at_k(ranked: Sequence[Hashable], relevant: Collection[Hashable], k: int
         0.63093
     """
     _check_k(k)
+    relevant = _distinct(relevant)
     if not relevant:
         return 0.0
     dcg = sum(
@@ -117,6 +124,7 @@ def average_precision_at_k(
         0.8333333333333333
     """
     _check_k(k)
+    relevant = _distinct(relevant)
     if not relevant:
         return 0.0
     total, found = 0.0, 0
@@ -179,7 +187,7 @@ def ranking_metrics(
     pairs = [(r, rel) for r, rel in zip(ranked_lists, relevant_sets, strict=True) if rel]
     sums = dict.fromkeys(("precision", "recall", "ndcg", "map", "hit_rate", "mrr"), 0.0)
     for ranked, relevant in pairs:
-        rel = relevant if isinstance(relevant, set | frozenset) else set(relevant)
+        rel = _distinct(relevant)
         sums["precision"] += precision_at_k(ranked, rel, k)
         sums["recall"] += recall_at_k(ranked, rel, k)
         sums["ndcg"] += ndcg_at_k(ranked, rel, k)

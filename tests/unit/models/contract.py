@@ -57,6 +57,15 @@ class RecommenderContract:
         scores = [r.score for r in recs]
         assert scores == sorted(scores, reverse=True)
 
+    def test_a_shorter_top_k_is_the_start_of_a_longer_one(self, fitted: Recommender) -> None:
+        # ties (popularity counts, zero scores) must not be cut differently for each k
+        for user in fitted.users.ids()[:20]:
+            longer = fitted.recommend(user, k=60)
+            for k in (1, 5, 10, 30):
+                assert fitted.recommend(user, k=k) == longer[:k]
+        item = fitted.items.id(0)
+        assert fitted.similar_items(item, k=5) == fitted.similar_items(item, k=60)[:5]
+
     def test_recommend_includes_seen_items_when_exclude_seen_false(
         self, fitted: Recommender
     ) -> None:

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mlrec.core.errors import ValidationError
+from mlrec.core.errors import ModelError, ValidationError
+from mlrec.core.interactions import Interactions
 from mlrec.models import EASE, Recommender
 from mlrec.models.ease import rank_within_rows
 from tests.unit.models.contract import RecommenderContract, demo_split
@@ -65,3 +66,21 @@ def test_binary_ease_scores_are_additive_over_the_items_of_a_history() -> None:
 def test_ease_rejects_bad_params(params: dict[str, float]) -> None:
     with pytest.raises(ValidationError):
         EASE(**params)
+
+
+@pytest.mark.parametrize(
+    ("items", "dropout"),
+    [
+        (["a", "b", "a", "c", "c", "b", "d"], 0.0),  # more items than users: singular Gram
+        (["a", "b", "a", "b", "c", "c", "c"], 0.5),  # "d" is in the id map, seen by no one
+    ],
+)
+def test_ease_without_l2_on_a_singular_gram_is_a_model_error(
+    items: list[str], dropout: float
+) -> None:
+    # scipy 1.17's in-place inverse of a singular symmetric matrix crashed the process
+    users = ["u", "u", "v", "v", "w", "w", "w", "x"]
+    events = Interactions.from_arrays(users, [*items, "d"])
+    train = events.subset(np.arange(7))  # "d" and "x" stay in the id maps
+    with pytest.raises(ModelError, match="l2 > 0"):
+        EASE(l2=0.0, dropout=dropout).fit(train)

@@ -66,6 +66,15 @@ def test_duplicates_in_a_ranking_count_once() -> None:
     assert precision_at_k(["a", "a"], {"a"}, 2) == 0.5
 
 
+def test_an_item_listed_twice_as_relevant_counts_once() -> None:
+    # a user's held-out ids read from a test log list a repeated event twice
+    assert recall_at_k(["a"], ["a", "a"], 10) == 1.0
+    assert ndcg_at_k(["a"], ["a", "a"], 10) == pytest.approx(1.0)
+    assert average_precision_at_k(["a"], ["a", "a"], 10) == 1.0
+    listed = ["a", "b", "b", "c"]
+    assert ndcg_at_k(RANKED, listed, 5) == pytest.approx(ndcg_at_k(RANKED, set(listed), 5))
+
+
 def test_coverage_counts_distinct_items_in_top_k() -> None:
     assert catalogue_coverage([["a", "b", "z"], ["b", "c"]], n_items=10, k=2) == 0.3
 
