@@ -230,9 +230,39 @@ def read_artifact(directory: Path, expected_sha256: str | None = None) -> Artifa
     """
     manifest = verify_artifact(directory, expected_sha256)
     try:
+        _check_array_sizes(directory / ARRAYS)
         with np.load(directory / ARRAYS, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
     except (ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         # not an .npz, a truncated one, or object arrays (loading them would unpickle)
         raise ModelError(f"{directory / ARRAYS} cannot be read as model arrays: {exc}") from None
+    except MemoryError:
+        raise ModelError(f"{directory / ARRAYS} holds arrays too large for this machine") from None
     return Artifact(manifest=manifest, arrays=arrays, sha256=manifest["sha256"])
+
+
+def _check_array_sizes(path: Path) -> None:
+    """Refuse an ``.npz`` member whose ``.npy`` header declares more data than the
+    member holds: numpy allocates the declared shape before reading, so a rehashed
+    file claiming 10^12 elements failed with a MemoryError of terabytes.
+
+    Raises:
+        ValueError: a header that is not ``.npy``'s, or a member too short for it.
+    """
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, _fortran, dtype = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, _fortran, dtype = np.lib.format.read_array_header_2_0(member)
+                else:  # 3.0 only serves structured field names outside latin-1
+                    raise ValueError(f"{info.filename}: .npy format {version} is not used here")
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                available = info.file_size - member.tell()
+            if declared > available:
+                raise ValueError(
+                    f"{info.filename} declares {declared} bytes of {dtype} {shape} "
+                    f"but holds {available}"
+                )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -144,4 +145,32 @@ def test_arrays_npz_holding_pickled_objects_is_refused_with_a_model_error(
     np.savez(buffer, **arrays)
     odd = _with_arrays_file(saved, tmp_path / "odd", buffer.getvalue())
     with pytest.raises(ModelError, match=r"arrays\.npz cannot be read as model arrays"):
+        load_model(odd)
+
+
+def test_an_array_header_claiming_more_data_than_its_member_holds_is_refused(
+    saved: Path, tmp_path: Path
+) -> None:
+    # rehashed by whoever crafted it: numpy allocated the declared 10^12 elements
+    # (7 TiB) before reading, and the CLI died with a MemoryError traceback
+    arrays = dict(read_artifact(saved).arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with zipfile.ZipFile(buffer) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    name = next(iter(members))
+    original = io.BytesIO(members[name])
+    np.lib.format.read_magic(original)
+    _shape, fortran, dtype = np.lib.format.read_array_header_1_0(original)
+    header = io.BytesIO()
+    claim = {"descr": dtype.str, "fortran_order": fortran, "shape": (10**12,)}
+    np.lib.format.write_array_header_1_0(header, claim)
+    members[name] = header.getvalue() + original.read()
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(crafted, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    odd = _with_arrays_file(saved, tmp_path / "odd", crafted.getvalue())
+
+    with pytest.raises(ModelError, match=r"declares .* but holds"):
         load_model(odd)
