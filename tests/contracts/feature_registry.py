@@ -68,6 +68,26 @@ class FeatureRegistryContract:
         assert registry.get_view("user_profile").version == 1
         assert registry.get_view("user_profile").view == profile()
 
+    def test_apply_refuses_a_removed_feature_declared_again_with_another_type(
+        self, registry: FeatureRegistry
+    ) -> None:
+        # removing a feature leaves its values stored: declared again as an int, the
+        # float bytes of "age" used to be read as garbage ints
+        registry.apply([], [profile()])
+        country = Feature("country", ValueType.STRING)
+        without_age = dataclasses.replace(profile(), features=(country,))
+        registry.apply([], [without_age])
+        retyped = dataclasses.replace(
+            profile(), features=(Feature("age", ValueType.INT, 0), country)
+        )
+
+        with pytest.raises(ValidationError, match="'age' cannot change type from float to int"):
+            registry.apply([], [retyped])
+
+        assert registry.get_view("user_profile").version == 2
+        [again] = registry.apply([], [profile()])  # the same type is welcome back
+        assert again.registered.version == 3
+
     def test_apply_accepts_new_and_removed_features_when_no_type_changes(
         self, registry: FeatureRegistry
     ) -> None:

@@ -19,7 +19,7 @@ from mlrec.backends.memory_features import InMemoryOnlineStore
 from mlrec.backends.sql.engine import normalise_url
 from mlrec.backends.sql.offline_source import SqlTableSource
 from mlrec.core.clock import ManualClock
-from mlrec.core.errors import ValidationError
+from mlrec.core.errors import DataError, ValidationError
 from mlrec.features.definitions import Feature, FeatureView, ValueType
 from mlrec.features.materialize import materialize
 from mlrec.features.store import FeatureStore
@@ -120,6 +120,22 @@ class SqlTableSourceContract:
 
         with pytest.raises(ValidationError, match="'timestamp' must hold epoch seconds"):
             SqlTableSource(url, "dated_features", VIEW)
+
+    def test_a_row_without_an_entity_id_is_refused_naming_the_column(self, url: str) -> None:
+        # a NULL entity used to be written as the entity "None"
+        make_table(url)
+        engine = create_engine(normalise_url(url))
+        table = Table("item_features", MetaData(), autoload_with=engine)
+        with engine.begin() as conn:
+            conn.execute(table.insert(), [{"item": None, "timestamp": 400.0, "clicks": 1}])
+        engine.dispose()
+        store = FeatureStore(InMemoryOnlineStore(ManualClock(start=500.0)), [VIEW])
+
+        with pytest.raises(DataError, match=r"400\.0 has no item \(NULL\)"):
+            materialize(store, "item_stats", SqlTableSource(url, "item_features", VIEW))
+        assert store.get_online_features("item_stats", ["None"]).missing == [
+            ["item_stats:ctr", "item_stats:clicks"]
+        ]
 
     def test_whole_numbers_of_numeric_or_float_columns_fill_int_features(self, url: str) -> None:
         # SUM() of a bigint is NUMERIC on PostgreSQL, and a float column holds whole

@@ -632,6 +632,21 @@ class OnlineStoreContract:
 
         assert [m for m, _ in top] == ["m9", "m8", "m7", "m6"]
 
+    def test_add_decayed_keeps_the_members_ranked_first_when_tied_at_max_members(
+        self, store: OnlineStore, clock: Clock
+    ) -> None:
+        # top_decayed ranks ties by member: the greatest tied members are the ones to
+        # drop (Redis dropped the smallest, memory the first added)
+        t = clock.now()
+        tied = [(m, 1.0, t) for m in ("c", "a", "e", "b", "d")]
+        store.add_decayed("pop", [*tied, ("z", 5.0, t)], HALF_LIFE, LONG_TTL, max_members=3)
+
+        assert [m for m, _ in store.top_decayed("pop", 10, t, HALF_LIFE)] == ["z", "a", "b"]
+
+        store.add_decayed("pop", [("y", 9.0, t)], HALF_LIFE, LONG_TTL, max_members=3)
+
+        assert [m for m, _ in store.top_decayed("pop", 10, t, HALF_LIFE)] == ["y", "z", "a"]
+
     def test_top_decayed_is_empty_when_view_unknown_or_expired(
         self, store: OnlineStore, clock: Clock
     ) -> None:

@@ -96,3 +96,22 @@ def test_the_largest_redelivery_of_one_users_events_is_applied_once_on_redis(
 
     assert sum(features.record(batch) for batch in batches) == 0
     assert features.activity("bot-1")["1h"] == len(events)
+
+
+def test_redis_batch_script_keeps_the_items_ranked_first_when_tied_at_max_popular_items(
+    redis_store: RedisOnlineStore,
+) -> None:
+    # of the items tied at the cut, the greatest ids go: top_decayed ranks ties by id
+    # (the script dropped the smallest, items ranked before ones it kept)
+    now = time.time()
+    config = RealtimeConfig(max_popular_items=3)
+    generic = RealtimeFeatures(InMemoryOnlineStore(), config, ManualClock(now))
+    batched = RealtimeFeatures(redis_store, config, ManualClock(now))
+    batch = [Interaction(f"u-{item}", item, now) for item in ("c", "a", "e", "b", "d")]
+    batch.append(Interaction("u-z", "z", now, weight=5.0))
+
+    for features in (generic, batched):
+        features.record(batch, validated=True)
+
+    assert [item for item, _ in batched.popular_items(10)] == ["z", "a", "b"]
+    assert [item for item, _ in generic.popular_items(10)] == ["z", "a", "b"]

@@ -95,7 +95,9 @@ class InMemoryFeatureRegistry:
             applied = []
             for view in views:
                 history = self._views.setdefault(view.name, [])
-                result = next_version(history[-1] if history else None, view)
+                result = next_version(
+                    history[-1] if history else None, view, [r.view for r in history[:-1]]
+                )
                 if result.created or result.changed:
                     history.append(result.registered)
                 applied.append(result)

@@ -211,7 +211,8 @@ class InMemoryOnlineStore:
                     members.get(member), amount, timestamp, half_life_seconds
                 )
             if len(members) > max_members:
-                best = sorted(members.items(), key=lambda kv: kv[1], reverse=True)
+                # ties by member, as top_decayed ranks them
+                best = sorted(members.items(), key=lambda kv: (-kv[1], kv[0]))
                 members = dict(best[:max_members])
             self._decayed[view] = (members, self.clock.now() + ttl_seconds)
 

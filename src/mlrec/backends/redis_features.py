@@ -98,6 +98,24 @@ local function trim(index, expiry, now, limit)
 end
 """
 
+# Keep the n best members of a decayed set as top_decayed ranks them: by score, ties
+# by member name, so of the members tied at the cut the greatest go (ZREMRANGEBYRANK
+# would drop the smallest: members ranked before ones it keeps).
+_KEEP_BEST_FN = """
+local function keep_best(key, n)
+  local over = redis.call('ZCARD', key) - n
+  if over <= 0 then return end
+  local cut = redis.call('ZRANGE', key, over - 1, over - 1, 'WITHSCORES')[2]
+  over = over - redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. cut)
+  while over > 0 do
+    local tied = redis.call('ZREVRANGEBYSCORE', key, cut, cut, 'LIMIT', 0, math.min(over, 1000))
+    if #tied == 0 then break end
+    redis.call('ZREM', key, unpack(tied))
+    over = over - #tied
+  end
+end
+"""
+
 # KEYS: recent-list key per pair. ARGV: member per pair. Returns 1/0 per pair.
 _CONTAINS = """
 local out = {}
@@ -115,7 +133,9 @@ return out
 # measured more time than Redis took to apply them. Keys are built from prefixes in
 # the plan, so this script needs a standalone (non-cluster) Redis, like the chart's.
 # ARGV[1]: [[user, item, timestamp, weight, event_id or null], ...]; ARGV[2]: the plan.
-_APPLY_INTERACTIONS = """
+_APPLY_INTERACTIONS = (
+    _KEEP_BEST_FN
+    + """
 local events, c = cjson.decode(ARGV[1]), cjson.decode(ARGV[2])
 local null, call, fmt = cjson.null, redis.call, string.format
 local ln2h = math.log(2) / c.half_life
@@ -218,11 +238,12 @@ if #pop_order > 0 then
     end
     call('ZADD', key, num(new), item)
   end
-  call('ZREMRANGEBYRANK', key, 0, -(c.max_popular + 1))
+  keep_best(key, c.max_popular)
   call('PEXPIRE', key, c.popularity_ttl_ms)
 end
 return applied
 """
+)
 
 # KEYS: recent-list keys. ARGV: limit. Per key: flat member, score, ... newest first.
 # One script call instead of a pipeline of ZREVRANGE: redis-py converts each
@@ -398,7 +419,9 @@ return 0
 
 # KEYS: the view's sorted set. ARGV: ttl_ms, max_members, then (member, log score)*.
 # logaddexp on the server; scores are written with %.17g so they round-trip exactly.
-_ADD_DECAYED = """
+_ADD_DECAYED = (
+    _KEEP_BEST_FN
+    + """
 local key = KEYS[1]
 for i = 3, #ARGV, 2 do
   local member, new = ARGV[i], tonumber(ARGV[i + 1])
@@ -410,10 +433,11 @@ for i = 3, #ARGV, 2 do
   end
   redis.call('ZADD', key, string.format('%.17g', new), member)
 end
-redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[2]) + 1))
+keep_best(key, tonumber(ARGV[2]))
 redis.call('PEXPIRE', key, ARGV[1])
 return 0
 """
+)
 
 # KEYS: the view's sorted set. ARGV: n. The top n, plus every member tied with the
 # n-th, so the caller can break ties by member name as the in-memory store does.

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -45,21 +46,34 @@ class AppliedView:
     previous_ttl: float | None
 
 
-def next_version(previous: RegisteredView | None, view: FeatureView) -> AppliedView:
+def next_version(
+    previous: RegisteredView | None, view: FeatureView, earlier: Sequence[FeatureView] = ()
+) -> AppliedView:
     """What applying ``view`` over its current version means (the same for every store).
 
     Unchanged definitions keep their version; a new or changed one gets the next
     version, carrying the materialization watermark over. The caller stores
     ``registered`` when ``created or changed``.
 
+    Args:
+        previous: the current version, if any.
+        view: the definition being applied.
+        earlier: the versions before ``previous``, oldest first.
+
     Raises:
-        ValidationError: a feature changes its type. Values already stored hold the
-            old type's bytes, which the new type would misread (an ``int`` read as a
-            ``float``) or fail to read; a feature of another type needs a new name.
+        ValidationError: a feature changes its type from the last version that
+            declared it (``previous`` or an earlier one: removing a feature leaves its
+            values stored). Values already stored hold the old type's bytes, which the
+            new type would misread (an ``int`` read as a ``float``) or fail to read; a
+            feature of another type needs a new name.
     """
     if previous is not None:
+        history = [*earlier, previous.view]
         for feature in view.features:
-            old = next((f for f in previous.view.features if f.name == feature.name), None)
+            old = next(
+                (f for v in reversed(history) for f in v.features if f.name == feature.name),
+                None,
+            )
             if old is not None and old.dtype is not feature.dtype:
                 raise ValidationError(
                     f"feature view {view.name!r}: feature {feature.name!r} cannot change type"

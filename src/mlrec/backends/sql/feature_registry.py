@@ -72,14 +72,15 @@ class SqlFeatureRegistry:
                 else:
                     conn.execute(feature_entities.insert().values(**values))
             for view in views:
-                previous_row = conn.execute(
+                # every version: a feature removed and declared again keeps its type
+                versions = conn.execute(
                     select(feature_views)
                     .where(feature_views.c.name == view.name)
-                    .order_by(feature_views.c.version.desc())
-                    .limit(1)
-                ).first()
-                previous = _to_registered(previous_row) if previous_row else None
-                result = next_version(previous, view)
+                    .order_by(feature_views.c.version)
+                ).all()
+                previous = _to_registered(versions[-1]) if versions else None
+                earlier = [FeatureView.from_dict(dict(row.spec)) for row in versions[:-1]]
+                result = next_version(previous, view, earlier)
                 if result.created or result.changed:
                     current = result.registered
                     conn.execute(

@@ -107,6 +107,11 @@ class SqlTableSource:
                         if value is not None
                     }
                     if values:
+                        if row[0] is None:  # str(None) would be written as the entity "None"
+                            raise DataError(
+                                f"table {self.table.fullname!r}: a row stamped {row[1]!r} has"
+                                f" no {self.entity_column} (NULL)"
+                            )
                         try:
                             timestamp = float(row[1])
                         except (TypeError, ValueError):  # SQLite columns take any value
