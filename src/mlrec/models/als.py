@@ -166,6 +166,10 @@ class ALS(Recommender):
             self.ann = AnnIndex.build(self.item_factors, "ip", progress=progress)
         progress(1.0)
 
+    @property
+    def has_index(self) -> bool:
+        return self.ann is not None
+
     def retrieve(self, histories: sp.csr_matrix, k: int) -> tuple[IntArray, FloatArray] | None:
         """Top-``k`` unseen items per history row from the ANN index (None: no index)."""
         if self.ann is None:

@@ -207,6 +207,11 @@ class Recommender(ABC):
         return None
 
     @property
+    def has_index(self) -> bool:
+        """Whether :meth:`retrieve` answers from an index rather than returning None."""
+        return False
+
+    @property
     def additive_weights(self) -> FloatArray | None:
         """Dense ``B`` with ``score_histories(h) == (h != 0) @ B`` for every history ``h``.
 

@@ -9,12 +9,16 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 import pytest
+import scipy.sparse as sp
 from fastapi.testclient import TestClient
 
 from mlrec.data import make_demo
 from mlrec.models import create_model
+from mlrec.models.base import top_k
+from mlrec.models.ease import EASE
 from mlrec.models.registry import ModelVersion
 from mlrec.services.api.answers import ItemScore, Recommendations
 from mlrec.services.api.batching import MicroBatcher
@@ -87,6 +91,43 @@ def test_score_jobs_sums_repeated_items_and_applies_each_jobs_options() -> None:
     # only four items are allowed: the rest of the top-10 are -inf placeholders
     finite = results[3][0][np.isfinite(results[3][1])]
     assert set(finite.tolist()) <= {1, 2, 7, 9} and len(finite) == 4
+
+
+class _IndexedEase(EASE):
+    """EASE behind a stand-in for an approximate index (ALS's hnswlib on a large
+    catalogue): like a graph search, a search for more items finds better ones (here
+    it ranks only the first ``4 k`` items), so what it retrieves depends on ``k``."""
+
+    @property
+    def has_index(self) -> bool:
+        return True
+
+    def retrieve(
+        self, histories: sp.csr_matrix, k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        scores = self.score_histories(histories)
+        scores[:, 4 * k :] = -np.inf
+        return top_k(scores, k, exclude=histories)
+
+
+def test_a_model_with_an_index_answers_each_job_as_alone_whatever_its_companions() -> None:
+    model = _IndexedEase().fit(make_demo(n_users=60, n_items=40, seed=3))
+    history = np.array([0, 3, 5], dtype=np.int64)
+    ones = np.ones(3, dtype=np.float32)
+    everything = np.ones(model.n_items, dtype=bool)
+    retrieved = ScoringJob(model, history, ones, 3, True, None)  # alone: from the index
+    companions = [
+        ScoringJob(model, history, ones, 3, False, None),  # seen items may come back
+        ScoringJob(model, history, ones, 3, True, everything),  # a filter
+        ScoringJob(model, history, ones, 8, True, None),  # a longer search
+    ]
+    alone = score_jobs([retrieved])[0][0].tolist()
+    scored = score_jobs([ScoringJob(model, history, ones, 3, True, everything)])[0][0].tolist()
+    assert alone != scored  # the index misses some: the test can tell them apart
+    for companion in companions:
+        together = score_jobs([retrieved, companion, retrieved])
+        assert together[0][0].tolist() == together[2][0].tolist() == alone
+        assert together[1][0].tolist() == score_jobs([companion])[0][0].tolist()
 
 
 def _cached_and_plain_jobs(

@@ -122,28 +122,70 @@ class ScoringJob:
 
 
 def score_jobs(jobs: list[ScoringJob]) -> list[TopK]:
-    """Top-k of each job, all scored by one matrix operation (same model for all)."""
+    """Top-k of each job, all scored by one matrix operation (same model for all).
+
+    Each job gets the answer it would get alone, whatever the other jobs ask for.
+    """
     started = time.perf_counter()
     model = jobs[0].model
     cache = jobs[0].cache
     k = max(job.k for job in jobs)
-    retrieved: TopK | None = None
     if cache is not None:
         scores, history = _additive_scores(jobs, cache)
-        retrieved = _select(jobs, scores, history, k)
+        indices, best = _select(jobs, scores, history, k)
+        results = [(indices[row, : job.k], best[row, : job.k]) for row, job in enumerate(jobs)]
     else:
         histories = _history_matrix(jobs, model.n_items)
-        if all(job.allowed is None and job.exclude for job in jobs):
-            retrieved = model.retrieve(histories, k)  # a large catalogue behind an ANN index
-        if retrieved is None:
-            scores = np.array(model.score_histories(histories), dtype=np.float32, copy=True)
-            history = np.zeros(scores.shape, dtype=bool)
-            rows = np.repeat(np.arange(len(jobs)), np.diff(histories.indptr))
-            history[rows, histories.indices] = True
-            retrieved = _select(jobs, scores, history, k)
-    indices, best = retrieved
+        if model.has_index:
+            results = _retrieved(model, jobs, histories)
+        else:
+            results = _scored(model, jobs, histories, k)
     SCORING_SECONDS.observe(time.perf_counter() - started)
     BATCH_SIZE.observe(len(jobs))
+    return results
+
+
+def _retrieved(model: Recommender, jobs: list[ScoringJob], histories: sp.csr_matrix) -> list[TopK]:
+    """Each job's top-k as alone from a model with an index (a large catalogue).
+
+    Alone, a job without a filter that excludes its history is retrieved from the
+    index with its own ``k``, and the others are scored; so is each job in a batch:
+    an approximate search finds more with a larger ``k``, and scoring finds what the
+    index may miss, so a companion's ``k`` or options must not choose for it.
+    """
+    rows_by_k: dict[int, list[int]] = {}
+    rest: list[int] = []
+    for row, job in enumerate(jobs):
+        if job.allowed is None and job.exclude:
+            rows_by_k.setdefault(job.k, []).append(row)
+        else:
+            rest.append(row)
+    results: list[TopK | None] = [None] * len(jobs)
+    for k, rows in rows_by_k.items():
+        retrieved = model.retrieve(histories if len(rows) == len(jobs) else histories[rows], k)
+        if retrieved is None:  # the index declined: scored like the rest
+            rest.extend(rows)
+            continue
+        for position, row in enumerate(rows):
+            results[row] = (retrieved[0][position], retrieved[1][position])
+    if rest:
+        subset = [jobs[row] for row in rest]
+        rest_histories = histories if len(rest) == len(jobs) else histories[rest]
+        scored = _scored(model, subset, rest_histories, max(job.k for job in subset))
+        for row, result in zip(rest, scored, strict=True):
+            results[row] = result
+    return [result for result in results if result is not None]
+
+
+def _scored(
+    model: Recommender, jobs: list[ScoringJob], histories: sp.csr_matrix, k: int
+) -> list[TopK]:
+    """Each job's top-k from the model's scores of every item (``k``: the largest)."""
+    scores = np.array(model.score_histories(histories), dtype=np.float32, copy=True)
+    history = np.zeros(scores.shape, dtype=bool)
+    rows = np.repeat(np.arange(len(jobs)), np.diff(histories.indptr))
+    history[rows, histories.indices] = True
+    indices, best = _select(jobs, scores, history, k)
     return [(indices[row, : job.k], best[row, : job.k]) for row, job in enumerate(jobs)]
 
 
