@@ -34,13 +34,19 @@ def features(redis_url: str) -> Iterator[RealtimeFeatures]:
     store.close()
 
 
+def _fresh_topic(kafka_bootstrap: str, partitions: int) -> tuple[str, KafkaProducer]:
+    """A new topic of ``partitions`` with its ``.dlq`` topic (one partition), and a
+    producer to write to them."""
+    topic = f"t.proc.{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka_bootstrap, {topic: partitions, f"{topic}.dlq": 1})
+    return topic, KafkaProducer(kafka_bootstrap, client_id="test")
+
+
 def test_processor_applies_dedups_and_dead_letters_on_kafka_and_redis(
     kafka_bootstrap: str, features: RealtimeFeatures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = f"t.proc.{uuid.uuid4().hex[:10]}"
-    topic, dlq_topic = name, f"{name}.dlq"
-    ensure_topics(kafka_bootstrap, {topic: 3, dlq_topic: 1})
-    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    topic, producer = _fresh_topic(kafka_bootstrap, 3)
+    dlq_topic = f"{topic}.dlq"
     now = time.time()
     events = [
         InteractionEvent(event_id=f"e{i}", user_id=f"u{i % 5}", item_id=f"i{i}", timestamp=now)
@@ -49,7 +55,7 @@ def test_processor_applies_dedups_and_dead_letters_on_kafka_and_redis(
     records = [(event_key(e), encode_event(e)) for e in events]
     producer.produce(topic, [*records, (b"u0", b"{broken"), *records[:10]])
 
-    consumer = KafkaConsumer(kafka_bootstrap, f"{name}.g", [topic])
+    consumer = KafkaConsumer(kafka_bootstrap, f"{topic}.g", [topic])
     processor = StreamProcessor(consumer, realtime_sink(features), producer, max_batch=20)
     # The processor writes dead letters to the fixed DLQ topic; point it at ours.
     monkeypatch.setattr("mlrec.events.processor.DLQ_TOPIC", dlq_topic)
@@ -65,7 +71,7 @@ def test_processor_applies_dedups_and_dead_letters_on_kafka_and_redis(
     assert processor.stats.dead_letters == 1
     assert sum(len(features.recent_items(f"u{u}")) for u in range(5)) == 50
 
-    dlq_consumer = KafkaConsumer(kafka_bootstrap, f"{name}.dlq-reader", [dlq_topic])
+    dlq_consumer = KafkaConsumer(kafka_bootstrap, f"{topic}.dlq-reader", [dlq_topic])
     try:
         [letter] = poll_until(dlq_consumer, 1, 20)
     finally:
@@ -75,7 +81,7 @@ def test_processor_applies_dedups_and_dead_letters_on_kafka_and_redis(
     assert base64.b64decode(body["payload_b64"]) == b"{broken"
 
     # Everything was committed: the group has nothing left.
-    again = KafkaConsumer(kafka_bootstrap, f"{name}.g", [topic])
+    again = KafkaConsumer(kafka_bootstrap, f"{topic}.g", [topic])
     try:
         assert poll_until(again, 1, 5) == []
         assert again.lag() == 0
@@ -90,18 +96,16 @@ def test_a_record_with_a_key_near_the_record_limit_is_dead_lettered_on_kafka(
     # Kafka takes the record (key and value under its 1 MB); a dead letter carrying the
     # whole key beside the payload would not fit, be refused every time, and hold the
     # partition (and the good event behind it) for good.
-    name = f"t.proc.{uuid.uuid4().hex[:10]}"
-    topic, dlq_topic = name, f"{name}.dlq"
-    ensure_topics(kafka_bootstrap, {topic: 1, dlq_topic: 1})
-    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    topic, producer = _fresh_topic(kafka_bootstrap, 1)
+    dlq_topic = f"{topic}.dlq"
     good = InteractionEvent(event_id="e1", user_id="u1", item_id="i1", timestamp=time.time())
     key = b"k" * 700_000
     producer.produce(topic, [(key, b"x" * 250_000), (event_key(good), encode_event(good))])
 
-    consumer = KafkaConsumer(kafka_bootstrap, f"{name}.g", [topic])
+    consumer = KafkaConsumer(kafka_bootstrap, f"{topic}.g", [topic])
     processor = StreamProcessor(consumer, realtime_sink(features), producer, max_batch=20)
     monkeypatch.setattr("mlrec.events.processor.DLQ_TOPIC", dlq_topic)
-    dlq_consumer = KafkaConsumer(kafka_bootstrap, f"{name}.dlq-reader", [dlq_topic])
+    dlq_consumer = KafkaConsumer(kafka_bootstrap, f"{topic}.dlq-reader", [dlq_topic])
     try:
         deadline = time.monotonic() + 30
         while processor.stats.records < 2 and time.monotonic() < deadline:
@@ -121,9 +125,7 @@ def test_a_record_with_a_key_near_the_record_limit_is_dead_lettered_on_kafka(
 def test_failed_batch_is_redelivered_after_rewind_on_kafka(
     kafka_bootstrap: str, features: RealtimeFeatures
 ) -> None:
-    topic = f"t.proc.{uuid.uuid4().hex[:10]}"
-    ensure_topics(kafka_bootstrap, {topic: 2})
-    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    topic, producer = _fresh_topic(kafka_bootstrap, 2)
     now = time.time()
     events = [
         InteractionEvent(event_id=f"e{i}", user_id=f"u{i % 3}", item_id=f"i{i}", timestamp=now)
@@ -186,9 +188,7 @@ class CoordinatorHiccup:
 def test_no_batch_is_skipped_on_kafka_when_the_rewind_fails_after_a_lost_commit(
     kafka_bootstrap: str,
 ) -> None:
-    topic = f"t.proc.{uuid.uuid4().hex[:10]}"
-    ensure_topics(kafka_bootstrap, {topic: 1})
-    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    topic, producer = _fresh_topic(kafka_bootstrap, 1)
     events = [
         InteractionEvent(event_id=f"e{i}", user_id=f"u{i % 50}", item_id="i") for i in range(400)
     ]
@@ -247,9 +247,7 @@ def test_lag_gauge_drops_to_zero_after_a_backlog_while_the_processor_keeps_polli
     """Regression (audit defect 2): the gauge was read by a side thread from the
     consumer the loop polls; librdkafka serialised the calls, the side thread starved
     once the loop idle-polled, and the gauge kept its backlog value for good."""
-    topic = f"t.proc.lag.{uuid.uuid4().hex[:10]}"
-    ensure_topics(kafka_bootstrap, {topic: 2})
-    producer = KafkaProducer(kafka_bootstrap, client_id="test")
+    topic, producer = _fresh_topic(kafka_bootstrap, 2)
     total = 4000
     events = [
         InteractionEvent(event_id=f"e{i}", user_id=f"u{i % 50}", item_id=f"i{i}")

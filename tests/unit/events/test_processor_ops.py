@@ -35,16 +35,26 @@ RECOVERED = "stream processor recovered"
 
 
 class Outage:
-    """A sink that fails (as an unreachable store does) ``failures`` times, then applies."""
+    """A sink that fails ``failures`` times, then applies; by default as an unreachable
+    store does, or with ``error`` (a type and its message)."""
 
-    def __init__(self, failures: int) -> None:
+    def __init__(
+        self,
+        failures: int,
+        error: tuple[type[Exception], str] = (
+            BackendUnavailableError,
+            "Redis is unavailable: connection refused",
+        ),
+    ) -> None:
         self.failures = failures
+        self.error = error
         self.features = RealtimeFeatures(InMemoryOnlineStore())
 
     def __call__(self, events: Sequence[InteractionEvent]) -> int:
         if self.failures:
             self.failures -= 1
-            raise BackendUnavailableError("Redis is unavailable: connection refused")
+            kind, message = self.error
+            raise kind(message)
         return realtime_sink(self.features)(events)
 
 
@@ -221,15 +231,19 @@ def test_batch_duration_counts_the_batchs_own_work_not_the_wait_for_records(
     # Regression (metrics audit): the pipelined clock ran from before the wait for the
     # previous batch to after the next poll, so a quiet stream reported at least the
     # poll timeout per batch. Here each poll takes 10 s of a fake clock; the batches'
-    # own work takes none of it.
+    # own work takes none of it. (One clock per thread: the apply runs on the
+    # processor's worker thread, and a poll overlapping it is not its work.)
     import mlrec.events.processor as processor_module
 
-    clock = [0.0]
-    monkeypatch.setattr(processor_module.time, "perf_counter", lambda: clock[0])
+    clocks: dict[int, float] = {}
+    monkeypatch.setattr(
+        processor_module.time, "perf_counter", lambda: clocks.get(threading.get_ident(), 0.0)
+    )
 
     class SlowPolls(DelegatingConsumer):
         def poll(self, max_records: int, timeout_seconds: float) -> list[LogRecord]:
-            clock[0] += 10.0
+            me = threading.get_ident()
+            clocks[me] = clocks.get(me, 0.0) + 10.0
             return self.inner.poll(max_records, timeout_seconds)
 
     log = SqliteEventLog(tmp_path / "events.db", partitions=1)
@@ -257,30 +271,18 @@ def test_batch_duration_counts_the_batchs_own_work_not_the_wait_for_records(
     assert len(observed) == 3 and max(observed) < 10.0
 
 
-class Refusing:
-    """A sink that refuses ``failures`` times with the same non-outage error."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.features = RealtimeFeatures(InMemoryOnlineStore())
-
-    def __call__(self, events: Sequence[InteractionEvent]) -> int:
-        if self.failures:
-            self.failures -= 1
-            raise PermissionError("topic authorization failed")
-        return realtime_sink(self.features)(events)
-
-
 def test_a_lasting_refusal_logs_its_traceback_once_then_one_line_per_attempt(
     tmp_path: Path, handler: StopOnRecovery, caplog: pytest.LogCaptureFixture
 ) -> None:
     # retried every second, a refusal that lasts logged a whole traceback each time
+    refusal = (PermissionError, "topic authorization failed")
     log = SqliteEventLog(tmp_path / "events.db", partitions=1)
     log.ensure_topics({INTERACTIONS_TOPIC: 1, DLQ_TOPIC: 1})
     producer = log.producer()
     event = InteractionEvent(user_id="u", item_id="i", event_id="e", timestamp=1e9)
     producer.produce(INTERACTIONS_TOPIC, [(event_key(event), encode_event(event))])
-    processor = StreamProcessor(log.consumer("g", [INTERACTIONS_TOPIC]), Refusing(3), producer)
+    consumer = log.consumer("g", [INTERACTIONS_TOPIC])
+    processor = StreamProcessor(consumer, Outage(3, refusal), producer)
     handler.processor = processor
     thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.01})
     with caplog.at_level(logging.INFO, logger="mlrec.events.processor"):

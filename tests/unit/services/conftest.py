@@ -55,9 +55,14 @@ class Harness:
             self.registry.promote("default", version.version)
         return version.version
 
+    def model_server(self) -> ModelServer:
+        """A model server of the name ``default`` on this registry and store (not
+        refreshed yet)."""
+        return ModelServer(self.registry, self.store, self.tmp / "cache", "default")
+
     def state(self, online: OnlineStore | None = None) -> ApiState:
         online = online or InMemoryOnlineStore()
-        models = ModelServer(self.registry, self.store, self.tmp / "cache", "default")
+        models = self.model_server()
         models.refresh()
         realtime = RealtimeFeatures(online)
         log = SqliteEventLog(self.tmp / "events.db", partitions=2)

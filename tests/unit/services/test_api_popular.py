@@ -13,7 +13,7 @@ from mlrec.core.clock import ManualClock
 from mlrec.features.realtime import DAY, Interaction, RealtimeFeatures
 from mlrec.services.api.app import create_app
 from mlrec.services.api.batching import ScoringBatcher
-from mlrec.services.api.model_server import ModelServer, ServedModel
+from mlrec.services.api.model_server import ServedModel
 from mlrec.services.api.service import RecommendationService
 from tests.unit.services.conftest import Harness, wait_for
 
@@ -22,7 +22,7 @@ from tests.unit.services.conftest import Harness, wait_for
 def service(harness: Harness) -> Iterator[RecommendationService]:
     """A service whose clock stands two half-lives (days) after the model was trained."""
     harness.publish("ease")
-    models = ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default")
+    models = harness.model_server()
     assert models.refresh() and models.current is not None
     clock = ManualClock(models.current.version.created_at.timestamp() + 2 * DAY)
     realtime = RealtimeFeatures(InMemoryOnlineStore(clock), clock=clock)

@@ -217,7 +217,7 @@ def _serving_production(harness: Harness, version: int) -> tuple[ModelServer, li
         fetched.append(sha256),
         fetch(sha256, destination),
     )[-1]
-    return ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default"), fetched
+    return harness.model_server(), fetched
 
 
 def test_an_artifact_that_cannot_be_loaded_is_not_downloaded_again_at_every_poll(

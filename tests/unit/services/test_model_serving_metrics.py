@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from mlrec.services.api.model_server import ModelServer
 from tests.unit.services.conftest import Harness
 
 
@@ -27,7 +26,7 @@ def test_loads_hot_swaps_and_failed_loads_are_counted_and_a_failure_is_a_gauge(
     # loaded were only logged and shown by /ready; no metric an alert could use.
     loaded, failed = loads("loaded"), loads("failed")
     harness.publish("ease")
-    server = ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default")
+    server = harness.model_server()
 
     assert server.refresh()
     assert (loads("loaded"), loads("failed")) == (loaded + 1, failed)
@@ -55,7 +54,7 @@ def test_the_model_error_gauge_is_set_while_the_registry_does_not_answer(
     harness: Harness,
 ) -> None:
     harness.publish("ease")
-    server = ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default")
+    server = harness.model_server()
     assert server.refresh()
     failed = loads("failed")
 

@@ -7,7 +7,6 @@ import shutil
 
 from mlrec.backends.sqlite_log import SqliteEventLog
 from mlrec.events.log import MODELS_PROMOTED_TOPIC
-from mlrec.services.api.model_server import ModelServer
 from mlrec.services.api.promotions import PromotionListener
 from tests.unit.services.conftest import Harness, wait_for
 
@@ -16,7 +15,7 @@ def test_a_repromoted_version_whose_artifact_was_repaired_is_loaded_at_the_annou
     harness: Harness,
 ) -> None:
     harness.publish("ease")
-    server = ModelServer(harness.registry, harness.store, harness.tmp / "cache", "default")
+    server = harness.model_server()
     assert server.refresh()
     version = harness.publish("itemknn", promote=False)
     sha = harness.registry.get("default", version).artifact_sha256
