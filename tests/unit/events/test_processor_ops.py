@@ -34,6 +34,25 @@ from tests.unit.events.consumers import DelegatingConsumer
 RECOVERED = "stream processor recovered"
 
 
+def clicks(n: int, users: int = 1) -> list[InteractionEvent]:
+    """``n`` events with ids ``e0..``, on items ``i0..``, spread over users ``u0..``."""
+    return [
+        InteractionEvent(user_id=f"u{i % users}", item_id=f"i{i}", event_id=f"e{i}", timestamp=1e9)
+        for i in range(n)
+    ]
+
+
+def log_holding(
+    tmp_path: Path, events: Sequence[InteractionEvent], partitions: int = 1
+) -> tuple[SqliteEventLog, EventProducer]:
+    """An embedded log whose interactions topic holds ``events``, and its producer."""
+    log = SqliteEventLog(tmp_path / "events.db", partitions=partitions)
+    log.ensure_topics({INTERACTIONS_TOPIC: partitions, DLQ_TOPIC: 1})
+    producer = log.producer()
+    producer.produce(INTERACTIONS_TOPIC, [(event_key(e), encode_event(e)) for e in events])
+    return log, producer
+
+
 class Outage:
     """A sink that fails ``failures`` times, then applies; by default as an unreachable
     store does, or with ``error`` (a type and its message)."""
@@ -93,14 +112,7 @@ def test_one_line_says_the_processor_recovered_once_a_batch_is_committed_again(
     # Regression (ops audit): each failed attempt logged a warning, and nothing said
     # when the store was back: an operator could not tell a recovered processor from
     # one that had gone quiet.
-    log = SqliteEventLog(tmp_path / "events.db", partitions=2)
-    log.ensure_topics({INTERACTIONS_TOPIC: 2, DLQ_TOPIC: 1})
-    producer = log.producer()
-    events = [
-        InteractionEvent(user_id=f"u{i % 3}", item_id=f"i{i}", event_id=f"e{i}", timestamp=1e9)
-        for i in range(30)
-    ]
-    producer.produce(INTERACTIONS_TOPIC, [(event_key(e), encode_event(e)) for e in events])
+    log, producer = log_holding(tmp_path, clicks(30, users=3), partitions=2)
     sink = Outage(failures=2)
     processor = StreamProcessor(
         log.consumer("g", [INTERACTIONS_TOPIC]), sink, producer, max_batch=10, pipeline=pipeline
@@ -125,11 +137,8 @@ def test_one_line_says_the_processor_recovered_once_a_batch_is_committed_again(
 def test_a_processor_that_fails_nothing_logs_no_recovery(
     tmp_path: Path, handler: StopOnRecovery
 ) -> None:
-    log = SqliteEventLog(tmp_path / "events.db", partitions=1)
-    log.ensure_topics({INTERACTIONS_TOPIC: 1, DLQ_TOPIC: 1})
-    producer = log.producer()
     event = InteractionEvent(user_id="u", item_id="i", event_id="e", timestamp=time.time())
-    producer.produce(INTERACTIONS_TOPIC, [(event_key(event), encode_event(event))])
+    log, producer = log_holding(tmp_path, [event])
     processor = StreamProcessor(log.consumer("g", [INTERACTIONS_TOPIC]), Outage(0), producer)
     while processor.run_once():
         pass
@@ -194,15 +203,8 @@ def test_a_batch_applied_while_the_next_one_fails_counts_as_applied(tmp_path: Pa
     # when the next one failed (here, its dead letter), without counting what that
     # batch had applied; redelivered, its events counted as duplicates only, so
     # "applied" read 0 for 5 events that were in the store.
-    log = SqliteEventLog(tmp_path / "events.db", partitions=1)
-    log.ensure_topics({INTERACTIONS_TOPIC: 1, DLQ_TOPIC: 1})
-    producer = log.producer()
-    events = [
-        InteractionEvent(user_id="u1", item_id=f"i{i}", event_id=f"e{i}", timestamp=1e9)
-        for i in range(5)
-    ]
-    producer.produce(INTERACTIONS_TOPIC, [(event_key(e), encode_event(e)) for e in events])
-    producer.produce(INTERACTIONS_TOPIC, [(b"u1", b"{broken")])
+    log, producer = log_holding(tmp_path, clicks(5))
+    producer.produce(INTERACTIONS_TOPIC, [(b"u0", b"{broken")])
     sink = Outage(failures=0)
     processor = StreamProcessor(
         log.consumer("g", [INTERACTIONS_TOPIC]),
@@ -220,7 +222,7 @@ def test_a_batch_applied_while_the_next_one_fails_counts_as_applied(tmp_path: Pa
         thread.join(timeout=30)
         producer.close()
 
-    assert len(sink.features.recent_items("u1")) == 5
+    assert len(sink.features.recent_items("u0")) == 5
     assert processor.stats.applied == 5
     assert processor.stats.duplicates == 5  # the redelivered batch
 
@@ -246,14 +248,7 @@ def test_batch_duration_counts_the_batchs_own_work_not_the_wait_for_records(
             clocks[me] = clocks.get(me, 0.0) + 10.0
             return self.inner.poll(max_records, timeout_seconds)
 
-    log = SqliteEventLog(tmp_path / "events.db", partitions=1)
-    log.ensure_topics({INTERACTIONS_TOPIC: 1, DLQ_TOPIC: 1})
-    producer = log.producer()
-    events = [
-        InteractionEvent(user_id="u1", item_id=f"i{i}", event_id=f"e{i}", timestamp=1e9)
-        for i in range(6)
-    ]
-    producer.produce(INTERACTIONS_TOPIC, [(event_key(e), encode_event(e)) for e in events])
+    log, producer = log_holding(tmp_path, clicks(6))
     observed: list[float] = []
     monkeypatch.setattr(processor_module.BATCH_SECONDS, "observe", observed.append)
     processor = StreamProcessor(
@@ -276,11 +271,7 @@ def test_a_lasting_refusal_logs_its_traceback_once_then_one_line_per_attempt(
 ) -> None:
     # retried every second, a refusal that lasts logged a whole traceback each time
     refusal = (PermissionError, "topic authorization failed")
-    log = SqliteEventLog(tmp_path / "events.db", partitions=1)
-    log.ensure_topics({INTERACTIONS_TOPIC: 1, DLQ_TOPIC: 1})
-    producer = log.producer()
-    event = InteractionEvent(user_id="u", item_id="i", event_id="e", timestamp=1e9)
-    producer.produce(INTERACTIONS_TOPIC, [(event_key(event), encode_event(event))])
+    log, producer = log_holding(tmp_path, clicks(1))
     consumer = log.consumer("g", [INTERACTIONS_TOPIC])
     processor = StreamProcessor(consumer, Outage(3, refusal), producer)
     handler.processor = processor
