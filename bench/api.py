@@ -221,9 +221,13 @@ def main() -> None:
     hit_share: dict[str, list[float]] = {name: [] for name in results if name.startswith("mlrec")}
     payload_file = work / "payload.json"
     mlrec = start_server("mlrec.services.api.app:create_app", 8301, env, args.workers, True)
-    with urllib.request.urlopen(f"http://127.0.0.1:8301/v1/recommendations/{users[0]}?k=10") as r:
-        payload = r.read()
+    # answers differ in size (titles): the bare servers send one of median size
+    answers = []
+    for user in users:
+        with urllib.request.urlopen(f"http://127.0.0.1:8301/v1/recommendations/{user}?k=10") as r:
+            answers.append(r.read())
     stop(mlrec)
+    payload = sorted(answers, key=len)[len(answers) // 2]
     payload_file.write_bytes(payload)
     bare_env = {**env, "BARE_PAYLOAD": str(payload_file)}
     (work / "bare_app.py").write_text(BARE_APP)

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -163,8 +164,9 @@ def main() -> int:
         time.sleep(2)
         latencies: list[float] = []
         timeouts = 0
+        run = uuid.uuid4().hex[:12]  # never a user an earlier run left on the topic
         for probe in range(args.probes):
-            user = f"probe-{os.getpid()}-{probe}"
+            user = f"probe-{run}-{probe}"
             item = random.choice(items)
             assert (
                 post(f"{base}/v1/events", {"user_id": user, "item_id": item, "type": "click"})

@@ -32,12 +32,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rich.console import Console
 
 from _services import ROOT, delete_topics, ensure_services, quiet_logging
-from ingest import make_events, open_store, realtime_sink
+from ingest import make_events, open_store
 from mlrec.backends.kafka import KafkaConsumer, KafkaProducer, ensure_topics
 from mlrec.backends.spool import DurableProducer
 from mlrec.events import DLQ_TOPIC
 from mlrec.events.processor import StreamProcessor
 from mlrec.features.realtime import RealtimeFeatures
+from mlrec.services.stream import RealtimeSink
+
+
+class _IdSink(RealtimeSink):
+    """The processor's sink, also noting the event ids of every batch it applied: the
+    summary counts accepted *ids* that reached the store, not a total that a refused
+    but delivered batch or a double apply could bring back to ``accepted``."""
+
+    def __init__(self, realtime: RealtimeFeatures) -> None:
+        super().__init__(realtime)
+        self.applied_ids: set[str] = set()
+
+    def prepare(self, events):  # type: ignore[no-untyped-def]
+        return super().prepare(events), [e.event_id for e in events]
+
+    def apply(self, prepared):  # type: ignore[no-untyped-def]
+        batch, ids = prepared
+        count = super().apply(batch)
+        self.applied_ids.update(ids)  # applied now, or earlier (skipped as a duplicate)
+        return count
 
 
 def restart_broker(console: Console) -> float:
@@ -98,9 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         producer.start()
         consumer = KafkaConsumer(bootstrap, f"bench.loss.{uuid.uuid4().hex[:8]}", [topic])
         dlq = KafkaProducer(bootstrap, client_id="bench-loss-dlq", delivery_timeout_s=3.0)
+        sink = _IdSink(RealtimeFeatures(store, prefix="loss_"))
         processor = StreamProcessor(
             consumer,
-            realtime_sink(RealtimeFeatures(store, prefix="loss_")),
+            sink,
             dlq,
             max_batch=5000,
             pipeline=True,  # as `mlrec serve stream` runs it
@@ -109,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         proc_thread.start()
 
         accepted = 0
+        accepted_ids: list[str] = []
         refused = 0
         max_spooled = 0
         restart_at = int(args.events * args.restart_at)
@@ -119,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 producer.produce(topic, chunk)
                 accepted += len(chunk)
+                accepted_ids.extend(f"bench-{i}" for i in range(start, start + len(chunk)))
             except Exception as exc:  # not accepted: the API would answer 503
                 refused += len(chunk)
                 console.print(f"[red]batch refused: {exc}")
@@ -141,8 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         console.print(f"spool drained ({producer.spooled()} left); waiting for the processor")
         last, last_change = -1, time.monotonic()
         while time.monotonic() < deadline:
-            done = processor.stats.applied
-            if done >= accepted:
+            done = len(sink.applied_ids)
+            if sink.applied_ids.issuperset(accepted_ids):
                 break
             if done != last:
                 last, last_change = done, time.monotonic()
@@ -166,7 +189,14 @@ def main(argv: list[str] | None = None) -> None:
         f"{stats.duplicates:,} duplicates (redelivered or re-sent, skipped by event id), "
         f"{stats.dead_letters} dead letters"
     )
-    print(f"loss: accepted={accepted} applied={stats.applied}")
+    applied = len(sink.applied_ids.intersection(accepted_ids))
+    console.print(
+        f"accepted event ids applied: {applied:,} of {len(accepted_ids):,} "
+        f"({len(accepted_ids) - applied:,} lost); ids applied that were not accepted: "
+        f"{len(sink.applied_ids.difference(accepted_ids)):,}; applied total "
+        f"{stats.applied:,} (a difference from the ids means an event applied twice)"
+    )
+    print(f"loss: accepted={accepted} applied={applied}")
 
 
 if __name__ == "__main__":

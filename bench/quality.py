@@ -233,11 +233,18 @@ def implicit_grids(quick: bool) -> dict[str, Grid]:
 
     Chosen so that the validation optimum lies inside the grid: for ALS on a binary
     ML-100K regularization matters most (best near 50, far above the default 0.01);
-    for BPR a learning rate below the default 0.01 (best near 0.003).
+    for BPR a learning rate below the default 0.01 (best near 0.003). ALS may also take
+    the ratings as confidence (``binary=False``), as mlrec's models may use them as
+    weights; BPR only sees which entries exist.
     """
     if quick:
         return {
-            "als": product(factors=[32, 64], regularization=[10.0, 50.0], alpha=[5.0, 10.0]),
+            "als": product(
+                factors=[32, 64],
+                regularization=[10.0, 50.0],
+                alpha=[5.0, 10.0],
+                binary=[True, False],
+            ),
             "bpr": product(
                 factors=[64], learning_rate=[0.003, 0.01], regularization=[0.01], iterations=[100]
             ),
@@ -247,6 +254,7 @@ def implicit_grids(quick: bool) -> dict[str, Grid]:
             factors=[32, 64, 128, 256],
             regularization=[1.0, 10.0, 50.0, 100.0],
             alpha=[1.0, 5.0, 10.0, 40.0],
+            binary=[True, False],
         ),
         "bpr": product(
             factors=[64, 128],
@@ -269,7 +277,9 @@ def implicit_fit_score(
     from implicit.cpu.bpr import BayesianPersonalizedRanking
     from threadpoolctl import threadpool_limits
 
-    matrix = train.to_csr(binary=True)
+    params = dict(params)
+    # confidence from the ratings, as mlrec's models may weigh them (``binary``: 0/1)
+    matrix = train.to_csr(binary=bool(params.pop("binary", True)))
     lookup = np.asarray([train.items.get(item_id) for item_id in test.items.ids()], dtype=object)
     relevant: dict[int, set[int]] = {}
     for user, item in zip(test.user_idx.tolist(), test.item_idx.tolist(), strict=True):
