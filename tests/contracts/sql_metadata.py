@@ -396,5 +396,5 @@ class SqlMetadataContract:
         finally:
             event.remove(Engine, "before_cursor_execute", refuse)
         message = str(info.value)
-        assert message.startswith("cannot bring the schema of the database ")
-        assert message.endswith(" up to date: permission denied for schema x")
+        assert message.startswith("cannot update the schema of the database ")
+        assert message.endswith(": permission denied for schema x")

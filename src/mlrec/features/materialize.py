@@ -7,13 +7,14 @@ and the next run reads only rows newer than it.
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -191,35 +192,30 @@ class FileSource:
         self.entity_column = entity_column or view.entity
         self.timestamp_column = timestamp_column
 
+    def _parquet_batches(self, handle: BinaryIO) -> Iterator[list[dict[str, Any]]]:
+        """The file's rows, decoded :data:`_PARQUET_BATCH_ROWS` at a time."""
+        try:
+            import pyarrow
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise DataError("reading Parquet needs pyarrow: pip install pyarrow") from None
+        try:
+            for batch in pq.ParquetFile(handle).iter_batches(_PARQUET_BATCH_ROWS):
+                yield batch.to_pylist()
+        except pyarrow.ArrowException as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"{self.path}: not a readable Parquet file ({reason})") from None
+
     def _records(self) -> Iterator[tuple[int, dict[str, Any]]]:
         if self.path.suffix.lower() == ".parquet":
-            try:
-                import pyarrow
-                import pyarrow.parquet as pq
-            except ImportError:
-                raise DataError("reading Parquet needs pyarrow: pip install pyarrow") from None
             # opened here: pyarrow's own "file not found" names the path but not the
             # reason, where Python's OSError says both, as for a CSV
             with self.path.open("rb") as handle:
                 # a record batch at a time: the whole table as Python dicts takes about
                 # 0.7 GB per million rows, all of it before the first row is written
-                batches: Iterator[Any] | None = None
-                index = 2
-                while True:
-                    try:
-                        if batches is None:
-                            batches = pq.ParquetFile(handle).iter_batches(_PARQUET_BATCH_ROWS)
-                        batch = next(batches, None)
-                    except pyarrow.ArrowException as exc:
-                        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                        raise DataError(
-                            f"{self.path}: not a readable Parquet file ({reason})"
-                        ) from None
-                    if batch is None:
-                        return
-                    for record in batch.to_pylist():
-                        yield index, record
-                        index += 1
+                rows = itertools.chain.from_iterable(self._parquet_batches(handle))
+                yield from enumerate(rows, start=2)
+                return
         # utf-8-sig: a byte order mark (Excel's "CSV UTF-8") is not part of the header
         with self.path.open(newline="", encoding="utf-8-sig") as handle:
             try:

@@ -92,6 +92,18 @@ class StopOnRecovery(logging.Handler):
             self.recovered.set()
             self.processor.stop()
 
+    def run_until_recovered(self, processor: StreamProcessor) -> None:
+        """Run ``processor`` in a thread until it logs its recovery (30 s at most),
+        then stop it."""
+        self.processor = processor
+        thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.01})
+        thread.start()
+        try:
+            self.recovered.wait(timeout=30)
+        finally:
+            processor.stop()
+            thread.join(timeout=30)
+
 
 @pytest.fixture
 def handler() -> Iterator[StopOnRecovery]:
@@ -117,15 +129,8 @@ def test_one_line_says_the_processor_recovered_once_a_batch_is_committed_again(
     processor = StreamProcessor(
         log.consumer("g", [INTERACTIONS_TOPIC]), sink, producer, max_batch=10, pipeline=pipeline
     )
-    handler.processor = processor
-    thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.01})
-    thread.start()
-    try:
-        handler.recovered.wait(timeout=30)
-    finally:
-        processor.stop()
-        thread.join(timeout=30)
-        producer.close()
+    handler.run_until_recovered(processor)
+    producer.close()
 
     recoveries = [m for m in handler.messages if RECOVERED in m]
     assert len(recoveries) == 1
@@ -274,16 +279,9 @@ def test_a_lasting_refusal_logs_its_traceback_once_then_one_line_per_attempt(
     log, producer = log_holding(tmp_path, clicks(1))
     consumer = log.consumer("g", [INTERACTIONS_TOPIC])
     processor = StreamProcessor(consumer, Outage(3, refusal), producer)
-    handler.processor = processor
-    thread = threading.Thread(target=processor.run, kwargs={"retry_delay": 0.01})
     with caplog.at_level(logging.INFO, logger="mlrec.events.processor"):
-        thread.start()
-        try:
-            handler.recovered.wait(timeout=30)
-        finally:
-            processor.stop()
-            thread.join(timeout=30)
-            producer.close()
+        handler.run_until_recovered(processor)
+    producer.close()
 
     failed = [r for r in caplog.records if "batch failed" in r.getMessage()]
     assert len(failed) == 3

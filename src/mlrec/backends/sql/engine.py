@@ -8,13 +8,12 @@ from typing import Any
 
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import DBAPIError
 
 from mlrec.backends._sqlite import enable_wal
 from mlrec.core.errors import BackendUnavailableError
 from mlrec.core.urls import normalise_database_url, sqlite_file
 
-__all__ = ["IMMEDIATE", "begin_write", "connect", "create_sql_engine", "normalise_url"]
+__all__ = ["IMMEDIATE", "begin_write", "create_sql_engine", "database_error", "normalise_url"]
 
 IMMEDIATE = "mlrec_sqlite_begin_immediate"
 """Execution option: on SQLite, begin the connection's transactions with ``BEGIN
@@ -63,7 +62,7 @@ def create_sql_engine(url: str) -> Engine:
 
     Failing to connect, or losing the connection during a statement, raises
     :class:`BackendUnavailableError` (one line naming the database, its password
-    masked) from every use of the engine, as :func:`connect` does.
+    masked) from every use of the engine.
     """
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -85,7 +84,8 @@ def create_sql_engine(url: str) -> Engine:
     return engine
 
 
-def _unavailable_message(url: URL, what: str, error: BaseException) -> str:
+def database_error(url: URL, what: str, error: BaseException) -> str:
+    """One line: ``<what> the database <url, password masked>: <the error's first line>``."""
     lines = str(error).strip().splitlines()
     reason = lines[0] if lines else type(error).__name__
     return f"{what} the database {url.render_as_string(hide_password=True)}: {reason}"
@@ -103,7 +103,7 @@ def _unavailable(context: ExceptionContext) -> None:
         what = "lost the connection to"
     else:
         return
-    message = _unavailable_message(context.engine.url, what, context.original_exception)
+    message = database_error(context.engine.url, what, context.original_exception)
     raise BackendUnavailableError(message)
 
 
@@ -139,19 +139,3 @@ def begin_write(engine: Engine) -> AbstractContextManager[Connection]:
     another writer committed meanwhile. Elsewhere it is ``engine.begin()``.
     """
     return engine.execution_options(**{IMMEDIATE: True}).begin()
-
-
-def connect(engine: Engine) -> Connection:
-    """Open a connection, turning "cannot connect" into :class:`BackendUnavailableError`.
-
-    Errors raised while connecting (refused, unknown host, bad credentials, a SQLite
-    file that cannot be opened) become one readable line naming the database, its
-    password masked. Errors of the statements run afterwards are left alone here (an
-    engine of :func:`create_sql_engine` also reports a connection lost during a
-    statement as :class:`BackendUnavailableError`).
-    """
-    try:
-        return engine.connect()
-    except DBAPIError as exc:  # an engine not made by create_sql_engine
-        message = _unavailable_message(engine.url, "cannot connect to", exc.orig or exc)
-        raise BackendUnavailableError(message) from exc

@@ -12,7 +12,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from mlrec.backends.sql.engine import IMMEDIATE, connect, create_sql_engine
+from mlrec.backends.sql.engine import IMMEDIATE, create_sql_engine, database_error
 from mlrec.core.errors import BackendError
 
 __all__ = ["alembic_config", "upgrade_database"]
@@ -52,7 +52,7 @@ def upgrade_database(url: str, revision: str = "head") -> None:
     config = alembic_config(url)
     engine = create_sql_engine(url)
     try:
-        with connect(engine) as connection:
+        with engine.connect() as connection:
             with connection.begin():
                 _check_known_revision(connection, config)
                 if _at_revision(connection, config, revision):
@@ -68,10 +68,7 @@ def upgrade_database(url: str, revision: str = "head") -> None:
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
     except DBAPIError as exc:
-        lines = str(exc.orig or exc).strip().splitlines()
-        reason = lines[0] if lines else type(exc).__name__
-        where = engine.url.render_as_string(hide_password=True)
-        message = f"cannot bring the schema of the database {where} up to date: {reason}"
+        message = database_error(engine.url, "cannot update the schema of", exc.orig or exc)
         raise BackendError(message) from exc
     finally:
         engine.dispose()

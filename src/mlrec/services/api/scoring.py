@@ -160,7 +160,7 @@ def _retrieved(model: Recommender, jobs: list[ScoringJob], histories: sp.csr_mat
             rows_by_k.setdefault(job.k, []).append(row)
         else:
             rest.append(row)
-    results: list[TopK | None] = [None] * len(jobs)
+    results: dict[int, TopK] = {}
     for k, rows in rows_by_k.items():
         retrieved = model.retrieve(histories if len(rows) == len(jobs) else histories[rows], k)
         if retrieved is None:  # the index declined: scored like the rest
@@ -174,7 +174,7 @@ def _retrieved(model: Recommender, jobs: list[ScoringJob], histories: sp.csr_mat
         scored = _scored(model, subset, rest_histories, max(job.k for job in subset))
         for row, result in zip(rest, scored, strict=True):
             results[row] = result
-    return [result for result in results if result is not None]
+    return [results[row] for row in range(len(jobs))]
 
 
 def _scored(
